@@ -1,0 +1,139 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fromRoot } from '../paths.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { Umzug, type UmzugStorage } from 'umzug';
+import { providerOf, sqliteFile, type Provider } from './url.js';
+
+const MIGRATIONS_ROOT = fromRoot('prisma', 'migrations');
+const TABLE = '_latch_migrations';
+// Any constant works; every Latch process uses the same one to serialise migrations.
+const PG_LOCK_ID = 0x1a7c4;
+
+type Exec = (sql: string, params?: unknown[]) => Promise<unknown[]>;
+
+/** The names of the migrations this version ships for a provider, in order. */
+export const migrationNames = (provider: Provider) => migrationFiles(provider).map((m) => m.name);
+
+function migrationFiles(provider: Provider) {
+  const dir = join(MIGRATIONS_ROOT, provider);
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && /^\d{4}_/.test(d.name))
+    .map((d) => d.name)
+    .sort()
+    .map((name) => ({ name, sql: readFileSync(join(dir, name, 'migration.sql'), 'utf8') }));
+}
+
+function createUmzug(provider: Provider, exec: Exec, inTransaction: (fn: () => Promise<void>) => Promise<void>) {
+  const storage: UmzugStorage = {
+    async executed() {
+      await exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`);
+      const rows = (await exec(`SELECT name FROM ${TABLE} ORDER BY name`)) as { name: string }[];
+      return rows.map((r) => r.name);
+    },
+    async logMigration({ name }) {
+      await exec(`INSERT INTO ${TABLE} (name, applied_at) VALUES ($1, $2)`, [name, new Date().toISOString()]);
+    },
+    async unlogMigration({ name }) {
+      await exec(`DELETE FROM ${TABLE} WHERE name = $1`, [name]);
+    },
+  };
+  return new Umzug({
+    migrations: migrationFiles(provider).map(({ name, sql }) => ({
+      name,
+      up: () => inTransaction(async () => void (await exec(sql))),
+    })),
+    storage,
+    logger: undefined,
+  });
+}
+
+/** Applies pending migrations under a lock, so processes starting together apply each once. */
+export async function migrate(url: string): Promise<string[]> {
+  return providerOf(url) === 'sqlite' ? migrateSqlite(url) : migratePostgres(url);
+}
+
+/** Names of migrations not yet applied (for readiness checks and `latch migrate --status`). */
+export async function pendingMigrations(url: string): Promise<string[]> {
+  const provider = providerOf(url);
+  return withConnection(url, async (exec) =>
+    (await createUmzug(provider, exec, (fn) => fn()).pending()).map((m) => m.name),
+  );
+}
+
+async function migrateSqlite(url: string): Promise<string[]> {
+  const db = new Database(sqliteFile(url), { timeout: 10_000 });
+  try {
+    // WAL lets readers proceed while a writer commits; it is a property of the file.
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    const exec = sqliteExec(db);
+    // BEGIN IMMEDIATE takes the write lock now: a second process waits here, then finds nothing pending.
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const applied = await createUmzug('sqlite', exec, (fn) => fn()).up();
+      db.exec('COMMIT');
+      return applied.map((m) => m.name);
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  } finally {
+    db.close();
+  }
+}
+
+async function migratePostgres(url: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [PG_LOCK_ID]);
+    const exec: Exec = async (sql, params) => (await client.query(sql, params)).rows;
+    const inTransaction = async (fn: () => Promise<void>) => {
+      await client.query('BEGIN');
+      try {
+        await fn();
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+    };
+    const applied = await createUmzug('postgresql', exec, inTransaction).up();
+    return applied.map((m) => m.name);
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [PG_LOCK_ID]).catch(() => {});
+    await client.end();
+  }
+}
+
+function sqliteExec(db: Database.Database): Exec {
+  return async (sql, params = []) => {
+    const positional = sql.replace(/\$\d+/g, '?');
+    if (params.length === 0 && !/^\s*SELECT/i.test(sql)) {
+      db.exec(sql);
+      return [];
+    }
+    const stmt = db.prepare(positional);
+    return stmt.reader ? stmt.all(...params) : (stmt.run(...params), []);
+  };
+}
+
+async function withConnection<T>(url: string, fn: (exec: Exec) => Promise<T>): Promise<T> {
+  if (providerOf(url) === 'sqlite') {
+    const db = new Database(sqliteFile(url), { timeout: 10_000 });
+    try {
+      return await fn(sqliteExec(db));
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(async (sql, params) => (await client.query(sql, params)).rows);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,104 @@
+import Database from 'better-sqlite3';
+import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns } from './oidc-store.js';
+import { sqliteFile } from './url.js';
+
+// Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
+// in time order, so expiry checks are string comparisons, as Prisma's own are.
+const toText = (d: Date | null) => (d ? d.toISOString().replace('Z', '+00:00') : null);
+
+type PayloadRow = { payload: string; consumed_at: string | null };
+
+export function createSqliteOidcStore(url: string): OidcStore {
+  const db = new Database(sqliteFile(url), { timeout: 5000 });
+  // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
+  // last transactions but never corrupts the file.
+  db.pragma('synchronous = NORMAL');
+
+  const upsert = db.prepare(`
+    INSERT INTO oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)
+    VALUES (@model, @id, @payload, @grantId, @uid, @userCode, @accountId, @clientId, @expiresAt, @consumedAt)
+    ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+      user_code = excluded.user_code, account_id = excluded.account_id, client_id = excluded.client_id,
+      expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`);
+  const live = '(expires_at IS NULL OR expires_at > ?)';
+  const find = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND id = ? AND ${live}`);
+  const findByUid = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND uid = ? AND ${live} LIMIT 1`);
+  const findByUserCode = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`);
+  const consume = db.prepare('UPDATE oidc_payloads SET consumed_at = ? WHERE model = ? AND id = ?');
+  const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
+  const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
+  const client = db.prepare<[string], { metadata: string; trusted: number; resources: string }>('SELECT metadata, trusted, resources FROM clients WHERE client_id = ?');
+
+  const account = db.prepare<[string], { id: string; email: string; email_verified: number; username: string | null; name: string | null; given_name: string | null; family_name: string | null; active: number; updated_at: string }>(
+    'SELECT id, email, email_verified, username, name, given_name, family_name, active, updated_at FROM users WHERE id = ?',
+  );
+
+  // Group commit: writes issued in the same event-loop turn share one transaction (a commit costs
+  // more than the insert itself). Each caller resumes once its batch is committed, so a request
+  // never answers with a token that is not stored yet.
+  type Pending = { write: () => void; resolve: () => void; reject: (err: unknown) => void };
+  let pending: Pending[] = [];
+  const commitAll = db.transaction((batch: Pending[]) => batch.forEach((p) => p.write()));
+  function flush() {
+    const batch = pending;
+    pending = [];
+    try {
+      commitAll(batch);
+      batch.forEach((p) => p.resolve());
+    } catch {
+      // One bad write rolls the batch back: replay them one by one so only that one fails.
+      for (const p of batch) {
+        try {
+          p.write();
+          p.resolve();
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+    }
+  }
+  const write = (fn: () => void) =>
+    new Promise<void>((resolve, reject) => {
+      if (pending.push({ write: fn, resolve, reject }) === 1) setImmediate(flush);
+    });
+
+  const toLive = (row: PayloadRow | undefined): LiveRow | undefined =>
+    row && { payload: JSON.parse(row.payload) as Record<string, unknown>, consumed: row.consumed_at ? Math.floor(Date.parse(row.consumed_at) / 1000) : null };
+  const now = () => toText(new Date())!;
+
+  return {
+    upsert(model, id, payload, c: PayloadColumns) {
+      const row = { model, id, payload: JSON.stringify(payload), ...c, expiresAt: toText(c.expiresAt), consumedAt: toText(c.consumedAt) };
+      return write(() => upsert.run(row));
+    },
+    find: async (model, id) => toLive(find.get(model, id, now())),
+    findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
+    consume: (model, id) => write(() => consume.run(now(), model, id)),
+    destroy: (model, id) => write(() => destroy.run(model, id)),
+    revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
+    async findClient(clientId): Promise<ClientRecord | undefined> {
+      const row = client.get(clientId);
+      return row && { metadata: JSON.parse(row.metadata) as Record<string, unknown>, trusted: row.trusted === 1, resources: row.resources };
+    },
+    async findAccount(userId): Promise<AccountRecord | undefined> {
+      const u = account.get(userId);
+      return (
+        u && {
+          id: u.id,
+          email: u.email,
+          emailVerified: u.email_verified === 1,
+          username: u.username,
+          name: u.name,
+          givenName: u.given_name,
+          familyName: u.family_name,
+          active: u.active === 1,
+          updatedAt: new Date(u.updated_at),
+        }
+      );
+    },
+    async close() {
+      if (pending.length) flush();
+      db.close();
+    },
+  };
+}

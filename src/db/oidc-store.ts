@@ -1,0 +1,59 @@
+import type { Provider } from './url.js';
+
+/** One provider row's indexed columns, as the adapter writes them. */
+export type PayloadColumns = {
+  grantId: string | null;
+  uid: string | null;
+  userCode: string | null;
+  accountId: string | null;
+  clientId: string | null;
+  expiresAt: Date | null;
+  consumedAt: Date | null;
+};
+
+/** A live (unexpired) row: the payload and, when consumed, the epoch second it was. */
+export type LiveRow = { payload: Record<string, unknown>; consumed: number | null };
+
+export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
+
+/** What an OIDC account needs of a user: its claims and whether it may act at all. */
+export type AccountRecord = {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  username: string | null;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  active: boolean;
+  updatedAt: Date;
+};
+
+/**
+ * The provider's hot path storage: every token, code and session read and write, and client
+ * lookups. Implemented over the raw drivers with prepared statements (SQLite: better-sqlite3,
+ * PostgreSQL: pg), on the tables Prisma's migrations create; Prisma serves everything else.
+ * Measured here, a Prisma query costs about 0.3 ms against about 0.01 ms for a prepared
+ * better-sqlite3 statement, and the token endpoint makes several per request.
+ */
+export interface OidcStore {
+  upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
+  find(model: string, id: string): Promise<LiveRow | undefined>;
+  findBy(model: string, column: 'uid' | 'user_code', value: string): Promise<LiveRow | undefined>;
+  consume(model: string, id: string): Promise<void>;
+  destroy(model: string, id: string): Promise<void>;
+  revokeByGrantId(grantId: string, models: readonly string[]): Promise<void>;
+  findClient(clientId: string): Promise<ClientRecord | undefined>;
+  findAccount(userId: string): Promise<AccountRecord | undefined>;
+  close(): Promise<void>;
+}
+
+export async function createOidcStore(
+  provider: Provider,
+  url: string,
+  poolSize: number,
+  onIdleError: (err: Error) => void = () => {},
+): Promise<OidcStore> {
+  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url);
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onIdleError);
+}

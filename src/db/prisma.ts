@@ -1,0 +1,28 @@
+import type { PrismaClient } from '../generated/sqlite/client.js';
+import { providerOf, sqliteFile } from './url.js';
+
+/**
+ * The Prisma client type. Both generated clients (sqlite, postgresql) come from one schema and
+ * expose the same API; the SQLite one's type stands for both.
+ */
+export type Db = PrismaClient;
+
+export async function createPrisma(db: { url: string; poolSize: number }): Promise<Db> {
+  if (providerOf(db.url) === 'sqlite') {
+    const [{ PrismaClient }, { PrismaBetterSQLite3 }] = await Promise.all([
+      import('../generated/sqlite/client.js'),
+      import('@prisma/adapter-better-sqlite3'),
+    ]);
+    // timeout: wait for another process's write lock instead of failing with SQLITE_BUSY.
+    const client = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: sqliteFile(db.url), timeout: 5000 }) });
+    // In WAL mode (set by the migrator), NORMAL skips the fsync per commit and stays corruption-safe.
+    await client.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
+    return client;
+  }
+  const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
+    import('../generated/postgresql/client.js'),
+    import('@prisma/adapter-pg'),
+  ]);
+  const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url, max: db.poolSize }) });
+  return client as unknown as Db;
+}
