@@ -1,0 +1,54 @@
+import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import type { LoginThrottle } from './login-throttle.js';
+import type { PasswordHasher } from '../passwords/passwords.js';
+import { normalizeLogin, type User, type UsersService } from '../users/users.service.js';
+
+export type LoginResult =
+  | { ok: true; user: User }
+  | { ok: false; reason: 'invalid_credentials' | 'email_not_verified' }
+  | { ok: false; reason: 'throttled'; retryAfter: number };
+
+/**
+ * Password login shared by the login page, the JSON API and the password grant. Unknown user,
+ * wrong password and disabled account give the same answer after the same argon2 work.
+ */
+export function createAuthenticator(deps: {
+  users: UsersService;
+  hasher: PasswordHasher;
+  throttle: LoginThrottle;
+  audit: Audit;
+  allowUnverifiedLogin: () => boolean;
+  onResult?: (result: 'success' | 'invalid_credentials' | 'email_not_verified' | 'throttled') => void;
+}) {
+  return async function authenticate(input: { login: string; password: string } & RequestMeta): Promise<LoginResult> {
+    const account = normalizeLogin(input.login);
+    const ip = input.ip ?? 'unknown';
+    const meta = { ip: input.ip, userAgent: input.userAgent };
+    const { retryAfter, accountHasFailures } = await deps.throttle.check(account, ip);
+    if (retryAfter > 0) {
+      deps.onResult?.('throttled');
+      await deps.audit.record('login.failure', { ...meta, detail: { login: account, reason: 'throttled' } });
+      return { ok: false, reason: 'throttled', retryAfter };
+    }
+
+    const user = await deps.users.findByLogin(account);
+    const passwordOk = await deps.hasher.verify(user?.passwordHash, input.password);
+    if (!user || !passwordOk || !user.active) {
+      await deps.throttle.recordFailure(account, ip);
+      deps.onResult?.('invalid_credentials');
+      await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login: account } });
+      return { ok: false, reason: 'invalid_credentials' };
+    }
+    // Only said once the password is proven, so it reveals nothing to a guesser.
+    if (!user.emailVerified && !deps.allowUnverifiedLogin()) {
+      deps.onResult?.('email_not_verified');
+      return { ok: false, reason: 'email_not_verified' };
+    }
+    deps.onResult?.('success');
+    await Promise.all([accountHasFailures ? deps.throttle.recordSuccess(account) : undefined, deps.users.recordLogin(user, input.password)]);
+    await deps.audit.record('login.success', { userId: user.id, ...meta, detail: { method: 'password' } });
+    return { ok: true, user };
+  };
+}
+
+export type Authenticate = ReturnType<typeof createAuthenticator>;

@@ -1,0 +1,119 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/prisma.js';
+import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
+
+// Models whose rows belong to a grant and are removed by revokeByGrantId (as in oidc-provider's
+// memory adapter, the reference for this contract).
+const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode'] as const;
+const isGrantable = (model: string) => (GRANTABLE as readonly string[]).includes(model);
+
+// Token values come from clients; one holding a NUL cannot exist (and PostgreSQL would reject it).
+const impossible = (value: string) => value.includes('\u0000');
+
+const toPayload = (row: LiveRow | undefined): AdapterPayload | undefined =>
+  row && ((row.consumed ? { ...row.payload, consumed: row.consumed } : row.payload) as AdapterPayload);
+
+/** Everything but clients: one table keyed by (model, id), with real columns for every lookup. */
+class PayloadAdapter implements Adapter {
+  constructor(
+    private readonly store: OidcStore,
+    private readonly model: string,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+    await this.store.upsert(this.model, id, payload, {
+      grantId: isGrantable(this.model) ? (payload.grantId ?? null) : null,
+      uid: payload.uid ?? null,
+      userCode: payload.userCode ?? null,
+      accountId: payload.accountId ?? null,
+      clientId: payload.clientId ?? null,
+      expiresAt: typeof expiresIn === 'number' ? new Date(Date.now() + expiresIn * 1000) : null,
+      consumedAt: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
+    });
+  }
+
+  async find(id: string) {
+    return impossible(id) ? undefined : toPayload(await this.store.find(this.model, id));
+  }
+
+  async findByUid(uid: string) {
+    return impossible(uid) ? undefined : toPayload(await this.store.findBy(this.model, 'uid', uid));
+  }
+
+  async findByUserCode(userCode: string) {
+    return impossible(userCode) ? undefined : toPayload(await this.store.findBy(this.model, 'user_code', userCode));
+  }
+
+  consume = (id: string) => this.store.consume(this.model, id);
+  destroy = (id: string) => this.store.destroy(this.model, id);
+  revokeByGrantId = (grantId: string) => this.store.revokeByGrantId(grantId, GRANTABLE);
+}
+
+// A change to a client (secret rotation, redirect URIs, deletion) applies at once in the process
+// that made it and within this bound in every other process.
+export const CLIENT_CACHE_MS = 5_000;
+
+/** Client metadata by id, cached for CLIENT_CACHE_MS: clients are read on every token request. */
+export function createClientCache(store: OidcStore) {
+  const cache = new Map<string, { at: number; record: ClientRecord | undefined }>();
+  return {
+    async get(clientId: string): Promise<ClientRecord | undefined> {
+      const hit = cache.get(clientId);
+      if (hit && Date.now() - hit.at < CLIENT_CACHE_MS) return hit.record;
+      const record = await store.findClient(clientId);
+      cache.set(clientId, { at: Date.now(), record });
+      return record;
+    },
+    invalidate: (clientId: string) => void cache.delete(clientId),
+  };
+}
+export type ClientCache = ReturnType<typeof createClientCache>;
+
+/** Clients are managed in their own table (CLI, apps API, console) and are read-only here. */
+class ClientAdapter implements Adapter {
+  constructor(private readonly clients: ClientCache) {}
+
+  async find(id: string) {
+    if (impossible(id)) return undefined;
+    const row = await this.clients.get(id);
+    if (!row) return undefined;
+    return { ...row.metadata, client_id: id, trusted: row.trusted, allowed_resources: row.resources.split(' ').filter(Boolean) } as unknown as AdapterPayload;
+  }
+
+  async upsert() {
+    throw new Error('clients are managed by Latch, not through the provider');
+  }
+  async destroy() {
+    throw new Error('clients are managed by Latch, not through the provider');
+  }
+  async findByUid() {
+    return undefined;
+  }
+  async findByUserCode() {
+    return undefined;
+  }
+  async consume() {}
+  async revokeByGrantId() {}
+}
+
+export function createOidcAdapter(store: OidcStore, clients: ClientCache) {
+  return (model: string): Adapter => (model === 'Client' ? new ClientAdapter(clients) : new PayloadAdapter(store, model));
+}
+
+/** Deletes rows expired for longer than the provider's clock tolerance, a batch at a time. */
+export async function purgeExpired(prisma: Db, batchSize = 500): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const expired = await prisma.oidcPayload.findMany({
+      where: { expiresAt: { lt: new Date(Date.now() - 60_000) } },
+      select: { model: true, id: true },
+      take: batchSize,
+    });
+    if (expired.length === 0) return total;
+    const { count } = await prisma.oidcPayload.deleteMany({
+      where: { OR: expired.map(({ model, id }) => ({ model, id })) },
+    });
+    total += count;
+    if (expired.length < batchSize) return total;
+  }
+}

@@ -1,0 +1,108 @@
+import Provider, { errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountFlows } from '../accounts/account-flows.js';
+import type { Authenticate } from '../auth/authenticate.js';
+import { AppError } from '../http/problem.js';
+import { MAGIC_LINK_GRANT, PASSWORD_GRANT } from './first-party-clients.js';
+
+/** 429 in the OAuth error format, for a throttled password grant. */
+class TooManyAttempts extends errors.OIDCProviderError {
+  constructor(description: string) {
+    super(429, 'too_many_attempts');
+    Object.assign(this, { error_description: description });
+  }
+}
+
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+
+/**
+ * Issues an access token, a refresh token (when the client may refresh) and an ID token (for
+ * `openid`) to a user the grant has already authenticated, through the provider's own models: the
+ * same store, introspection, revocation and signing keys as every other token.
+ */
+async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, accountId: string, amr: string[]) {
+  const { client, params, provider } = ctx.oidc;
+  const requested = String(params!.scope ?? 'openid profile email').split(' ').filter(Boolean);
+  const unknown = requested.filter((s) => !OIDC_SCOPES.has(s));
+  if (unknown.length) throw new errors.InvalidScope('requested scope is not allowed', unknown.join(' '));
+  const scope = requested.join(' ');
+
+  const grant = new provider.Grant({ accountId, clientId: client!.clientId });
+  grant.addOIDCScope(scope);
+  const grantId = await grant.save();
+  const authTime = Math.floor(Date.now() / 1000);
+  const common = { accountId, client: client!, grantId, scope, amr, authTime };
+
+  const at = new provider.AccessToken({ ...common, gty: params!.grant_type as string });
+  ctx.oidc.entity('AccessToken', at);
+  const accessToken = await at.save();
+
+  let refreshToken: string | undefined;
+  if (client!.grantTypeAllowed('refresh_token')) {
+    const rt = new provider.RefreshToken({ ...common, gty: params!.grant_type as string, rotations: 0 });
+    ctx.oidc.entity('RefreshToken', rt);
+    refreshToken = await rt.save();
+  }
+
+  let idToken: string | undefined;
+  if (requested.includes('openid')) {
+    const account = await findAccount(ctx, accountId);
+    if (!account) throw new errors.InvalidGrant('account not found');
+    const claims = await account.claims('id_token', scope, {}, []);
+    const token = new provider.IdToken({ ...claims, auth_time: authTime, amr }, { ctx });
+    // Like the provider's own grants (conformIdTokenClaims): profile claims come from userinfo.
+    (token as unknown as { scope: string }).scope = 'openid';
+    idToken = await token.issue({ use: 'idtoken' });
+  }
+
+  ctx.body = {
+    access_token: accessToken,
+    token_type: at.tokenType,
+    expires_in: at.expiration,
+    ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    ...(idToken ? { id_token: idToken } : {}),
+    scope,
+  };
+}
+
+/**
+ * The password grant (for clients an admin allows it, and the built-in latch-api client) and the
+ * magic-link grant (latch-api only). Neither is advertised in discovery.
+ */
+export function registerFirstPartyGrants(provider: Provider, deps: { authenticate: Authenticate; accounts: AccountFlows; findAccount: FindAccount }) {
+  provider.registerGrantType(
+    PASSWORD_GRANT,
+    async (ctx: KoaContextWithOIDC) => {
+      const params = ctx.oidc.params as Record<string, string | undefined>;
+      if (!params.username || !params.password) throw new errors.InvalidRequest('username and password are required');
+      const result = await deps.authenticate({ login: params.username, password: params.password, ip: ctx.ip, userAgent: ctx.get('user-agent') });
+      if (!result.ok) {
+        if (result.reason === 'throttled') {
+          ctx.set('retry-after', String(result.retryAfter));
+          throw new TooManyAttempts(`too many failed attempts; retry in ${result.retryAfter} seconds`);
+        }
+        throw new errors.InvalidGrant(result.reason === 'email_not_verified' ? 'email address not verified' : 'invalid credentials');
+      }
+      await issueTokens(ctx, deps.findAccount, result.user.id, ['pwd']);
+    },
+    ['username', 'password', 'scope'],
+  );
+
+  provider.registerGrantType(
+    MAGIC_LINK_GRANT,
+    async (ctx: KoaContextWithOIDC) => {
+      const token = (ctx.oidc.params as Record<string, string | undefined>).token;
+      if (!token) throw new errors.InvalidRequest('token is required');
+      try {
+        const { user } = await deps.accounts.useMagicLink(token, { ip: ctx.ip, userAgent: ctx.get('user-agent') });
+        await issueTokens(ctx, deps.findAccount, user.id, ['email']);
+      } catch (err) {
+        if (err instanceof AppError) throw new errors.InvalidGrant('invalid, expired or used magic link');
+        throw err;
+      }
+    },
+    ['token', 'scope'],
+  );
+}
+
+/** Discovery lists the grants any client may use; the first-party ones are not among them. */
+export const HIDDEN_GRANTS = new Set([PASSWORD_GRANT, MAGIC_LINK_GRANT]);

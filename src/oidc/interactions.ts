@@ -1,0 +1,166 @@
+import Router, { type RouterContext } from '@koa/router';
+import type { Middleware } from 'koa';
+import Provider, { errors, type InteractionResults } from 'oidc-provider';
+import { z } from 'zod';
+import type { Authenticate } from '../auth/authenticate.js';
+import type { Views } from '../http/views.js';
+import type { UsersService } from '../users/users.service.js';
+import type { ApiResourcesService } from '../resources/api-resources.service.js';
+import type { AccountFlows } from '../accounts/account-flows.js';
+import { AppError } from '../http/problem.js';
+import { requestMeta } from '../http/request-meta.js';
+import { formBody } from '../http/form-body.js';
+import type { MagicLinkLogin } from './magic-link-login.js';
+import type { SettingsService } from '../settings/settings.service.js';
+import { applyConsent } from './grants.js';
+import { describePermissions } from './scope-descriptions.js';
+
+type Deps = {
+  provider: Provider;
+  views: Views;
+  users: UsersService;
+  resources: ApiResourcesService;
+  authenticate: Authenticate;
+  csrf: Middleware;
+  accounts: AccountFlows;
+  magicLinks: MagicLinkLogin;
+  settings: SettingsService;
+};
+
+const LoginForm = z.object({ login: z.string().trim().min(1).max(320), password: z.string().min(1).max(1024) });
+const MagicLinkForm = z.object({ email: z.email() });
+
+/** The pages oidc-provider sends the browser to: login, consent, abort. */
+export function interactionRoutes({ provider, views, users, resources, authenticate, csrf, accounts, magicLinks, settings }: Deps) {
+  const router = new Router({ prefix: '/interaction/:uid' });
+  const form = formBody();
+
+  async function details(ctx: RouterContext) {
+    const interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    if (interaction.uid !== ctx.params.uid) throw new errors.SessionNotFound('interaction mismatch');
+    return interaction;
+  }
+
+  async function finish(ctx: RouterContext, result: InteractionResults) {
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(to);
+  }
+
+  async function renderLogin(ctx: RouterContext, uid: string, clientId: unknown, extra: { error?: string; notice?: string; login?: string } = {}) {
+    const client = await provider.Client.find(String(clientId));
+    ctx.type = 'html';
+    ctx.body = await views.render('login', {
+      title: 'Sign in',
+      uid,
+      client,
+      csrfToken: ctx.state.csrfToken,
+      error: extra.error,
+      notice: extra.notice,
+      login: extra.login ?? '',
+      registrationOpen: settings.snapshot().registrationOpen,
+    });
+  }
+
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      if (!(err instanceof errors.SessionNotFound)) throw err;
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = await views.render('error', {
+        title: 'Sign-in expired',
+        heading: 'This sign-in request has expired',
+        message: 'Your sign-in took too long or was already completed.',
+        hint: 'Go back to the application and start again.',
+      });
+    }
+  });
+
+  router.get('/', csrf, async (ctx) => {
+    const { uid, prompt, params, session } = await details(ctx);
+    if (prompt.name === 'login') {
+      // A magic link opened in this browser moments ago signs the user in without the form.
+      const userId = magicLinks.takePreauthenticated(ctx);
+      if (userId) return finish(ctx, { login: { accountId: userId, amr: ['email'], remember: true } });
+      return renderLogin(ctx, uid, params.client_id);
+    }
+    if (prompt.name !== 'consent') throw new errors.SessionNotFound(`unsupported prompt ${prompt.name}`);
+
+    const client = await provider.Client.find(String(params.client_id));
+    const user = session?.accountId ? await users.findById(session.accountId) : null;
+    const known = new Map((await resources.list()).map((r) => [r.indicator, r.name]));
+    ctx.type = 'html';
+    ctx.body = await views.render('consent', {
+      title: 'Allow access',
+      uid,
+      client,
+      permissions: describePermissions(prompt.details, (i) => known.get(i) ?? i),
+      accountLabel: user?.email ?? 'you',
+      csrfToken: ctx.state.csrfToken,
+    });
+  });
+
+  router.post('/login', form, csrf, async (ctx) => {
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') throw new errors.SessionNotFound('login already completed');
+    const input = LoginForm.safeParse(ctx.request.body);
+    if (!input.success) {
+      ctx.status = 400;
+      return renderLogin(ctx, uid, params.client_id, { error: 'Enter your email or username and your password.' });
+    }
+    const result = await authenticate({ ...input.data, ip: ctx.ip, userAgent: ctx.get('user-agent') });
+    if (!result.ok) {
+      const throttled = result.reason === 'throttled';
+      ctx.status = throttled ? 429 : result.reason === 'email_not_verified' ? 403 : 401;
+      if (throttled) ctx.set('retry-after', String(result.retryAfter));
+      const error = throttled
+        ? `Too many failed attempts. Try again in ${Math.ceil(result.retryAfter / 60)} minute(s).`
+        : result.reason === 'email_not_verified'
+          ? 'Confirm your email address first: follow the link we sent you.'
+          : 'The email, username or password is not correct.';
+      return renderLogin(ctx, uid, params.client_id, { error, login: input.data.login });
+    }
+    return finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'], remember: true } });
+  });
+
+  router.post('/magic-link', form, csrf, async (ctx) => {
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') throw new errors.SessionNotFound('login already completed');
+    const input = MagicLinkForm.safeParse(ctx.request.body);
+    if (!input.success) {
+      ctx.status = 400;
+      return renderLogin(ctx, uid, params.client_id, { error: 'Enter your email address to get a sign-in link.' });
+    }
+    try {
+      await accounts.requestMagicLink(input.data.email, requestMeta(ctx), uid);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status !== 429) throw err;
+      ctx.status = 429;
+      return renderLogin(ctx, uid, params.client_id, { error: err.message });
+    }
+    return renderLogin(ctx, uid, params.client_id, {
+      notice: `If an account exists for ${input.data.email}, we sent it a sign-in link. Open it in this browser to continue.`,
+    });
+  });
+
+  router.post('/confirm', form, csrf, async (ctx) => {
+    const { prompt, params, session, grantId } = await details(ctx);
+    if (prompt.name !== 'consent' || !session?.accountId) throw new errors.SessionNotFound('nothing to consent to');
+    const grant = grantId
+      ? await provider.Grant.find(grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (!grant) throw new errors.SessionNotFound('grant expired');
+    const savedId = await applyConsent(grant, prompt.details).save();
+    return finish(ctx, { consent: { grantId: grantId ?? savedId } });
+  });
+
+  router.post('/abort', form, csrf, async (ctx) => {
+    await details(ctx);
+    return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request' });
+  });
+
+  return router.routes();
+}

@@ -1,0 +1,49 @@
+import argon2 from 'argon2';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+
+export type Argon2Params = { memoryCost: number; timeCost: number; parallelism: number };
+
+export type PasswordHasher = ReturnType<typeof createPasswordHasher>;
+
+/**
+ * At most `max` hashes at a time; the rest wait in order. argon2 runs on libuv's thread pool and
+ * saturates a core per hash: without a cap, a burst of sign-ins takes every core from the event
+ * loop and token requests wait behind it.
+ */
+function createLimiter(max: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async function limit<T>(work: () => Promise<T>): Promise<T> {
+    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    running += 1;
+    try {
+      return await work();
+    } finally {
+      running -= 1;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** argon2id hashing with the configured cost; the one place that knows the parameters. */
+export function createPasswordHasher(params: Argon2Params, maxConcurrent = availableParallelism()) {
+  const options = { type: argon2.argon2id as 2, ...params };
+  const limit = createLimiter(maxConcurrent);
+  // Verified against when the account does not exist, so unknown users cost the same time.
+  let dummyHash: Promise<string> | undefined;
+
+  return {
+    hash: (password: string) => limit(() => argon2.hash(password, options)),
+    async verify(hash: string | null | undefined, password: string): Promise<boolean> {
+      if (!hash) {
+        dummyHash ??= argon2.hash(randomBytes(16).toString('hex'), options);
+        const dummy = await dummyHash;
+        await limit(() => argon2.verify(dummy, password)).catch(() => false);
+        return false;
+      }
+      return limit(() => argon2.verify(hash, password)).catch(() => false);
+    },
+    needsRehash: (hash: string) => argon2.needsRehash(hash, options),
+  };
+}

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import type { Db } from '../db/prisma.js';
+import type { Provider } from '../db/url.js';
+import { withLock } from '../db/lock.js';
+import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
+import { revokeUserSessions } from '../auth/revoke-sessions.js';
+import { AppError } from '../http/problem.js';
+import { checkPassword } from '../passwords/password-policy.js';
+import { NewUser, ProfileUpdate, normalizeLogin, type User, type UsersService } from './users.service.js';
+
+export const UserQuery = z.object({
+  search: z.string().trim().max(200).optional(),
+  page: z.coerce.number().int().min(1).default(1),
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+});
+
+const Flags = z.object({
+  isAdmin: z.boolean(),
+  isStaff: z.boolean(),
+  isDeveloper: z.boolean(),
+  active: z.boolean(),
+  emailVerified: z.boolean(),
+});
+export const AdminNewUser = NewUser.pick({ email: true, givenName: true, familyName: true, name: true })
+  .extend({ username: NewUser.shape.username.unwrap(), password: z.string().min(1).max(1024) })
+  .extend(Flags.partial().shape)
+  .strict();
+export const AdminUserPatch = ProfileUpdate.extend({ password: z.string().min(1).max(1024).optional() }).extend(Flags.partial().shape).strict();
+// PUT replaces the profile: omitted optional fields are cleared; roles are kept unless given.
+export const AdminUserReplace = AdminUserPatch.required({ email: true }).extend({
+  username: ProfileUpdate.shape.username.default(null),
+  givenName: ProfileUpdate.shape.givenName.default(null),
+  familyName: ProfileUpdate.shape.familyName.default(null),
+  name: ProfileUpdate.shape.name.default(null),
+});
+
+const FLAG_KEYS = Object.keys(Flags.shape) as (keyof z.infer<typeof Flags>)[];
+
+/** User administration for admins and staff: plain functions, permissions checked here. */
+export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: UsersService; audit: Audit }) {
+  const { prisma, users, audit } = deps;
+
+  async function load(id: string) {
+    const user = await users.findById(id);
+    if (!user) throw new AppError('USER_NOT_FOUND');
+    return user;
+  }
+
+  function assertMayEdit(actor: Principal, target: User, changes: Record<string, unknown>) {
+    if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+    if (isAdmin(actor)) return;
+    if (target.isAdmin || target.isStaff) throw new AppError('FORBIDDEN', 'Staff may edit ordinary users only.');
+    if (FLAG_KEYS.some((k) => changes[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may change roles and the active flag.');
+  }
+
+  /**
+   * Runs a change that may take admin rights away from `target`, refusing to leave the system
+   * without an active admin. Under a lock, so two concurrent demotions cannot both pass the check.
+   */
+  async function guardLastAdmin<T>(target: User, losesAdmin: boolean, change: (tx: Db) => Promise<T>): Promise<T> {
+    if (!losesAdmin || !target.isAdmin || !target.active) return change(prisma);
+    return withLock(prisma, deps.provider, 'admins', async (tx) => {
+      const others = await tx.user.count({ where: { isAdmin: true, active: true, id: { not: target.id } } });
+      if (others === 0) throw new AppError('LAST_ADMIN');
+      return change(tx);
+    });
+  }
+
+  async function assertPasswordOk(password: string, who: { email?: string | null; username?: string | null; name?: string | null }) {
+    const problem = await checkPassword(password, [who.email, who.username, who.name]);
+    if (problem) throw new AppError('WEAK_PASSWORD', problem, [{ path: 'password', message: problem }]);
+  }
+
+  return {
+    async list(actor: Principal, query: z.input<typeof UserQuery>) {
+      if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+      const { search, page, pageSize } = UserQuery.parse(query);
+      const orderBy = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
+      if (!search) {
+        const [total, items] = await Promise.all([prisma.user.count(), prisma.user.findMany({ orderBy, skip: (page - 1) * pageSize, take: pageSize })]);
+        return { items, total, page, pageSize };
+      }
+      // Prisma's `contains` does not escape % and _ (prisma/orm#19506): match with an explicit ESCAPE.
+      const pattern = `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const matches = await prisma.$queryRaw<{ id: string }[]>`
+        SELECT id FROM users
+        WHERE email_normalized LIKE ${pattern} ESCAPE '\\' OR username_normalized LIKE ${pattern} ESCAPE '\\'
+           OR lower(name) LIKE ${pattern} ESCAPE '\\' OR lower(given_name) LIKE ${pattern} ESCAPE '\\' OR lower(family_name) LIKE ${pattern} ESCAPE '\\'`;
+      const ids = matches.map((m) => m.id);
+      const items = await prisma.user.findMany({ where: { id: { in: ids } }, orderBy, skip: (page - 1) * pageSize, take: pageSize });
+      return { items, total: ids.length, page, pageSize };
+    },
+
+    async get(actor: Principal, id: string) {
+      if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+      return load(id);
+    },
+
+    async create(actor: Principal, input: z.input<typeof AdminNewUser>, meta: RequestMeta) {
+      const data = AdminNewUser.parse(input);
+      if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+      if (!isAdmin(actor) && FLAG_KEYS.some((k) => data[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may set roles and the active flag.');
+      await assertPasswordOk(data.password, data);
+      const user = await users.create({ ...data, isAdmin: data.isAdmin, isStaff: data.isStaff, emailVerified: data.emailVerified });
+      const extra = { isDeveloper: data.isDeveloper, active: data.active };
+      const created = Object.values(extra).some((v) => v !== undefined) ? await prisma.user.update({ where: { id: user.id }, data: extra }) : user;
+      await audit.record('admin.user_created', { userId: user.id, actorId: actorId(actor), ...meta });
+      return created;
+    },
+
+    async update(actor: Principal, id: string, input: unknown, replace: boolean, meta: RequestMeta) {
+      if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+      const changes = (replace ? AdminUserReplace : AdminUserPatch).parse(input);
+      const target = await load(id);
+      assertMayEdit(actor, target, changes);
+      if (changes.password) await assertPasswordOk(changes.password, { ...target, ...changes });
+
+      const { password, isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified, ...profile } = changes;
+      const flags = Object.fromEntries(Object.entries({ isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified }).filter(([, v]) => v !== undefined));
+      // Role and active changes first, under the last-admin guard; then the profile.
+      if (Object.keys(flags).length) {
+        await guardLastAdmin(target, admin === false || active === false, (tx) => tx.user.update({ where: { id }, data: flags }));
+      }
+      const user = (await users.updateProfile({ ...target, ...flags } as User, profile)).user;
+      if (password) await users.setPassword(id, password);
+      // A disabled user, or one whose password an admin replaced, is signed out everywhere at once.
+      if (active === false || password) await revokeUserSessions(prisma, id);
+      await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields: Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []) }, ...meta });
+      return user;
+    },
+
+    async delete(actor: Principal, id: string, meta: RequestMeta) {
+      if (!isAdmin(actor)) throw new AppError('FORBIDDEN', 'Only admins may delete users.');
+      const target = await load(id);
+      await guardLastAdmin(target, true, (tx) => tx.user.delete({ where: { id } }));
+      await revokeUserSessions(prisma, id);
+      await prisma.emailToken.deleteMany({ where: { userId: id } });
+      await audit.record('admin.user_deleted', { userId: id, actorId: actorId(actor), detail: { email: normalizeLogin(target.email) }, ...meta });
+    },
+  };
+}
+
+export type UsersAdmin = ReturnType<typeof createUsersAdmin>;
