@@ -1,0 +1,173 @@
+import type { Db } from '../db/prisma.js';
+import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import type { EmailThrottle } from '../auth/email-throttle.js';
+import { revokeUserSessions } from '../auth/revoke-sessions.js';
+import { AppError } from '../http/problem.js';
+import type { MailQueue } from '../mail/mail-queue.js';
+import { renderActionMail, type MessageKind } from '../mail/messages.js';
+import type { PasswordHasher } from '../passwords/passwords.js';
+import { checkPassword } from '../passwords/password-policy.js';
+import type { OneTimeTokens, TokenPurpose } from '../tokens/one-time-tokens.js';
+import { NewUser, type ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
+
+type Deps = {
+  prisma: Db;
+  users: UsersService;
+  hasher: PasswordHasher;
+  tokens: OneTimeTokens;
+  mail: MailQueue;
+  audit: Audit;
+  emailThrottle: EmailThrottle;
+  publicUrl: string;
+  product: { name: string; supportEmail: string };
+  ttl: { verifyEmail: number; resetPassword: number; magicLink: number };
+};
+
+/** Where each emailed token leads: a page that asks for confirmation before using it. */
+const LINK_PATH: Record<TokenPurpose, string> = {
+  'verify-email': '/verify-email',
+  'reset-password': '/reset-password',
+  'magic-link': '/magic-link',
+};
+
+/**
+ * Self-service account journeys (registration, verification, password change and reset, magic
+ * links), shared by the JSON API and the pages. Plain functions over the services; no HTTP here.
+ */
+export function createAccountFlows(d: Deps) {
+  async function assertStrongPassword(password: string, identifiers: (string | null | undefined)[]) {
+    const problem = await checkPassword(password, identifiers);
+    if (problem) throw new AppError('WEAK_PASSWORD', problem, [{ path: 'password', message: problem }]);
+  }
+
+  async function sendLink(kind: MessageKind & TokenPurpose, user: Pick<User, 'id' | 'email'>, ttlSeconds: number, interactionUid?: string) {
+    const token = await d.tokens.issue(kind, { userId: user.id, email: user.email, ttlSeconds, interactionUid });
+    const url = `${d.publicUrl}${LINK_PATH[kind]}?token=${encodeURIComponent(token)}`;
+    await d.mail.enqueue(await renderActionMail(kind, user.email, { url, ttlSeconds }, { productName: d.product.name, supportEmail: d.product.supportEmail }));
+  }
+
+  async function mailVerification(user: User, meta: RequestMeta) {
+    await sendLink('verify-email', user, d.ttl.verifyEmail);
+    await d.audit.record('email.verification_sent', { userId: user.id, ...meta });
+  }
+
+  async function throttled(purpose: string, email: string, meta: RequestMeta) {
+    const wait = await d.emailThrottle(purpose, email, meta.ip ?? 'unknown');
+    if (wait > 0) throw new AppError('TOO_MANY_REQUESTS', `Too many requests; try again in ${Math.ceil(wait / 60)} minute(s).`, undefined, wait);
+  }
+
+  const flows = {
+    assertStrongPassword,
+
+    async register(input: { email: string; password: string; username?: string; name?: string; givenName?: string; familyName?: string }, meta: RequestMeta) {
+      const data = NewUser.pick({ email: true, username: true, name: true, givenName: true, familyName: true }).parse(input);
+      await assertStrongPassword(input.password, [data.email, data.username, data.name]);
+      // Throttled before anything is created, so a refused request leaves nothing half done.
+      await throttled('verify-email', data.email, meta);
+      const user = await d.users.create({ ...data, password: input.password, emailVerified: false });
+      await d.audit.record('registration', { userId: user.id, ...meta });
+      await mailVerification(user, meta);
+      return user;
+    },
+
+    /** Sends (again) the confirmation link; throttled like every mail a request can trigger. */
+    async sendVerification(user: User, meta: RequestMeta) {
+      await throttled('verify-email', user.email, meta);
+      await mailVerification(user, meta);
+    },
+
+    async verifyEmail(token: string, meta: RequestMeta) {
+      const record = await d.tokens.consume('verify-email', token);
+      if (!record || !(await d.users.markEmailVerified(record.userId, record.email))) throw new AppError('INVALID_TOKEN');
+      await d.audit.record('email.verified', { userId: record.userId, ...meta });
+      return record.userId;
+    },
+
+    /** Same answer whether or not the address has an account. */
+    async requestPasswordReset(email: string, meta: RequestMeta) {
+      await throttled('reset-password', email, meta);
+      const user = await d.users.findByLogin(email);
+      if (!user?.active || user.emailNormalized !== email.trim().toLowerCase()) return;
+      await sendLink('reset-password', user, d.ttl.resetPassword);
+      await d.audit.record('password.reset_requested', { userId: user.id, ...meta });
+    },
+
+    /** Checks a reset token without using it, for the reset form. */
+    async peekResetToken(token: string) {
+      const record = await d.tokens.peek('reset-password', token);
+      if (!record) throw new AppError('INVALID_TOKEN');
+      return record;
+    },
+
+    async resetPassword(token: string, password: string, meta: RequestMeta) {
+      const pending = await flows.peekResetToken(token);
+      const user = await d.users.findById(pending.userId);
+      if (!user?.active) throw new AppError('INVALID_TOKEN');
+      await assertStrongPassword(password, [user.email, user.username, user.name]);
+      // Consume before changing anything: of two concurrent uses, only one gets here.
+      const record = await d.tokens.consume('reset-password', token);
+      if (!record) throw new AppError('INVALID_TOKEN');
+      await d.users.setPassword(user.id, password);
+      // Following the link proved the mailbox.
+      await d.users.markEmailVerified(user.id, record.email);
+      await revokeUserSessions(d.prisma, user.id);
+      await d.tokens.revokeAll(user.id, 'reset-password');
+      await d.audit.record('password.reset', { userId: user.id, ...meta });
+      return user.id;
+    },
+
+    /** Same answer whether or not the address has an account. */
+    async requestMagicLink(email: string, meta: RequestMeta, interactionUid?: string) {
+      await throttled('magic-link', email, meta);
+      const user = await d.users.findByLogin(email);
+      if (!user?.active || user.emailNormalized !== email.trim().toLowerCase()) return;
+      await sendLink('magic-link', user, d.ttl.magicLink, interactionUid);
+      await d.audit.record('magic_link.sent', { userId: user.id, ...meta });
+    },
+
+    async peekMagicLink(token: string) {
+      const record = await d.tokens.peek('magic-link', token);
+      if (!record) throw new AppError('INVALID_TOKEN');
+      return record;
+    },
+
+    /** Uses a magic link; returns the user to sign in and the login page it was asked from, if any. */
+    async useMagicLink(token: string, meta: RequestMeta) {
+      const record = await d.tokens.consume('magic-link', token);
+      const user = record ? await d.users.findById(record.userId) : null;
+      if (!record || !user?.active) throw new AppError('INVALID_TOKEN');
+      await d.users.markEmailVerified(user.id, record.email);
+      await d.audit.record('magic_link.used', { userId: user.id, ...meta });
+      return { user, interactionUid: record.interactionUid ?? undefined };
+    },
+
+    /** Changes the password; every other session and refresh token of the user is revoked. */
+    async changePassword(user: User, current: string, next: string, meta: RequestMeta, keep: { sessionUid?: string; grantId?: string }) {
+      if (!(await d.hasher.verify(user.passwordHash, current))) {
+        throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'currentPassword', message: 'not correct' }]);
+      }
+      await assertStrongPassword(next, [user.email, user.username, user.name]);
+      await d.users.setPassword(user.id, next);
+      await revokeUserSessions(d.prisma, user.id, keep);
+      await d.audit.record('password.changed', { userId: user.id, ...meta });
+    },
+
+    async updateProfile(user: User, input: ProfileUpdate, meta: RequestMeta) {
+      if (input.email && input.email.trim().toLowerCase() !== user.emailNormalized) await throttled('verify-email', input.email, meta);
+      const result = await d.users.updateProfile(user, input);
+      await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input) }, ...meta });
+      if (result.emailChanged) await mailVerification(result.user, meta);
+      return result;
+    },
+
+    async deleteAccount(user: User, meta: RequestMeta) {
+      await revokeUserSessions(d.prisma, user.id);
+      await d.tokens.revokeAll(user.id);
+      await d.users.delete(user.id);
+      await d.audit.record('account.deleted', { userId: user.id, ...meta });
+    },
+  };
+  return flows;
+}
+
+export type AccountFlows = ReturnType<typeof createAccountFlows>;

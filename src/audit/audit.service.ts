@@ -1,0 +1,80 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/prisma.js';
+
+export const AUDIT_EVENTS = [
+  'login.success',
+  'login.failure',
+  'logout',
+  'registration',
+  'email.verification_sent',
+  'email.verified',
+  'password.changed',
+  'password.reset_requested',
+  'password.reset',
+  'magic_link.sent',
+  'magic_link.used',
+  'account.updated',
+  'account.deleted',
+  'admin.user_created',
+  'admin.user_updated',
+  'admin.user_deleted',
+  'admin.app_created',
+  'admin.app_updated',
+  'admin.app_deleted',
+  'admin.app_secret_rotated',
+  'admin.app_revoked',
+  'admin.api_key_created',
+  'admin.settings_updated',
+  'admin.session_revoked',
+  'admin.grant_revoked',
+  'admin.reset_link_sent',
+] as const;
+export type AuditEventName = (typeof AUDIT_EVENTS)[number];
+
+/** Who did it and from where: the HTTP layer fills this from the request. */
+export type RequestMeta = { ip?: string; userAgent?: string };
+
+export function createAudit(prisma: Db, logger: Logger) {
+  return {
+    /** Records an event; an audit failure is logged, never turned into a failed login. */
+    async record(event: AuditEventName, input: { userId?: string | null; actorId?: string | null; detail?: object } & RequestMeta) {
+      logger.info({ event, userId: input.userId, ip: input.ip }, 'audit');
+      try {
+        await prisma.auditEvent.create({
+          data: {
+            event,
+            userId: input.userId ?? null,
+            actorId: input.actorId ?? input.userId ?? null,
+            ip: input.ip ?? null,
+            userAgent: input.userAgent?.slice(0, 500) ?? null,
+            detail: input.detail ?? undefined,
+          },
+        });
+      } catch (err) {
+        logger.error({ err, event }, 'could not write audit event');
+      }
+    },
+
+    /** The audit log for admins: filters by user, event and time, newest first, paged by cursor-free offsets. */
+    async search(filter: { userId?: string; event?: string; from?: Date; to?: Date; page?: number; pageSize?: number }) {
+      const pageSize = Math.min(filter.pageSize ?? 50, 200);
+      const page = Math.max(filter.page ?? 1, 1);
+      const where = {
+        ...(filter.userId ? { userId: filter.userId } : {}),
+        ...(filter.event ? { event: filter.event } : {}),
+        ...(filter.from || filter.to ? { createdAt: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lte: filter.to } : {}) } } : {}),
+      };
+      const [total, items] = await Promise.all([
+        prisma.auditEvent.count({ where }),
+        prisma.auditEvent.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], skip: (page - 1) * pageSize, take: pageSize }),
+      ]);
+      return { items, total, page, pageSize };
+    },
+
+    /** A user's own recent security activity, newest first. */
+    listForUser: (userId: string, take = 50) =>
+      prisma.auditEvent.findMany({ where: { userId }, orderBy: { createdAt: 'desc' }, take: Math.min(take, 200) }),
+  };
+}
+
+export type Audit = ReturnType<typeof createAudit>;

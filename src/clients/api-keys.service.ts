@@ -1,0 +1,44 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../db/prisma.js';
+
+// Keys are recognisable in logs and secret scanners by their prefix.
+export const API_KEY_PREFIX = 'latch_';
+const digest = (key: string) => createHash('sha256').update(key).digest('base64url');
+
+/** An app's API keys: one active at a time, shown once, stored as a digest. */
+export function createApiKeysService(prisma: Db) {
+  return {
+    /** Deactivates every earlier key of the app and returns the new key (the only time it is shown). */
+    async create(clientId: string, createdById?: string) {
+      const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
+      const [, row] = await prisma.$transaction([
+        prisma.apiKey.updateMany({ where: { clientId, active: true }, data: { active: false } }),
+        prisma.apiKey.create({ data: { clientId, keyHash: digest(key), prefix: key.slice(0, API_KEY_PREFIX.length + 6), createdById: createdById ?? null } }),
+      ]);
+      return { key, id: row.id, prefix: row.prefix, createdAt: row.createdAt };
+    },
+
+    list: (clientId: string) =>
+      prisma.apiKey.findMany({
+        where: { clientId },
+        orderBy: { createdAt: 'desc' },
+        select: { id: true, prefix: true, active: true, createdAt: true, lastUsedAt: true },
+      }),
+
+    /** The app an active key belongs to, or undefined. */
+    async verify(key: string): Promise<string | undefined> {
+      if (!key.startsWith(API_KEY_PREFIX)) return undefined;
+      const row = await prisma.apiKey.findUnique({ where: { keyHash: digest(key) } });
+      if (!row?.active) return undefined;
+      // Coarse last-use tracking: at most one write a minute per key.
+      if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+        await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+      }
+      return row.clientId;
+    },
+
+    deleteAll: (clientId: string) => prisma.apiKey.deleteMany({ where: { clientId } }),
+  };
+}
+
+export type ApiKeysService = ReturnType<typeof createApiKeysService>;

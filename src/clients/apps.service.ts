@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import { actorId, isAdmin, isDeveloper, type Principal } from '../auth/principal.js';
+import { AppError } from '../http/problem.js';
+import type { ApiKeysService } from './api-keys.service.js';
+import { ADMIN_SCOPE, BUILT_IN_CLIENTS, ClientPatch, NewClient, type ClientsService, type ClientSummary } from './clients.service.js';
+
+// What a developer may set on their own app. Admins may also mark an app trusted (no consent),
+// allow it the password grant, or give it the latch:admin scope.
+export const AppInput = NewClient.omit({ ownerId: true });
+export const AppPatch = ClientPatch;
+
+// API keys act for their app only, and cannot delete it.
+type Action = 'read' | 'update' | 'revoke' | 'delete';
+
+export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysService; audit: Audit }) {
+  const { clients, apiKeys, audit } = deps;
+
+  function assertPrivilegesOk(actor: Principal, app: { trusted?: boolean; grantTypes?: string[]; scopes?: string[] }) {
+    if (isAdmin(actor)) return;
+    if (app.trusted) throw new AppError('FORBIDDEN', 'Only admins may mark an app trusted.');
+    if (app.grantTypes?.includes('password')) throw new AppError('FORBIDDEN', 'Only admins may allow the password grant.');
+    if (app.scopes?.includes(ADMIN_SCOPE)) throw new AppError('FORBIDDEN', `Only admins may give an app the ${ADMIN_SCOPE} scope.`);
+  }
+
+  /**
+   * Loads an app the principal may act on. Others' apps look absent (404), not forbidden; an app's
+   * own key may not delete it (403); Latch's built-in clients are read-only (403).
+   */
+  async function authorize(actor: Principal, clientId: string, action: Action): Promise<ClientSummary> {
+    const app = await clients.find(clientId).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === 'CLIENT_NOT_FOUND') return undefined;
+      throw err;
+    });
+    const visible =
+      app &&
+      (isAdmin(actor) ||
+        (actor.kind === 'user' && app.ownerId === actor.user.id && isDeveloper(actor)) ||
+        (actor.kind === 'apiKey' && actor.clientId === clientId));
+    if (!app || !visible) throw new AppError('CLIENT_NOT_FOUND');
+    if (actor.kind === 'apiKey' && action === 'delete') throw new AppError('FORBIDDEN', 'An API key cannot delete its app.');
+    if (BUILT_IN_CLIENTS.has(clientId) && action !== 'read' && action !== 'revoke') throw new AppError('FORBIDDEN', 'Built-in clients are managed by Latch.');
+    return app;
+  }
+
+  return {
+    authorize,
+
+    async create(actor: Principal, input: z.input<typeof AppInput>, meta: RequestMeta) {
+      if (!isDeveloper(actor) || actor.kind === 'apiKey') throw new AppError('FORBIDDEN', 'Only developers and admins may create apps.');
+      const data = AppInput.parse(input);
+      assertPrivilegesOk(actor, data);
+      const created = await clients.create({ ...data, ownerId: actor.kind === 'user' ? actor.user.id : undefined });
+      await audit.record('admin.app_created', { actorId: actorId(actor), detail: { clientId: created.clientId }, ...meta });
+      return created;
+    },
+
+    async list(actor: Principal) {
+      if (actor.kind === 'apiKey') return [await clients.find(actor.clientId)];
+      if (isAdmin(actor)) return clients.list();
+      if (!isDeveloper(actor) || actor.kind !== 'user') throw new AppError('FORBIDDEN', 'Only developers and admins have apps.');
+      return clients.list({ ownerId: actor.user.id });
+    },
+
+    async update(actor: Principal, clientId: string, patch: z.input<typeof AppPatch>, meta: RequestMeta) {
+      await authorize(actor, clientId, 'update');
+      const changes = AppPatch.parse(patch);
+      assertPrivilegesOk(actor, changes);
+      const app = await clients.update(clientId, changes);
+      await audit.record('admin.app_updated', { actorId: actorId(actor), detail: { clientId, fields: Object.keys(changes) }, ...meta });
+      return app;
+    },
+
+    async rotateSecret(actor: Principal, clientId: string, meta: RequestMeta) {
+      await authorize(actor, clientId, 'update');
+      const clientSecret = await clients.rotateSecret(clientId);
+      await audit.record('admin.app_secret_rotated', { actorId: actorId(actor), detail: { clientId }, ...meta });
+      return clientSecret;
+    },
+
+    async revokeAll(actor: Principal, clientId: string, meta: RequestMeta) {
+      await authorize(actor, clientId, 'revoke');
+      const { count } = await clients.revokeAll(clientId);
+      await audit.record('admin.app_revoked', { actorId: actorId(actor), detail: { clientId, count }, ...meta });
+      return count;
+    },
+
+    async delete(actor: Principal, clientId: string, meta: RequestMeta) {
+      await authorize(actor, clientId, 'delete');
+      await clients.delete(clientId);
+      await audit.record('admin.app_deleted', { actorId: actorId(actor), detail: { clientId }, ...meta });
+    },
+
+    async createApiKey(actor: Principal, clientId: string, meta: RequestMeta) {
+      await authorize(actor, clientId, 'update');
+      const key = await apiKeys.create(clientId, actor.kind === 'user' ? actor.user.id : undefined);
+      await audit.record('admin.api_key_created', { actorId: actorId(actor), detail: { clientId, prefix: key.prefix }, ...meta });
+      return key;
+    },
+
+    async listApiKeys(actor: Principal, clientId: string) {
+      await authorize(actor, clientId, 'read');
+      return apiKeys.list(clientId);
+    },
+
+    async users(actor: Principal, clientId: string) {
+      await authorize(actor, clientId, 'read');
+      return clients.users(clientId);
+    },
+  };
+}
+
+export type Apps = ReturnType<typeof createApps>;

@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Db } from '../db/prisma.js';
+import { AppError } from '../http/problem.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { generateClientSecret, hashClientSecret } from './client-secret.js';
+
+// `password` is for first-party clients an admin marks; the apps API never offers it.
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'password'] as const;
+// Lets a client's client-credentials tokens call the management API as an admin.
+export const ADMIN_SCOPE = 'latch:admin';
+// A client registered without scopes may ask for these: every scope but latch:admin.
+const DEFAULT_SCOPES = ['openid', 'profile', 'email', 'offline_access'];
+// Built-in clients Latch keeps in step itself (src/oidc/first-party-clients.ts).
+export const BUILT_IN_CLIENTS = new Set(['latch-api', 'latch-account']);
+
+// http(s), or a private-use scheme for native apps (RFC 8252, e.g. com.example.app:/cb); never
+// schemes that run or embed content in the browser.
+const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:', 'filesystem:']);
+const redirectUri = z
+  .url()
+  .refine((u) => !u.includes('#'), 'must not contain a fragment')
+  .refine((u) => !URL.canParse(u) || !UNSAFE_SCHEMES.has(new URL(u).protocol), 'this URL scheme is not allowed for redirects');
+const webUrl = z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('#'), 'must not contain a fragment');
+const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
+
+const ClientFields = z.object({
+  name: z.string().trim().min(1).max(100),
+  redirectUris: z.array(redirectUri).max(20),
+  postLogoutRedirectUris: z.array(redirectUri).max(20),
+  grantTypes: z.array(z.enum(GRANT_TYPES)).min(1),
+  scopes: z.array(scopeToken).max(50),
+  resources: z.array(webUrl).max(20),
+  trusted: z.boolean(),
+});
+
+export const NewClient = ClientFields.extend({
+  redirectUris: ClientFields.shape.redirectUris.default([]),
+  postLogoutRedirectUris: ClientFields.shape.postLogoutRedirectUris.default([]),
+  grantTypes: ClientFields.shape.grantTypes.default(['authorization_code', 'refresh_token']),
+  scopes: ClientFields.shape.scopes.default([]),
+  resources: ClientFields.shape.resources.default([]),
+  trusted: z.boolean().default(false),
+  public: z.boolean().default(false),
+  ownerId: z.string().optional(),
+});
+export type NewClient = z.input<typeof NewClient>;
+export const ClientPatch = ClientFields.partial().strict();
+export type ClientPatch = z.input<typeof ClientPatch>;
+
+type Metadata = Record<string, unknown> & {
+  grant_types?: string[];
+  redirect_uris?: string[];
+  post_logout_redirect_uris?: string[];
+  scope?: string;
+  token_endpoint_auth_method?: string;
+};
+type ClientRow = { clientId: string; name: string; metadata: unknown; trusted: boolean; ownerId: string | null; resources: string; createdAt: Date; updatedAt: Date };
+
+export type ClientSummary = ReturnType<typeof toSummary>;
+
+export function toSummary(r: ClientRow) {
+  const m = r.metadata as Metadata;
+  return {
+    clientId: r.clientId,
+    name: r.name,
+    public: m.token_endpoint_auth_method === 'none',
+    trusted: r.trusted,
+    ownerId: r.ownerId,
+    grantTypes: m.grant_types ?? [],
+    redirectUris: m.redirect_uris ?? [],
+    postLogoutRedirectUris: m.post_logout_redirect_uris ?? [],
+    scopes: m.scope ? m.scope.split(' ') : [],
+    resources: r.resources.split(' ').filter(Boolean),
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  };
+}
+
+/** Checks that only make sense on the whole client, after a create or a patch. */
+function assertConsistent(c: { public: boolean; grantTypes: string[]; redirectUris: string[] }) {
+  const problems = [];
+  if (c.grantTypes.includes('authorization_code') && c.redirectUris.length === 0) {
+    problems.push({ path: 'redirectUris', message: 'authorization_code needs at least one redirect URI' });
+  }
+  if (c.public && c.grantTypes.includes('client_credentials')) {
+    problems.push({ path: 'grantTypes', message: 'a public client cannot use client_credentials' });
+  }
+  if (problems.length) throw new AppError('VALIDATION_FAILED', problems[0]!.message, problems);
+}
+
+type MetadataInput = { name: string; redirectUris: string[]; postLogoutRedirectUris: string[]; grantTypes: string[]; scopes: string[]; public: boolean };
+
+function toMetadata(clientId: string, c: MetadataInput, secretHash?: string) {
+  return {
+    client_id: clientId,
+    client_name: c.name,
+    redirect_uris: c.redirectUris,
+    post_logout_redirect_uris: c.postLogoutRedirectUris,
+    grant_types: c.grantTypes,
+    response_types: c.grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: c.public ? 'none' : 'client_secret_basic',
+    ...(secretHash ? { client_secret: secretHash } : {}),
+    scope: (c.scopes.length ? c.scopes : DEFAULT_SCOPES).join(' '),
+  };
+}
+
+/** The database's unique (owner, name) index decides races the pre-check cannot. */
+async function uniqueName<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new AppError('APP_NAME_TAKEN');
+    throw err;
+  }
+}
+
+/** `onChange` hears of every client write, so caches of client metadata can drop the entry. */
+export function createClientsService(prisma: Db, onChange: (clientId: string) => void = () => {}) {
+  async function findRow(clientId: string) {
+    const row = await prisma.client.findUnique({ where: { clientId } });
+    if (!row) throw new AppError('CLIENT_NOT_FOUND');
+    return row;
+  }
+
+  async function assertNameFree(ownerId: string | null | undefined, name: string, except?: string) {
+    if (!ownerId) return;
+    const clash = await prisma.client.findFirst({ where: { ownerId, name, ...(except ? { NOT: { clientId: except } } : {}) }, select: { clientId: true } });
+    if (clash) throw new AppError('APP_NAME_TAKEN');
+  }
+
+  return {
+    /** Registers a client; the secret (confidential clients) is returned here once and stored hashed. */
+    async create(input: NewClient): Promise<{ clientId: string; clientSecret?: string; client: ClientSummary }> {
+      const c = NewClient.parse(input);
+      assertConsistent(c);
+      await assertNameFree(c.ownerId, c.name);
+      const clientId = randomBytes(16).toString('base64url');
+      const clientSecret = c.public ? undefined : generateClientSecret();
+      const row = await uniqueName(() => prisma.client.create({
+        data: {
+          clientId,
+          name: c.name,
+          metadata: toMetadata(clientId, c, clientSecret && hashClientSecret(clientSecret)),
+          trusted: c.trusted,
+          ownerId: c.ownerId ?? null,
+          resources: c.resources.join(' '),
+        },
+      }));
+      return { clientId, ...(clientSecret ? { clientSecret } : {}), client: toSummary(row) };
+    },
+
+    async find(clientId: string): Promise<ClientSummary> {
+      return toSummary(await findRow(clientId));
+    },
+
+    async list(filter: { ownerId?: string } = {}): Promise<ClientSummary[]> {
+      const rows = await prisma.client.findMany({ where: { ownerId: filter.ownerId }, orderBy: [{ createdAt: 'asc' }, { clientId: 'asc' }] });
+      return rows.map(toSummary);
+    },
+
+    async update(clientId: string, patch: ClientPatch): Promise<ClientSummary> {
+      const changes = ClientPatch.parse(patch);
+      const row = await findRow(clientId);
+      const current = toSummary(row);
+      const next = { ...current, ...changes };
+      assertConsistent(next);
+      if (changes.name) await assertNameFree(row.ownerId, changes.name, clientId);
+      const secret = (row.metadata as Metadata).client_secret as string | undefined;
+      const updated = await uniqueName(() => prisma.client.update({
+        where: { clientId },
+        data: { name: next.name, trusted: next.trusted, resources: next.resources.join(' '), metadata: toMetadata(clientId, next, secret) },
+      }));
+      onChange(clientId);
+      return toSummary(updated);
+    },
+
+    /** A new secret, returned once; the old one stops working at once. */
+    async rotateSecret(clientId: string): Promise<string> {
+      const row = await findRow(clientId);
+      const metadata = row.metadata as Metadata;
+      if (metadata.token_endpoint_auth_method === 'none') throw new AppError('VALIDATION_FAILED', 'A public client has no secret.');
+      const clientSecret = generateClientSecret();
+      await prisma.client.update({ where: { clientId }, data: { metadata: { ...metadata, client_secret: hashClientSecret(clientSecret) } } });
+      onChange(clientId);
+      return clientSecret;
+    },
+
+    /** Deletes the client with every grant, token and code it holds, and its API keys. */
+    async delete(clientId: string) {
+      await findRow(clientId);
+      await prisma.$transaction([
+        prisma.oidcPayload.deleteMany({ where: { clientId } }),
+        prisma.apiKey.deleteMany({ where: { clientId } }),
+        prisma.client.delete({ where: { clientId } }),
+      ]);
+      onChange(clientId);
+    },
+
+    /** Revokes every grant and token of the client (users must consent again); the client stays. */
+    revokeAll: (clientId: string) => prisma.oidcPayload.deleteMany({ where: { clientId } }),
+
+    /** Users who have granted the client access, with their last sign-in. */
+    async users(clientId: string) {
+      const grants = await prisma.oidcPayload.findMany({
+        where: { model: 'Grant', clientId, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
+        select: { accountId: true },
+        distinct: ['accountId'],
+      });
+      const ids = grants.map((g) => g.accountId).filter((id): id is string => Boolean(id));
+      return prisma.user.findMany({
+        where: { id: { in: ids } },
+        select: { id: true, email: true, name: true, username: true, lastLoginAt: true },
+        orderBy: [{ email: 'asc' }],
+      });
+    },
+  };
+}
+
+export type ClientsService = ReturnType<typeof createClientsService>;

@@ -1,0 +1,31 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Logger } from 'pino';
+
+export type Mail = { to: string; subject: string; text: string; html: string };
+export type Mailer = { send(mail: Mail): Promise<void>; close(): void };
+
+/**
+ * SMTP through nodemailer when SMTP_URL is set. Otherwise an outbox folder: each message is
+ * written as an .eml file (nodemailer's stream transport) and its first link is logged, so a
+ * fresh install works with no mail server.
+ */
+export function createMailer(options: { smtpUrl?: string; from: string; outboxDir: string }, logger: Logger): Mailer {
+  const transport: Transporter = options.smtpUrl
+    ? nodemailer.createTransport(options.smtpUrl)
+    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+
+  return {
+    async send(mail) {
+      const info = await transport.sendMail({ from: options.from, ...mail });
+      if (options.smtpUrl) return;
+      mkdirSync(options.outboxDir, { recursive: true });
+      const file = join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.messageId.replace(/[^\w.-]/g, '')}.eml`);
+      writeFileSync(file, (info as unknown as { message: Buffer }).message);
+      const link = /https?:\/\/\S+/.exec(mail.text)?.[0];
+      logger.info({ to: mail.to, subject: mail.subject, file, link }, 'mail written to outbox (SMTP_URL not set)');
+    },
+    close: () => transport.close(),
+  };
+}

@@ -1,0 +1,51 @@
+import ejs from 'ejs';
+import { fromRoot } from '../paths.js';
+import type { Mail } from './mailer.js';
+
+const DIR = `${fromRoot('views', 'emails')}/`;
+
+export type MessageContext = { productName: string; supportEmail: string };
+
+type ActionCopy = { subject: string; heading: string; intro: string; actionLabel: string; ignoreNote: string };
+
+const COPY = {
+  'verify-email': (p: string): ActionCopy => ({
+    subject: `Confirm your email address for ${p}`,
+    heading: 'Confirm your email address',
+    intro: `Confirm that this address belongs to your ${p} account.`,
+    actionLabel: 'Confirm email address',
+    ignoreNote: 'If you did not create an account, ignore this email.',
+  }),
+  'reset-password': (p: string): ActionCopy => ({
+    subject: `Reset your ${p} password`,
+    heading: 'Reset your password',
+    intro: `Someone (hopefully you) asked to reset the password of your ${p} account. Choose a new password with the link below; you will be signed out everywhere.`,
+    actionLabel: 'Choose a new password',
+    ignoreNote: 'If you did not ask for this, ignore this email: your password stays as it is.',
+  }),
+  'magic-link': (p: string): ActionCopy => ({
+    subject: `Your ${p} sign-in link`,
+    heading: `Sign in to ${p}`,
+    intro: 'Use the link below to sign in without a password.',
+    actionLabel: 'Sign in',
+    ignoreNote: 'If you did not ask for this link, ignore this email: nobody can use it without access to your mailbox.',
+  }),
+};
+
+export type MessageKind = keyof typeof COPY;
+
+const humanDuration = (seconds: number) =>
+  seconds >= 3600 && seconds % 3600 === 0
+    ? `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`
+    : `${Math.round(seconds / 60)} minute${seconds === 60 ? '' : 's'}`;
+
+/** Renders one of the emailed actions (HTML and plain text) from views/emails/action.*.ejs. */
+export async function renderActionMail(kind: MessageKind, to: string, input: { url: string; ttlSeconds: number }, ctx: MessageContext): Promise<Mail> {
+  const copy = COPY[kind](ctx.productName);
+  const locals = { ...ctx, ...copy, url: input.url, expiresIn: humanDuration(input.ttlSeconds) };
+  const [html, text] = await Promise.all([
+    ejs.renderFile(`${DIR}action.html.ejs`, locals),
+    ejs.renderFile(`${DIR}action.txt.ejs`, locals),
+  ]);
+  return { to, subject: copy.subject, html, text };
+}

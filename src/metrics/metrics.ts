@@ -1,0 +1,42 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Middleware } from 'koa';
+
+/** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, plus process defaults. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'latch_' });
+  const requests = new Counter({ name: 'latch_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'latch_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const logins = new Counter({ name: 'latch_logins_total', help: 'Password sign-in attempts', labelNames: ['result'], registers: [registry] });
+  const tokens = new Counter({ name: 'latch_tokens_issued_total', help: 'Successful token endpoint grants', labelNames: ['grant_type'], registers: [registry] });
+
+  return {
+    registry,
+    login: (result: string) => logins.inc({ result }),
+    tokenIssued: (grantType: string) => tokens.inc({ grant_type: grantType }),
+    /** Times every request; routes are labelled by pattern (never by raw path) to bound cardinality. */
+    middleware(): Middleware {
+      return async (ctx, next) => {
+        const end = duration.startTimer();
+        try {
+          await next();
+        } finally {
+          const matched = (ctx as { _matchedRoute?: string })._matchedRoute;
+          const route =
+            (ctx.state.route as string | undefined) ??
+            (ctx.path.startsWith('/o/') ? `/o${matched ?? ''}` : (matched ?? 'unmatched'));
+          end({ method: ctx.method, route });
+          requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+        }
+      };
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

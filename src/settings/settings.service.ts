@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { Db } from '../db/prisma.js';
+
+const ttl = (max: number) => z.number().int().min(30).max(max);
+
+/** Settings an admin may change at run time. Every key is optional in storage: env gives defaults. */
+export const Settings = z.object({
+  accessTokenTtl: ttl(24 * 3600),
+  idTokenTtl: ttl(24 * 3600),
+  refreshTokenTtl: ttl(365 * 24 * 3600),
+  registrationOpen: z.boolean(),
+  allowUnverifiedLogin: z.boolean(),
+  loginMaxFailuresPerAccount: z.number().int().min(1).max(1000),
+  loginMaxFailuresPerIp: z.number().int().min(1).max(100_000),
+  loginThrottleWindow: z.number().int().min(1).max(24 * 3600),
+});
+export type Settings = z.infer<typeof Settings>;
+export const SettingsPatch = Settings.partial().strict();
+
+// How stale a process's copy may be: changes made by another process apply within this bound.
+export const SETTINGS_REFRESH_MS = 5_000;
+
+/**
+ * Runtime settings: stored per key, read through an in-memory snapshot. The snapshot is
+ * synchronous (oidc-provider asks for token lifetimes synchronously) and refreshes in the
+ * background once older than SETTINGS_REFRESH_MS; a change made here applies at once.
+ */
+export function createSettings(prisma: Db, defaults: Settings) {
+  let current: Settings = { ...defaults };
+  let loadedAt = 0;
+  let loading: Promise<Settings> | undefined;
+
+  async function load(): Promise<Settings> {
+    const rows = await prisma.setting.findMany();
+    const stored = Object.fromEntries(rows.filter((r) => r.key in defaults).map((r) => [r.key, r.value]));
+    const parsed = Settings.partial().safeParse(stored);
+    current = { ...defaults, ...(parsed.success ? parsed.data : {}) };
+    loadedAt = Date.now();
+    return current;
+  }
+
+  function refresh() {
+    loading ??= load().finally(() => (loading = undefined));
+    return loading;
+  }
+
+  return {
+    /** Loads the stored values; call once at start. */
+    init: refresh,
+    /** The current settings, without waiting; refreshed in the background when stale. */
+    snapshot(): Settings {
+      if (Date.now() - loadedAt > SETTINGS_REFRESH_MS) void refresh().catch(() => undefined);
+      return current;
+    },
+    /** The current settings, refreshed first when stale. */
+    async get(): Promise<Settings> {
+      return Date.now() - loadedAt > SETTINGS_REFRESH_MS ? refresh() : current;
+    },
+    defaults: () => ({ ...defaults }),
+    async update(patch: z.input<typeof SettingsPatch>, actorId?: string): Promise<Settings> {
+      const changes = SettingsPatch.parse(patch);
+      await prisma.$transaction(
+        Object.entries(changes).map(([key, value]) =>
+          prisma.setting.upsert({ where: { key }, create: { key, value, updatedBy: actorId ?? null }, update: { value, updatedBy: actorId ?? null } }),
+        ),
+      );
+      return load();
+    },
+  };
+}
+
+export type SettingsService = ReturnType<typeof createSettings>;

@@ -1,0 +1,58 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../db/prisma.js';
+
+export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
+
+const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+/**
+ * Single-use emailed tokens: 256 random bits, stored as a SHA-256 digest, bound to one purpose,
+ * expiring, and consumed atomically (two concurrent uses cannot both succeed).
+ */
+export function createOneTimeTokens(prisma: Db) {
+  return {
+    /** Issues a token and invalidates the user's earlier unused tokens of the same purpose. */
+    async issue(purpose: TokenPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }) {
+      const token = randomBytes(32).toString('base64url');
+      await prisma.$transaction([
+        prisma.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } }),
+        prisma.emailToken.create({
+          data: {
+            tokenHash: digest(token),
+            purpose,
+            userId: input.userId,
+            email: input.email,
+            interactionUid: input.interactionUid ?? null,
+            expiresAt: new Date(Date.now() + input.ttlSeconds * 1000),
+          },
+        }),
+      ]);
+      return token;
+    },
+
+    /** Looks a token up without using it (to render a confirmation page). */
+    async peek(purpose: TokenPurpose, token: string) {
+      const row = await prisma.emailToken.findUnique({ where: { tokenHash: digest(token) } });
+      return row && row.purpose === purpose && !row.consumedAt && row.expiresAt > new Date() ? row : null;
+    },
+
+    /** Uses a token: returns its record once, or null when unknown, expired, used or of another purpose. */
+    async consume(purpose: TokenPurpose, token: string) {
+      const tokenHash = digest(token);
+      const now = new Date();
+      const { count } = await prisma.emailToken.updateMany({
+        where: { tokenHash, purpose, consumedAt: null, expiresAt: { gt: now } },
+        data: { consumedAt: now },
+      });
+      return count === 1 ? prisma.emailToken.findUnique({ where: { tokenHash } }) : null;
+    },
+
+    /** Drops every unused token of a user (after a password reset, say). */
+    revokeAll: (userId: string, purpose?: TokenPurpose) =>
+      prisma.emailToken.deleteMany({ where: { userId, consumedAt: null, ...(purpose ? { purpose } : {}) } }),
+
+    purgeExpired: () => prisma.emailToken.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - 24 * 3600_000) } } }),
+  };
+}
+
+export type OneTimeTokens = ReturnType<typeof createOneTimeTokens>;
