@@ -1,0 +1,67 @@
+import Koa from 'koa';
+import mount from 'koa-mount';
+import compose from 'koa-compose';
+import { koaBody } from 'koa-body';
+import type Provider from 'oidc-provider';
+import type { Deps } from './deps.js';
+import { providerOf } from './db/url.js';
+import { createProvider } from './oidc/provider.js';
+import { interactionRoutes } from './oidc/interactions.js';
+import { hideFirstPartyGrants } from './oidc/discovery-filter.js';
+import { createTokenBridge } from './oidc/token-bridge.js';
+import { createMagicLinkLogin } from './oidc/magic-link-login.js';
+import { requestLogger } from './http/request-logger.js';
+import { securityHeaders } from './http/security-headers.js';
+import { errorHandler } from './http/error-handler.js';
+import { csrfProtection } from './http/csrf.js';
+import { rejectNulInUrl } from './http/reject-nul.js';
+import { staticRoutes } from './http/routes/static.js';
+import { healthRoutes } from './http/routes/health.js';
+import { opsRoutes } from './http/routes/ops.js';
+import { publicPageRoutes } from './http/routes/public-pages.js';
+import { accountPageRoutes } from './http/routes/account-pages.js';
+import { adminPageRoutes } from './http/routes/admin-pages.js';
+import { createApi } from './http/routes/api.js';
+
+/** The map of the system: every middleware and mount, in order. */
+export function createApp(deps: Deps) {
+  const { config } = deps;
+  const provider = createProvider(deps);
+  const app = new Koa({ proxy: config.http.trustProxy, keys: deps.cookieKeys });
+  const csrf = csrfProtection({ publicOrigin: new URL(config.http.publicUrl).origin, secure: config.http.secureCookies });
+  // The provider is rebuilt when the signing keys change (see reloadKeys): requests always reach
+  // the current one. Other routes may keep the first instance: they never sign.
+  let mounted = mount('/o', provider);
+  const oidc: Koa.Middleware = (ctx, next) => mounted(ctx, next);
+  const magicLinks = createMagicLinkLogin(provider, { secure: config.http.secureCookies, accountLoginPath: '/account/login' });
+  const api = createApi(deps, provider, createTokenBridge(oidc));
+  // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
+  const apiBody = koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb' });
+
+  // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.
+  const site = compose<Koa.Context>([
+    staticRoutes(),
+    healthRoutes(deps.prisma, providerOf(config.db.url)),
+    opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument, startedAt: deps.startedAt }),
+    interactionRoutes({ provider, csrf, magicLinks, ...deps }),
+    publicPageRoutes({ ...deps, csrf, magicLinks }),
+    accountPageRoutes({ ...deps, csrf, provider }),
+    adminPageRoutes({ ...deps, csrf, provider }),
+    async (ctx, next) => (ctx.path.startsWith('/api/') ? apiBody(ctx, next) : next()),
+    api.routes,
+  ] as Koa.Middleware[]);
+  // The provider parses its own bodies: nothing before it may read request bodies of /o.
+  const openIdProvider = compose<Koa.Context>([hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
+
+  app.use(requestLogger(deps.logger));
+  app.use(deps.metrics.middleware());
+  app.use(securityHeaders());
+  app.use(errorHandler(deps.views, deps.logger));
+  app.use(rejectNulInUrl());
+  app.use((ctx, next) => (ctx.path.startsWith('/o/') ? openIdProvider(ctx, next) : site(ctx, next)));
+  /** Publishes a new key set without a restart: a provider built with it takes over /o. */
+  function reloadKeys(jwks: Deps['jwks']) {
+    mounted = mount('/o', createProvider({ ...deps, jwks }));
+  }
+  return { app, provider: provider as Provider, api, reloadKeys };
+}

@@ -1,0 +1,146 @@
+import pino, { type Logger } from 'pino';
+import type { Config } from './config/env.js';
+import { createPrisma, type Db } from './db/prisma.js';
+import { migrate } from './db/migrate.js';
+import { providerOf } from './db/url.js';
+import { withLock } from './db/lock.js';
+import { createPasswordHasher } from './passwords/passwords.js';
+import { createUsersService } from './users/users.service.js';
+import { createClientsService } from './clients/clients.service.js';
+import { createApiResourcesService } from './resources/api-resources.service.js';
+import { createLoginThrottle } from './auth/login-throttle.js';
+import { createEmailThrottle } from './auth/email-throttle.js';
+import { createAuthenticator } from './auth/authenticate.js';
+import { createAudit } from './audit/audit.service.js';
+import { createOneTimeTokens } from './tokens/one-time-tokens.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
+import { createMailQueue } from './mail/mail-queue.js';
+import { createAccountFlows } from './accounts/account-flows.js';
+import { ensureSigningKeys, loadSigningJwks } from './keys/signing-keys.js';
+import { loadCookieKeys } from './keys/cookie-keys.js';
+import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
+import { createViews } from './http/views.js';
+import { createOidcStore, type OidcStore } from './db/oidc-store.js';
+import { createClientCache } from './oidc/adapter.js';
+import { createSettings } from './settings/settings.service.js';
+import { createMetrics } from './metrics/metrics.js';
+import { createApiKeysService } from './clients/api-keys.service.js';
+import { createApps } from './clients/apps.service.js';
+import { createSessionsService } from './auth/sessions.service.js';
+import { createUsersAdmin } from './users/users-admin.service.js';
+
+export function createLogger(config: Config): Logger {
+  return pino({
+    level: config.log.level,
+    redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token', '*.client_secret'],
+  });
+}
+
+/** Domain services over one database; shared by the server and the CLI. */
+export function createServices(config: Config, prisma: Db, onClientChange?: (clientId: string) => void) {
+  const hasher = createPasswordHasher(config.argon2, config.argon2MaxConcurrency);
+  const users = createUsersService(prisma, hasher);
+  return {
+    hasher,
+    users,
+    clients: createClientsService(prisma, onClientChange),
+    resources: createApiResourcesService(prisma),
+  };
+}
+
+/** Everything the server needs, built once: the only place (with main.ts) that creates clients. */
+export type DepsOptions = {
+  /** Another mail transport (the default is SMTP_URL or the outbox folder). */
+  mailer?: Mailer;
+  /** Wrap the database client and the provider's store, e.g. to count queries in benchmarks. */
+  instrumentDb?: (db: Db) => Db;
+  instrumentStore?: (store: OidcStore) => OidcStore;
+};
+
+export async function createDeps(config: Config, logger: Logger = createLogger(config), options: DepsOptions = {}) {
+  const applied = await migrate(config.db.url);
+  if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
+  const prisma = (options.instrumentDb ?? ((db) => db))(await createPrisma(config.db));
+  const oidcStore = (options.instrumentStore ?? ((s) => s))(await createOidcStore(providerOf(config.db.url), config.db.url, config.db.poolSize, (err) => logger.warn({ err }, 'database connection lost; it will be replaced')));
+  const clientCache = createClientCache(oidcStore);
+  const services = createServices(config, prisma, clientCache.invalidate);
+
+  // First start: keys and the bootstrap admin, created once even when processes start together.
+  const cookieKeys = await withLock(prisma, providerOf(config.db.url), 'startup', async (tx) => {
+    const created = await ensureSigningKeys(tx);
+    if (created) logger.info({ keys: created }, 'generated signing keys');
+    if (config.bootstrapAdmin && !(await tx.user.findFirst({ where: { isAdmin: true } }))) {
+      await createServices(config, tx).users.create({ ...config.bootstrapAdmin, isAdmin: true, isStaff: true, emailVerified: true });
+      logger.info({ email: config.bootstrapAdmin.email }, 'created admin user from ADMIN_EMAIL');
+    }
+    await ensureFirstPartyClients(tx, config.http.publicUrl, config.product.name);
+    return loadCookieKeys(tx, config.oidc.cookieKeys);
+  });
+  const jwks = await loadSigningJwks(prisma);
+
+  const settings = createSettings(prisma, {
+    accessTokenTtl: config.oidc.ttl.accessToken,
+    idTokenTtl: config.oidc.ttl.idToken,
+    refreshTokenTtl: config.oidc.ttl.refreshToken,
+    registrationOpen: config.accounts.registrationOpen,
+    allowUnverifiedLogin: config.accounts.allowUnverifiedLogin,
+    loginMaxFailuresPerAccount: config.throttle.maxFailuresPerAccount,
+    loginMaxFailuresPerIp: config.throttle.maxFailuresPerIp,
+    loginThrottleWindow: config.throttle.windowSeconds,
+  });
+  await settings.init();
+  const metrics = createMetrics();
+  const audit = createAudit(prisma, logger);
+  const apiKeys = createApiKeysService(prisma);
+  const tokens = createOneTimeTokens(prisma);
+  const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
+  const accounts = createAccountFlows({
+    prisma,
+    users: services.users,
+    hasher: services.hasher,
+    tokens,
+    mail,
+    audit,
+    emailThrottle: createEmailThrottle(prisma, config.emailThrottle),
+    publicUrl: config.http.publicUrl,
+    product: config.product,
+    ttl: config.accounts.ttl,
+  });
+  const authenticate = createAuthenticator({
+    users: services.users,
+    hasher: services.hasher,
+    throttle: createLoginThrottle(prisma, () => {
+      const s = settings.snapshot();
+      return { maxFailuresPerAccount: s.loginMaxFailuresPerAccount, maxFailuresPerIp: s.loginMaxFailuresPerIp, windowSeconds: s.loginThrottleWindow };
+    }),
+    audit,
+    allowUnverifiedLogin: () => settings.snapshot().allowUnverifiedLogin,
+    onResult: metrics.login,
+  });
+
+  return {
+    config,
+    logger,
+    prisma,
+    oidcStore,
+    clientCache,
+    ...services,
+    jwks,
+    cookieKeys,
+    audit,
+    tokens,
+    mail,
+    accounts,
+    authenticate,
+    settings,
+    metrics,
+    apiKeys,
+    apps: createApps({ clients: services.clients, apiKeys, audit }),
+    sessions: createSessionsService(prisma, audit),
+    usersAdmin: createUsersAdmin({ prisma, provider: providerOf(config.db.url), users: services.users, audit }),
+    startedAt: new Date(),
+    views: createViews({ cache: config.env !== 'development', productName: config.product.name }),
+  };
+}
+
+export type Deps = Awaited<ReturnType<typeof createDeps>>;

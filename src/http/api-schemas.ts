@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+// Response shapes for the OpenAPI document. Requests are validated by the schemas next to routes.
+const date = z.iso.datetime();
+
+export const UserOut = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    emailVerified: z.boolean(),
+    username: z.string().nullable(),
+    name: z.string().nullable(),
+    givenName: z.string().nullable(),
+    familyName: z.string().nullable(),
+    active: z.boolean(),
+    isStaff: z.boolean(),
+    isAdmin: z.boolean(),
+    isDeveloper: z.boolean(),
+    lastLoginAt: date.nullable(),
+    createdAt: date,
+    updatedAt: date,
+  })
+  .meta({ id: 'User' });
+
+export const TokensOut = z
+  .object({
+    access_token: z.string(),
+    token_type: z.literal('Bearer'),
+    expires_in: z.number().int(),
+    refresh_token: z.string().optional(),
+    id_token: z.string().optional(),
+    scope: z.string(),
+  })
+  .meta({ id: 'Tokens' });
+
+export const MessageOut = z.object({ message: z.string() }).meta({ id: 'Message' });
+
+export const ActivityOut = z
+  .object({ items: z.array(z.object({ event: z.string(), at: date, ip: z.string().nullable(), userAgent: z.string().nullable() })) })
+  .meta({ id: 'Activity' });
+
+export const page = <T extends z.ZodType>(item: T, id: string) =>
+  z.object({ items: z.array(item), total: z.number().int(), page: z.number().int(), pageSize: z.number().int() }).meta({ id });
+
+export const AppOut = z
+  .object({
+    clientId: z.string(),
+    name: z.string(),
+    public: z.boolean(),
+    trusted: z.boolean(),
+    ownerId: z.string().nullable(),
+    grantTypes: z.array(z.string()),
+    redirectUris: z.array(z.string()),
+    postLogoutRedirectUris: z.array(z.string()),
+    scopes: z.array(z.string()),
+    resources: z.array(z.string()),
+    createdAt: date,
+    updatedAt: date,
+  })
+  .meta({ id: 'App' });
+
+export const ApiKeyOut = z
+  .object({ id: z.string(), prefix: z.string(), active: z.boolean(), createdAt: date, lastUsedAt: date.nullable() })
+  .meta({ id: 'ApiKey' });
+
+export const AuditEventOut = z
+  .object({
+    id: z.string(),
+    event: z.string(),
+    userId: z.string().nullable(),
+    actorId: z.string().nullable(),
+    ip: z.string().nullable(),
+    userAgent: z.string().nullable(),
+    detail: z.unknown(),
+    createdAt: date,
+  })
+  .meta({ id: 'AuditEvent' });

@@ -1,0 +1,65 @@
+import type { Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import type { ApiKeysService } from '../clients/api-keys.service.js';
+import { ADMIN_SCOPE } from '../clients/clients.service.js';
+import type { Principal } from '../auth/principal.js';
+import type { UsersService } from '../users/users.service.js';
+import { AppError } from './problem.js';
+
+type Deps = { provider: Provider; users: UsersService; apiKeys: ApiKeysService };
+
+function unauthenticated(ctx: Parameters<Middleware>[0]): never {
+  ctx.set('www-authenticate', 'Bearer realm="latch"');
+  throw new AppError('UNAUTHENTICATED');
+}
+
+/**
+ * Resolves the bearer credential of a management call into a principal: an app API key, a user's
+ * access token from a first-party (trusted) client, or a client-credentials token of a client an
+ * admin registered with the latch:admin scope. Third-party apps' user tokens are refused (403).
+ */
+export async function resolvePrincipal(deps: Deps, authorization: string): Promise<Principal | 'forbidden' | undefined> {
+  const value = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+  if (!value) return undefined;
+
+  const appId = await deps.apiKeys.verify(value);
+  if (appId) return { kind: 'apiKey', clientId: appId };
+
+  const token = await deps.provider.AccessToken.find(value);
+  if (token?.accountId && token.clientId) {
+    const client = await deps.provider.Client.find(token.clientId);
+    if (!(client as { trusted?: boolean } | undefined)?.trusted) return 'forbidden';
+    const user = await deps.users.findById(token.accountId);
+    return user?.active ? { kind: 'user', user, clientId: token.clientId, grantId: token.grantId } : undefined;
+  }
+
+  const service = await deps.provider.ClientCredentials.find(value);
+  if (service?.clientId) {
+    const client = await deps.provider.Client.find(service.clientId);
+    // The scope must be both granted in the token and registered on the client by an admin.
+    const registered = (client?.scope ?? '').split(' ');
+    if (!client || !registered.includes(ADMIN_SCOPE) || !(service.scope ?? '').split(' ').includes(ADMIN_SCOPE)) return 'forbidden';
+    return { kind: 'service', clientId: service.clientId };
+  }
+  return undefined;
+}
+
+/** Puts the caller's principal on ctx.state.principal, or answers 401/403. */
+export function requirePrincipal(deps: Deps, options: { usersOnly?: boolean } = {}): Middleware {
+  return async (ctx, next) => {
+    const principal = await resolvePrincipal(deps, ctx.get('authorization'));
+    if (!principal) unauthenticated(ctx);
+    if (principal === 'forbidden') throw new AppError('FORBIDDEN', 'This token was issued to a third-party application or lacks the latch:admin scope.');
+    if (options.usersOnly && principal.kind !== 'user') throw new AppError('FORBIDDEN', 'This call needs a user token.');
+    ctx.state.principal = principal;
+    await next();
+  };
+}
+
+/** Refuses principals without a role (403), before the request body is even validated. */
+export function requireRole(allowed: (p: Principal) => boolean, message: string): Middleware {
+  return async (ctx, next) => {
+    if (!allowed(ctx.state.principal as Principal)) throw new AppError('FORBIDDEN', message);
+    await next();
+  };
+}

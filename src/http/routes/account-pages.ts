@@ -1,0 +1,246 @@
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AccountFlows } from '../../accounts/account-flows.js';
+import type { Audit } from '../../audit/audit.service.js';
+import type { Config } from '../../config/env.js';
+import { ACCOUNT_CLIENT_ID } from '../../oidc/first-party-clients.js';
+import type { PasswordHasher } from '../../passwords/passwords.js';
+import type { User, UsersService } from '../../users/users.service.js';
+import { AppError } from '../problem.js';
+import { requestMeta } from '../request-meta.js';
+import type { Views } from '../views.js';
+import { field, formBody, handleForm, noStore, renderPage, type FormProblem } from './page-forms.js';
+
+type Deps = {
+  config: Config;
+  provider: Provider;
+  views: Views;
+  users: UsersService;
+  audit: Audit;
+  hasher: PasswordHasher;
+  accounts: AccountFlows;
+  csrf: Middleware;
+};
+
+type Section = 'profile' | 'password' | 'delete';
+type Signed = { user: User; sessionUid: string };
+
+// The sign-in round trip's state: short-lived, signed, HttpOnly, sent only to /account.
+const STATE_COOKIE = 'latch.account_state';
+const STATE_SECONDS = 600;
+
+const NOTICES: Record<string, (user: User) => string> = {
+  profile: () => 'Your profile is saved.',
+  email: (u) => `Your profile is saved. We sent a confirmation link to ${u.email}.`,
+  password: () => 'Your password is changed. You were signed out everywhere else.',
+  verification: (u) => `We sent a new confirmation link to ${u.email}.`,
+};
+
+const ACTIVITY: Record<string, string> = {
+  'login.success': 'Signed in',
+  'login.failure': 'Failed sign-in attempt',
+  logout: 'Signed out',
+  registration: 'Account created',
+  'email.verification_sent': 'Confirmation link sent',
+  'email.verified': 'Email address confirmed',
+  'password.changed': 'Password changed',
+  'password.reset_requested': 'Password reset requested',
+  'password.reset': 'Password reset',
+  'magic_link.sent': 'Sign-in link sent',
+  'magic_link.used': 'Signed in with an emailed link',
+  'account.updated': 'Profile updated',
+};
+
+/** "Chrome 140 on Linux" from a user agent, for the activity list. */
+function device(userAgent: string | null) {
+  if (!userAgent) return undefined;
+  const browser = /(Edg|Firefox|Chrome|Safari)\/(\d+)/.exec(userAgent);
+  const os = /(Windows|Android|iPhone|iPad|Mac OS X|Linux)/.exec(userAgent)?.[1]?.replace('Mac OS X', 'macOS');
+  if (!browser) return userAgent.slice(0, 60);
+  const name = browser[1] === 'Edg' ? 'Edge' : browser[1];
+  return `${name} ${browser[2]}${os ? ` on ${os}` : ''}`;
+}
+
+const activityItems = (events: { event: string; createdAt: Date; ip: string | null; userAgent: string | null }[]) =>
+  events.map((e) => ({
+    label: ACTIVITY[e.event] ?? e.event,
+    at: e.createdAt.toISOString(),
+    when: `${e.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    ip: e.ip ?? undefined,
+    device: device(e.userAgent),
+  }));
+
+/** A path on this server to return to after signing in ("/admin/users?page=2"), never another origin. */
+function localPath(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length > 1000) return undefined;
+  // "//host" and "/\\host" are other origins to a browser; control characters have no place here.
+  if (!value.startsWith('/') || value.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(value)) return undefined;
+  return value;
+}
+
+const safeDecode = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+};
+
+const sameString = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+/**
+ * /account: the signed-in user's own account (profile, password, activity, deletion). The pages
+ * sign in to the IdP itself as the first-party client latch-account (response_type=none); who is
+ * signed in is read from the provider's browser session.
+ */
+export function accountPageRoutes({ config, provider, views, users, audit, hasher, accounts, csrf }: Deps) {
+  const router = new Router({ prefix: '/account' });
+  const form = formBody();
+  const { publicUrl, secureCookies } = config.http;
+  const signOutUrl = `/o/session/end?${new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, post_logout_redirect_uri: `${publicUrl}/account` })}`;
+
+  router.use(noStore);
+
+  /** The signed-in user, or undefined after answering with a redirect to sign in. */
+  async function signedIn(ctx: Context): Promise<Signed | undefined> {
+    const session = await provider.Session.get(ctx);
+    const user = session.accountId ? await users.findById(session.accountId) : null;
+    if (user?.active) return { user, sessionUid: session.uid };
+    // No session, or one of a disabled or deleted user: the provider asks to sign in again.
+    ctx.status = 303;
+    ctx.redirect('/account/login');
+    return undefined;
+  }
+
+  async function renderAccount(ctx: Context, user: User, extra: { section?: Section; problem?: FormProblem; values?: Record<string, string>; notice?: string } = {}) {
+    const activity = await audit.listForUser(user.id, 20);
+    await renderPage(ctx, views, 'account', {
+      title: 'Your account',
+      user,
+      profile: extra.values ?? {
+        givenName: user.givenName ?? '',
+        familyName: user.familyName ?? '',
+        name: user.name ?? '',
+        username: user.username ?? '',
+        email: user.email,
+      },
+      section: extra.section,
+      error: extra.problem?.message,
+      fields: extra.problem?.fields ?? {},
+      notice: extra.notice,
+      activity: activityItems(activity),
+      signOutUrl,
+    }, extra.problem?.status);
+  }
+
+  /** A POST from the account page: signed in, CSRF-checked, its mistakes shown in its section. */
+  const action = (section: Section, run: (ctx: Context, me: Signed) => Promise<string | void>, values?: (ctx: Context) => Record<string, string>) =>
+    async (ctx: Context) => {
+      const me = await signedIn(ctx);
+      if (!me) return;
+      await handleForm(
+        ctx,
+        async () => {
+          const notice = await run(ctx, me);
+          if (ctx.body !== undefined) return; // the action answered itself
+          ctx.status = 303;
+          ctx.redirect(notice ? `/account?notice=${notice}` : '/account');
+        },
+        (problem) => renderAccount(ctx, me.user, { section, problem, values: values?.(ctx) }),
+      );
+    };
+
+  router.get('/login', async (ctx) => {
+    const state = randomBytes(16).toString('base64url');
+    // Where to go after signing in travels with the state, in the same signed cookie.
+    const next = localPath(ctx.query.next);
+    ctx.cookies.set(STATE_COOKIE, next ? `${state}.${encodeURIComponent(next)}` : state, { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/account', maxAge: STATE_SECONDS * 1000, overwrite: true });
+    const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${publicUrl}/account/callback`, state });
+    ctx.status = 303;
+    ctx.redirect(`${config.oidc.issuer}/auth?${query}`);
+  });
+
+  router.get('/callback', async (ctx) => {
+    const stored = ctx.cookies.get(STATE_COOKIE, { signed: true }) ?? '';
+    const dot = stored.indexOf('.');
+    const [expected, storedNext] = dot < 0 ? [stored, ''] : [stored.slice(0, dot), stored.slice(dot + 1)];
+    ctx.cookies.set(STATE_COOKIE, null, { signed: true, path: '/account', overwrite: true });
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const next = storedNext ? localPath(safeDecode(storedNext)) : undefined;
+    if (!expected || !sameString(state, expected)) {
+      return renderPage(ctx, views, 'message', {
+        title: 'Sign-in expired',
+        heading: 'This sign-in could not be completed',
+        message: 'It took too long or was started in another window.',
+        link: { href: '/account', label: 'Sign in again' },
+        alert: true,
+      }, 400);
+    }
+    if (ctx.query.error) {
+      return renderPage(ctx, views, 'message', {
+        title: 'Not signed in',
+        heading: 'Not signed in',
+        message: ctx.query.error === 'access_denied' ? 'The sign-in was cancelled.' : 'The sign-in did not complete.',
+        link: { href: next ?? '/account', label: 'Sign in' },
+      });
+    }
+    ctx.status = 303;
+    ctx.redirect(next ?? '/account');
+  });
+
+  router.get('/', csrf, async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const notice = typeof ctx.query.notice === 'string' ? NOTICES[ctx.query.notice]?.(me.user) : undefined;
+    await renderAccount(ctx, me.user, { notice });
+  });
+
+  const profileValues = (ctx: Context) => ({
+    givenName: field(ctx, 'givenName').trim(),
+    familyName: field(ctx, 'familyName').trim(),
+    name: field(ctx, 'name').trim(),
+    username: field(ctx, 'username').trim(),
+    email: field(ctx, 'email').trim(),
+  });
+
+  router.post('/profile', form, csrf, action('profile', async (ctx, { user }) => {
+    const v = profileValues(ctx);
+    const input = { givenName: v.givenName || null, familyName: v.familyName || null, name: v.name || null, username: v.username || null, email: v.email };
+    const { emailChanged } = await accounts.updateProfile(user, input, requestMeta(ctx));
+    return emailChanged ? 'email' : 'profile';
+  }, profileValues));
+
+  router.post('/password', form, csrf, action('password', async (ctx, { user, sessionUid }) => {
+    try {
+      await accounts.changePassword(user, field(ctx, 'currentPassword'), field(ctx, 'newPassword'), requestMeta(ctx), { sessionUid });
+    } catch (err) {
+      // The policy names the new password `password`; this form calls it newPassword.
+      if (!(err instanceof AppError) || !err.errors) throw err;
+      throw new AppError(err.code, err.detail, err.errors.map((e) => (e.path === 'password' ? { ...e, path: 'newPassword' } : e)));
+    }
+    return 'password';
+  }));
+
+  router.post('/verification', form, csrf, action('profile', async (ctx, { user }) => {
+    if (user.emailVerified) return undefined;
+    await accounts.sendVerification(user, requestMeta(ctx));
+    return 'verification';
+  }));
+
+  router.post('/delete', form, csrf, action('delete', async (ctx, { user }) => {
+    if (!(await hasher.verify(user.passwordHash, field(ctx, 'password')))) {
+      const message = 'The password is not correct; your account was not deleted.';
+      throw new AppError('VALIDATION_FAILED', message, [{ path: 'deletePassword', message }]);
+    }
+    await accounts.deleteAccount(user, requestMeta(ctx));
+    await renderPage(ctx, views, 'message', {
+      title: 'Account deleted',
+      heading: 'Account deleted',
+      message: `Your ${config.product.name} account and its data are deleted, and you are signed out everywhere.`,
+    });
+  }));
+
+  return router.routes();
+}

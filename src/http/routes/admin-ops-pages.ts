@@ -1,0 +1,166 @@
+import type Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type { z } from 'zod';
+import { AUDIT_EVENTS } from '../../audit/audit.service.js';
+import { actorId } from '../../auth/principal.js';
+import { Settings } from '../../settings/settings.service.js';
+import { requestMeta } from '../request-meta.js';
+import { adminOf, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { field, type FormProblem } from './page-forms.js';
+
+type SettingKey = keyof Settings;
+type SettingField = { label: string; kind: 'seconds' | 'count' | 'flag'; hint?: string };
+
+// Every runtime setting, in the order of the form; the compiler insists none is left out.
+const SETTING_FIELDS: Record<SettingKey, SettingField> = {
+  accessTokenTtl: { label: 'Access token lifetime', kind: 'seconds' },
+  idTokenTtl: { label: 'ID token lifetime', kind: 'seconds' },
+  refreshTokenTtl: { label: 'Refresh token lifetime', kind: 'seconds' },
+  registrationOpen: { label: 'Anyone may create an account at /register', kind: 'flag' },
+  allowUnverifiedLogin: { label: 'Users may sign in before confirming their email address', kind: 'flag' },
+  loginMaxFailuresPerAccount: { label: 'Failed sign-ins allowed per account', kind: 'count', hint: 'Within the throttling window; then the account must wait.' },
+  loginMaxFailuresPerIp: { label: 'Failed sign-ins allowed per IP address', kind: 'count', hint: 'Within the throttling window; then the address must wait.' },
+  loginThrottleWindow: { label: 'Throttling window', kind: 'seconds' },
+};
+const SETTING_KEYS = Object.keys(SETTING_FIELDS) as SettingKey[];
+
+/** A number field's bounds, read from the Settings schema. */
+function bounds(key: SettingKey) {
+  const schema = Settings.shape[key] as unknown as z.ZodNumber;
+  return { min: schema.minValue ?? 0, max: schema.maxValue ?? Number.MAX_SAFE_INTEGER };
+}
+const SETTING_MESSAGES = Object.fromEntries(
+  SETTING_KEYS.filter((k) => SETTING_FIELDS[k].kind !== 'flag').map((k) => {
+    const { min, max } = bounds(k);
+    return [k, `${SETTING_FIELDS[k].label}: enter a whole number from ${min} to ${max}${SETTING_FIELDS[k].kind === 'seconds' ? ' seconds' : ''}.`];
+  }),
+);
+
+const EVENT_LABELS = new Set<string>(AUDIT_EVENTS);
+const AUDIT_PAGE_SIZE = 50;
+const LIST_SIZE = 200;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A same-console page to come back to after a revoke, or `fallback`. */
+function backTo(ctx: Context, fallback: string) {
+  const back = field(ctx, 'back');
+  return /^\/admin(\/[\w%.~-]*)*$/.test(back) ? back : fallback;
+}
+
+/** Sessions and grants, runtime settings and the audit log: admins only. */
+export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOnly: Middleware) {
+  const { sessions, settings, audit, apps, users, prisma } = deps;
+
+  async function emails(ids: (string | null)[]) {
+    const wanted = [...new Set(ids.filter((id): id is string => Boolean(id) && !id!.startsWith('client:')))];
+    const rows = wanted.length ? await prisma.user.findMany({ where: { id: { in: wanted } }, select: { id: true, email: true } }) : [];
+    return Object.fromEntries(rows.map((r) => [r.id, r.email]));
+  }
+
+  router.get('/sessions', adminOnly, async (ctx) => {
+    const [list, grants, appList] = await Promise.all([sessions.listSessions(undefined, LIST_SIZE), sessions.listGrants({}, LIST_SIZE), apps.list(adminOf(ctx).principal)]);
+    await kit.page(ctx, 'sessions', 'sessions', {
+      title: 'Sessions',
+      sessions: list,
+      grants,
+      limit: LIST_SIZE,
+      userEmails: await emails([...list.map((s) => s.userId), ...grants.map((g) => g.userId)]),
+      appNames: Object.fromEntries(appList.map((a) => [a.clientId, a.name])),
+      notice: noticeOf(ctx),
+    });
+  });
+
+  router.post('/sessions/:id/revoke', adminOnly, async (ctx) => {
+    const id = ctx.params.id!;
+    const back = backTo(ctx, '/admin/sessions');
+    const revoked = await sessions.revokeSession(id, { actorId: actorId(adminOf(ctx).principal), ...requestMeta(ctx) });
+    ctx.status = 303;
+    ctx.redirect(withNotice(back, revoked ? 'session_revoked' : 'already_gone'));
+  });
+
+  router.post('/grants/:id/revoke', adminOnly, async (ctx) => {
+    const id = ctx.params.id!;
+    const back = backTo(ctx, '/admin/sessions');
+    const revoked = await sessions.revokeGrant(id, { actorId: actorId(adminOf(ctx).principal), ...requestMeta(ctx) });
+    ctx.status = 303;
+    ctx.redirect(withNotice(back, revoked ? 'grant_revoked' : 'already_gone'));
+  });
+
+  async function renderSettings(ctx: Context, extra: { problem?: FormProblem; values?: Record<string, string | boolean> } = {}) {
+    const current = await settings.get();
+    await kit.page(ctx, 'settings', 'settings', {
+      title: 'Settings',
+      settingFields: SETTING_KEYS.map((key) => ({ key, ...SETTING_FIELDS[key], ...(SETTING_FIELDS[key].kind === 'flag' ? {} : bounds(key)) })),
+      values: extra.values ?? current,
+      defaults: settings.defaults(),
+      notice: noticeOf(ctx, { saved: 'The settings are saved; they apply now, in every process within seconds.', unchanged: 'Nothing changed.' }),
+      error: extra.problem?.message,
+      fields: extra.problem?.fields,
+    }, extra.problem?.status);
+  }
+
+  router.get('/settings', adminOnly, (ctx) => renderSettings(ctx));
+
+  router.post('/settings', adminOnly, async (ctx) => {
+    const submitted = Object.fromEntries(SETTING_KEYS.map((k) => [k, SETTING_FIELDS[k].kind === 'flag' ? field(ctx, k) !== '' : field(ctx, k).trim()]));
+    await kit.act(
+      ctx,
+      async () => {
+        const current = await settings.get();
+        // Only what changed is stored: untouched settings keep following the environment's defaults.
+        const patch: Record<string, number | boolean> = {};
+        for (const k of SETTING_KEYS) {
+          const raw = submitted[k]!;
+          const value = typeof raw === 'boolean' ? raw : /^\d{1,12}$/.test(raw) ? Number(raw) : Number.NaN;
+          if (value !== current[k]) patch[k] = value;
+        }
+        if (Object.keys(patch).length === 0) return '/admin/settings?notice=unchanged';
+        const admin = adminOf(ctx);
+        await withMessages(() => settings.update(patch, actorId(admin.principal)), SETTING_MESSAGES, patch);
+        await audit.record('admin.settings_updated', { actorId: actorId(admin.principal), detail: patch, ...requestMeta(ctx) });
+        return '/admin/settings?notice=saved';
+      },
+      (problem) => renderSettings(ctx, { problem, values: submitted }),
+    );
+  });
+
+  router.get('/audit', adminOnly, async (ctx) => {
+    const q = (name: string) => (typeof ctx.query[name] === 'string' ? (ctx.query[name] as string).trim().slice(0, 320) : '');
+    const filter = { user: q('user'), event: q('event'), from: q('from'), to: q('to') };
+    const problems: Record<string, string> = {};
+    if (filter.event && !EVENT_LABELS.has(filter.event)) problems.event = 'Choose an event from the list.';
+    const day = (value: string, name: 'from' | 'to') => {
+      if (!value) return undefined;
+      const date = DAY.test(value) ? new Date(`${value}T${name === 'from' ? '00:00:00.000' : '23:59:59.999'}Z`) : undefined;
+      if (!date || Number.isNaN(date.getTime())) problems[name] = 'Enter a date as YYYY-MM-DD.';
+      return date;
+    };
+    const from = day(filter.from, 'from');
+    const to = day(filter.to, 'to');
+    if (from && to && from > to && !problems.from && !problems.to) problems.to = 'The end date is before the start date.';
+
+    // A user is named by id, email or username.
+    const user = filter.user ? ((await users.findById(filter.user)) ?? (await users.findByLogin(filter.user))) : undefined;
+    if (filter.user && !user) problems.user = `No user has the id, email or username “${filter.user}”.`;
+
+    const keys = Object.keys(problems);
+    const result = keys.length
+      ? { items: [], total: 0, page: 1, pageSize: AUDIT_PAGE_SIZE }
+      : await audit.search({ userId: user?.id, event: filter.event || undefined, from, to, page: pageNumber(ctx.query.page), pageSize: AUDIT_PAGE_SIZE });
+    const people = await emails(result.items.flatMap((e) => [e.userId, e.actorId]));
+    await kit.page(ctx, 'audit', 'audit', {
+      title: 'Audit log',
+      filter,
+      events: AUDIT_EVENTS,
+      items: result.items.map((e) => ({
+        ...e,
+        user: e.userId ? (people[e.userId] ?? e.userId) : '',
+        actor: e.actorId ? (people[e.actorId] ?? e.actorId) : '',
+        detailText: e.detail ? JSON.stringify(e.detail).slice(0, 300) : '',
+      })),
+      pager: pager('/admin/audit', { ...filter }, result.page, result.pageSize, result.total),
+      error: keys.length === 1 ? problems[keys[0]!] : keys.length ? 'Please correct the filters marked below.' : undefined,
+      fields: keys.length === 1 ? { [keys[0]!]: '' } : problems,
+    }, keys.some((k) => k !== 'user') ? 400 : 200);
+  });
+}

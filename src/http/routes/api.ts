@@ -1,0 +1,34 @@
+import type Provider from 'oidc-provider';
+import type { Deps } from '../../deps.js';
+import type { TokenBridge } from '../../oidc/token-bridge.js';
+import { createApiRegistry } from '../api-routes.js';
+import { buildOpenApiDocument } from '../openapi.js';
+import { requirePrincipal, requireRole } from '../require-principal.js';
+import { isAdmin, isDeveloper, isStaff } from '../../auth/principal.js';
+import { defineAdminApi } from './admin-api.js';
+import { defineAppsApi } from './apps-api.js';
+import { defineAuthApi } from './auth-api.js';
+import { defineMeApi } from './me-api.js';
+import { defineUsersApi } from './users-api.js';
+
+/** Every /api route on one registry, and the OpenAPI document generated from it. */
+export function createApi(deps: Deps, provider: Provider, callProvider: TokenBridge) {
+  const api = createApiRegistry();
+  const principalDeps = { provider, users: deps.users, apiKeys: deps.apiKeys };
+  const anyPrincipal = requirePrincipal(principalDeps);
+  defineAuthApi(api, { ...deps, callProvider });
+  defineMeApi(api, { ...deps, requireUser: requirePrincipal(principalDeps, { usersOnly: true }) });
+  // Roles are checked before a request body is validated: a caller without them learns nothing.
+  defineUsersApi(api, { ...deps, guard: [anyPrincipal, requireRole(isStaff, 'Staff and admins only.')] });
+  defineAppsApi(api, {
+    ...deps,
+    guard: [anyPrincipal],
+    mayCreate: requireRole((p) => p.kind !== 'apiKey' && isDeveloper(p), 'Only developers and admins may create apps.'),
+  });
+  defineAdminApi(api, { ...deps, guard: [anyPrincipal, requireRole(isAdmin, 'Admins only.')] });
+
+  let document: object | undefined;
+  const openApiDocument = () =>
+    (document ??= buildOpenApiDocument(api.routes, { title: `${deps.config.product.name} API`, version: '1', serverUrl: deps.config.http.publicUrl }));
+  return { routes: api.middleware(), registered: api.routes, openApiDocument };
+}

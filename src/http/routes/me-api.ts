@@ -1,0 +1,78 @@
+import type { Middleware } from 'koa';
+import { z } from 'zod';
+import type { AccountFlows } from '../../accounts/account-flows.js';
+import type { Audit } from '../../audit/audit.service.js';
+import type { Principal } from '../../auth/principal.js';
+import { ProfileUpdate } from '../../users/users.service.js';
+import { toUserDto } from '../../users/users.dto.js';
+import type { ApiRegistry } from '../api-routes.js';
+import { ActivityOut, UserOut } from '../api-schemas.js';
+import { requestMeta } from '../request-meta.js';
+
+const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) });
+// PUT replaces the editable profile: omitted name fields are cleared.
+const ProfileReplace = ProfileUpdate.required({ email: true }).extend({
+  username: ProfileUpdate.shape.username.default(null),
+  givenName: ProfileUpdate.shape.givenName.default(null),
+  familyName: ProfileUpdate.shape.familyName.default(null),
+  name: ProfileUpdate.shape.name.default(null),
+});
+const ActivityQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+
+export const toActivityDto = (e: { event: string; ip: string | null; userAgent: string | null; createdAt: Date }) => ({
+  event: e.event,
+  at: e.createdAt,
+  ip: e.ip,
+  userAgent: e.userAgent,
+});
+
+type UserPrincipal = Extract<Principal, { kind: 'user' }>;
+const me = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as UserPrincipal;
+
+/** /api/me: the signed-in user's own account, with a first-party bearer token. */
+export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; requireUser: Middleware }) {
+  const common = { tag: 'Me', auth: 'bearer' as const, use: [deps.requireUser] };
+  const user = { 200: { description: 'The user', schema: UserOut } };
+
+  api.define({ ...common, method: 'get', path: '/api/me', summary: 'The signed-in user', responses: user }, (ctx) => {
+    ctx.body = toUserDto(me(ctx).user);
+  });
+
+  api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email must be confirmed)', body: ProfileUpdate, responses: user }, async (ctx, { body }) => {
+    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, body, requestMeta(ctx))).user);
+  });
+
+  api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, async (ctx, { body }) => {
+    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, body, requestMeta(ctx))).user);
+  });
+
+  api.define({ ...common, method: 'delete', path: '/api/me', summary: 'Delete the account and end its sessions', responses: { 204: { description: 'Deleted' } } }, async (ctx) => {
+    await deps.accounts.deleteAccount(me(ctx).user, requestMeta(ctx));
+    ctx.status = 204;
+  });
+
+  api.define(
+    { ...common, method: 'post', path: '/api/me/password', summary: 'Change the password; other sessions and refresh tokens are revoked', body: ChangePassword, responses: { 204: { description: 'Changed' } } },
+    async (ctx, { body }) => {
+      const { user, grantId } = me(ctx);
+      await deps.accounts.changePassword(user, body.currentPassword, body.newPassword, requestMeta(ctx), { grantId });
+      ctx.status = 204;
+    },
+  );
+
+  api.define(
+    { ...common, method: 'post', path: '/api/me/verification', summary: 'Email the confirmation link again', responses: { 202: { description: 'Sent (or already confirmed)' } } },
+    async (ctx) => {
+      const { user } = me(ctx);
+      if (!user.emailVerified) await deps.accounts.sendVerification(user, requestMeta(ctx));
+      ctx.status = 202;
+    },
+  );
+
+  api.define(
+    { ...common, method: 'get', path: '/api/me/activity', summary: 'Recent security activity', query: ActivityQuery, responses: { 200: { description: 'Newest first', schema: ActivityOut } } },
+    async (ctx, { query }) => {
+      ctx.body = { items: (await deps.audit.listForUser(me(ctx).user.id, query.limit)).map(toActivityDto) };
+    },
+  );
+}

@@ -1,0 +1,72 @@
+import 'dotenv/config';
+import cluster from 'node:cluster';
+import { loadConfig, type Config } from './config/env.js';
+import { startServer } from './server.js';
+
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  console.error(`Latch needs Node.js 22.12 or newer; this is ${process.version}.`);
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}
+
+function banner(users: number | undefined) {
+  const { issuer } = config.oidc;
+  console.log(`
+  Latch is running${config.http.workers > 1 ? ` with ${config.http.workers} worker processes` : ''}.
+    Issuer (OpenID Connect discovery): ${issuer}/.well-known/openid-configuration
+    Database: ${config.db.url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')}
+  Next steps:
+    ${users === 0 ? 'Create an admin:      npx latch users create --email you@example.com --admin\n    ' : ''}Register a client:    npx latch clients create --name "My app" --redirect-uri http://localhost:8080/callback
+    List clients:         npx latch clients list
+`);
+}
+
+if (config.http.workers > 1 && cluster.isPrimary) {
+  // WORKERS=N: N processes share one port (node:cluster). Each migrates and bootstraps under the
+  // database lock, so only the first does the work. A worker that dies is replaced.
+  let stopping = false;
+  let ready = 0;
+  const fork = () =>
+    cluster.fork().on('message', (msg: { type?: string; users?: number }) => {
+      if (msg.type === 'ready' && (ready += 1) === config.http.workers) banner(msg.users);
+    });
+  for (let i = 0; i < config.http.workers; i += 1) fork();
+  cluster.on('exit', (worker, code) => {
+    if (stopping) return;
+    console.error(`worker ${worker.process.pid} exited (${code}); starting another`);
+    fork();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      stopping = true;
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    });
+  }
+} else {
+  const running = await startServer(config);
+  running.logger.info({ issuer: config.oidc.issuer, pid: process.pid }, 'Latch is listening');
+  const users = await running.users.count();
+  if (cluster.isWorker) process.send?.({ type: 'ready', users });
+  else banner(users);
+
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      running.logger.info({ signal }, 'shutting down');
+      running.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+}

@@ -1,0 +1,58 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/env.js';
+import { createDeps, createLogger, type DepsOptions } from './deps.js';
+import { createApp } from './app.js';
+import { purgeExpired } from './oidc/adapter.js';
+import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
+
+export type RunningServer = { url: string; server: Server; close(): Promise<void> } & Awaited<ReturnType<typeof createDeps>>;
+
+/** Builds and starts Latch; used by main.ts and by tests (with PORT=0). */
+export async function startServer(config: Config, logger = createLogger(config), options: DepsOptions = {}): Promise<RunningServer> {
+  const deps = await createDeps(config, logger, options);
+  const { app, reloadKeys } = createApp(deps);
+  const server = app.listen(config.http.port, config.http.host);
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  const { port } = server.address() as AddressInfo;
+
+  const purge = setInterval(() => {
+    Promise.all([purgeExpired(deps.prisma), deps.tokens.purgeExpired()])
+      .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
+      .catch((err) => logger.warn({ err }, 'purge failed'));
+  }, config.purgeIntervalSeconds * 1000);
+  purge.unref();
+  // Keys rotated by `latch keys rotate` (or by another instance) are published within this interval.
+  let keysVersion = await signingKeysVersion(deps.prisma);
+  const keyWatch = setInterval(() => {
+    signingKeysVersion(deps.prisma)
+      .then(async (version) => {
+        if (version === keysVersion) return;
+        keysVersion = version;
+        reloadKeys(await loadSigningJwks(deps.prisma));
+        logger.info({ keys: version }, 'signing keys changed; now publishing the new set');
+      })
+      .catch((err) => logger.warn({ err }, 'could not check signing keys'));
+  }, config.keyRefreshSeconds * 1000);
+  keyWatch.unref();
+  // Mail that could not be sent at once is retried with backoff.
+  const mailRetry = setInterval(() => {
+    deps.mail.retryDue().catch((err) => logger.warn({ err }, 'mail retry pass failed'));
+  }, 30_000);
+  mailRetry.unref();
+
+  return {
+    ...deps,
+    server,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      clearInterval(purge);
+      clearInterval(mailRetry);
+      clearInterval(keyWatch);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await deps.prisma.$disconnect();
+      await deps.oidcStore.close();
+    },
+  };
+}
