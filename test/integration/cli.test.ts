@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createTestDatabase } from '../support/database.js';
+import { startTestServer } from '../support/server.js';
+import { latch } from '../support/cli.js';
+import { PASSWORD, REDIRECT_URI, relyingParty, signIn } from '../support/oidc.js';
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+describe('latch CLI', () => {
+  it('migrates a new database and reports it up to date', async () => {
+    const first = await latch(['migrate'], { databaseUrl: db.url });
+    expect(first.stdout).toContain('applied: 0001_init');
+    const status = await latch(['migrate', '--status'], { databaseUrl: db.url });
+    expect(status.stdout.trim()).toBe('up to date');
+  });
+
+  it('creates an admin who can then sign in, and refuses a second account with the same email', async () => {
+    const created = await latch(['users', 'create', '--email', 'root@example.com', '--username', 'root', '--admin', '--password-stdin'], {
+      databaseUrl: db.url,
+      stdin: `${PASSWORD}\n`,
+    });
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/created admin user root@example.com/);
+
+    const again = await latch(['users', 'create', '--email', 'ROOT@example.com', '--password-stdin'], { databaseUrl: db.url, stdin: PASSWORD });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('An account with this email already exists');
+  });
+
+  it('asks for --password-stdin when there is no terminal', async () => {
+    const res = await latch(['users', 'create', '--email', 'x@example.com'], { databaseUrl: db.url });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('--password-stdin');
+  });
+
+  it('registers clients that work against a running server, and lists them', async () => {
+    const web = await latch(['clients', 'create', '--name', 'Web', '--redirect-uri', REDIRECT_URI, '--trusted', '--json'], { databaseUrl: db.url });
+    const machine = await latch(['clients', 'create', '--name', 'Worker', '--grant-type', 'client_credentials', '--json'], { databaseUrl: db.url });
+    const bad = await latch(['clients', 'create', '--name', 'Bad', '--redirect-uri', 'not a url'], { databaseUrl: db.url });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('redirectUris.0');
+
+    const webClient = JSON.parse(web.stdout) as { client_id: string; client_secret: string };
+    const worker = JSON.parse(machine.stdout) as { client_id: string; client_secret: string };
+    const listed = JSON.parse((await latch(['clients', 'list', '--json'], { databaseUrl: db.url })).stdout) as { clientId: string; trusted: boolean }[];
+    expect(listed.map((c) => c.clientId)).toEqual([webClient.client_id, worker.client_id]);
+    expect(listed[0]!.trusted).toBe(true);
+
+    const server = await startTestServer({}, db.url);
+    try {
+      const rp = await relyingParty(server, { clientId: worker.client_id, clientSecret: worker.client_secret });
+      expect((await oidc.clientCredentialsGrant(rp)).access_token).toBeTruthy();
+      const web = await relyingParty(server, { clientId: webClient.client_id, clientSecret: webClient.client_secret });
+      const flow = await signIn(web, { login: 'root' });
+      expect(flow.sawConsent).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('rotates keys: new tokens use the new key, tokens signed before still verify', async () => {
+    const api = await latch(['resources', 'create', '--indicator', 'https://api.example.test', '--name', 'API', '--scope', 'read'], { databaseUrl: db.url });
+    expect(api.code).toBe(0);
+    const worker = JSON.parse((await latch(['clients', 'create', '--name', 'Batch', '--grant-type', 'client_credentials', '--json'], { databaseUrl: db.url })).stdout);
+
+    const before = await startTestServer({}, db.url);
+    const rpBefore = await relyingParty(before, { clientId: worker.client_id, clientSecret: worker.client_secret });
+    const oldToken = (await oidc.clientCredentialsGrant(rpBefore, { resource: 'https://api.example.test', scope: 'read' })).access_token;
+    const oldKid = decodeProtectedHeader(oldToken).kid;
+    await before.stop();
+
+    const rotated = await latch(['keys', 'rotate'], { databaseUrl: db.url });
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toContain('new signing keys');
+
+    const after = await startTestServer({}, db.url);
+    try {
+      const jwks = (await (await fetch(`${after.issuer}/jwks`)).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys).toHaveLength(4);
+      const rp = await relyingParty(after, { clientId: worker.client_id, clientSecret: worker.client_secret });
+      const newToken = (await oidc.clientCredentialsGrant(rp, { resource: 'https://api.example.test', scope: 'read' })).access_token;
+      expect(decodeProtectedHeader(newToken).kid).not.toBe(oldKid);
+      const keySet = createRemoteJWKSet(new URL(`${after.issuer}/jwks`));
+      await jwtVerify(oldToken, keySet, { audience: 'https://api.example.test' });
+      await jwtVerify(newToken, keySet, { audience: 'https://api.example.test' });
+    } finally {
+      await after.stop();
+    }
+  });
+});
+
+describe('first start', () => {
+  it('creates the admin named by ADMIN_EMAIL and ADMIN_PASSWORD once', async () => {
+    const fresh = await createTestDatabase();
+    const env = { ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: PASSWORD };
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        const server = await startTestServer(env, fresh.url);
+        const admins = await server.prisma.user.findMany({ where: { isAdmin: true } });
+        await server.stop();
+        expect(admins.map((a) => a.email)).toEqual(['boss@example.com']);
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('two processes starting together on one database apply migrations and create keys once', async () => {
+    const fresh = await createTestDatabase();
+    const { spawn } = await import('node:child_process');
+    const children: import('node:child_process').ChildProcess[] = [];
+    const start = (port: number) =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+          env: { ...process.env, DATABASE_URL: fresh.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let err = '';
+        child.stderr!.on('data', (d) => (err += d));
+        child.stdout!.on('data', (d) => String(d).includes('Latch is running') && resolve());
+        child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+      });
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    try {
+      await Promise.all([start(base), start(base + 1)]);
+      const [a, b] = await Promise.all(children.map((_, i) => fetch(`http://127.0.0.1:${base + i}/o/jwks`).then((r) => r.json())));
+      expect(a).toEqual(b);
+      expect((a as { keys: unknown[] }).keys).toHaveLength(2);
+      const status = await latch(['migrate', '--status'], { databaseUrl: fresh.url });
+      expect(status.stdout.trim()).toBe('up to date');
+    } finally {
+      for (const child of children) child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      await fresh.drop();
+    }
+  });
+});

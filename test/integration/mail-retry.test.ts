@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+// A real SMTP server that refuses the first deliveries with a temporary error, then accepts.
+let refuse = true;
+const delivered: string[] = [];
+const smtp = new SMTPServer({
+  authOptional: true,
+  disabledCommands: ['STARTTLS', 'AUTH'],
+  logger: false,
+  onData(stream, session, callback) {
+    stream.resume();
+    stream.on('end', () => {
+      if (refuse) return callback(Object.assign(new Error('mailbox busy, try later'), { responseCode: 451 }));
+      delivered.push(session.envelope.rcptTo[0]!.address);
+      callback();
+    });
+  },
+});
+let server: TestServer;
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+  const { port } = smtp.server.address() as AddressInfo;
+  server = await startTestServer({ SMTP_URL: `smtp://127.0.0.1:${port}` });
+  await server.users.create({ email: 'mia@example.com', password: 'violet kettle orbit 42' });
+});
+afterAll(async () => {
+  await server?.stop();
+  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+});
+
+describe('mail delivery', () => {
+  it('keeps a message the mail server refused and delivers it on a later attempt', async () => {
+    const res = await fetch(`${server.url}/api/auth/forgot-password`, {
+      method: 'POST',
+      body: JSON.stringify({ email: 'mia@example.com' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(202);
+
+    // The first attempt runs in the background; wait for its outcome.
+    let pending = await server.prisma.mailMessage.findFirstOrThrow({ where: { to: 'mia@example.com' } });
+    for (let i = 0; i < 50 && !pending.lastError; i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      pending = await server.prisma.mailMessage.findFirstOrThrow({ where: { to: 'mia@example.com' } });
+    }
+    expect(pending).toMatchObject({ sentAt: null, attempts: 1 });
+    expect(pending.lastError).toContain('mailbox busy');
+    expect(pending.text).toContain('/reset-password?token=');
+
+    refuse = false;
+    await server.prisma.mailMessage.update({ where: { id: pending.id }, data: { nextAttemptAt: new Date() } });
+    expect(await server.mail.retryDue()).toBe(1);
+    expect(delivered).toEqual(['mia@example.com']);
+    const sent = await server.prisma.mailMessage.findUniqueOrThrow({ where: { id: pending.id } });
+    expect(sent.sentAt).not.toBeNull();
+    // Delivered bodies carry live links; they are not kept.
+    expect(sent.text).toBeNull();
+  });
+});

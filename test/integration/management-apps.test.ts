@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { REDIRECT_URI, relyingParty, seed, signIn } from '../support/oidc.js';
+import { createApiClient, type ApiApp as App } from '../support/api-client.js';
+
+// /api/apps: developers own OIDC clients; names are unique per owner; privileged settings are for
+// admins; an API key acts for its own app only; secrets and keys are shown once and rotate at once.
+
+let server: TestServer;
+let fixtures: Awaited<ReturnType<typeof seed>>;
+const t = {} as { admin: string; staff: string; user: string; dev: string; dev2: string };
+const ids = {} as { dev: string; dev2: string };
+
+const api = createApiClient(() => server, { expectBearerChallenge: true });
+const { unique, call, json, expectProblem, makeUser, makeApp, makeKey } = api;
+const login = async (username: string) => (await api.login(username)).access_token;
+const read = async (appId: string) => call('GET', `/api/apps/${appId}`, t.admin);
+/** Signs a fresh user in to the app through the code flow; returns the user and their tokens. */
+async function signInTo(app: App) {
+  const u = await makeUser();
+  const tokens = await (await signIn(await relyingParty(server, app), { login: u.username })).tokens();
+  return { user: u, tokens };
+}
+/** A client-credentials request at /o/token, answering the OAuth status and error. */
+async function tokenRequest(clientId: string, clientSecret: string) {
+  const res = await fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials' }),
+  });
+  const body = (await res.json()) as { access_token?: string; error?: string };
+  return { status: res.status, error: body.error, ok: Boolean(body.access_token) };
+}
+const introspect = async (token: string) => (await oidc.tokenIntrospection(await relyingParty(server, fixtures.confidential), token)).active;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  fixtures = await seed(server);
+  const [admin, staff, user, dev, dev2] = await Promise.all([makeUser({ isAdmin: true, isStaff: true }), makeUser({ isStaff: true }), makeUser(), makeUser({ isDeveloper: true }), makeUser({ isDeveloper: true })]);
+  Object.assign(ids, { dev: dev.id, dev2: dev2.id });
+  Object.assign(t, { admin: await login(admin.username), staff: await login(staff.username), user: await login(user.username), dev: await login(dev.username), dev2: await login(dev2.username) });
+});
+afterAll(() => server?.stop());
+
+describe('creating apps', () => {
+  it('gives a developer 201 and the secret once; reads never show it', async () => {
+    const app = await makeApp(t.dev);
+    expect(app).toMatchObject({ ownerId: ids.dev, public: false, trusted: false, redirectUris: [REDIRECT_URI] });
+    expect(app.clientSecret).toEqual(expect.any(String));
+    const one = await (await call('GET', `/api/apps/${app.clientId}`, t.dev)).text();
+    const list = await (await call('GET', '/api/apps', t.dev)).text();
+    for (const body of [one, list]) {
+      expect(body).toContain(app.clientId);
+      expect(body).not.toContain(app.clientSecret);
+      expect(body).not.toMatch(/clientSecret|client_secret/);
+    }
+    // The secret shown is the one that works.
+    expect((await oidc.clientCredentialsGrant(await relyingParty(server, app))).access_token).toBeTruthy();
+  });
+
+  it('gives a public app no secret, and refuses to rotate one (400)', async () => {
+    const app = await makeApp(t.dev, { public: true, grantTypes: ['authorization_code'] });
+    expect(app).toMatchObject({ public: true });
+    expect(app.clientSecret).toBeUndefined();
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, t.dev), 400, 'VALIDATION_FAILED');
+  });
+
+  it('keeps names unique per owner (409 APP_NAME_TAKEN); another developer may reuse a name', async () => {
+    const name = unique('Shared ');
+    await makeApp(t.dev, { name });
+    await expectProblem(await call('POST', '/api/apps', t.dev, { name, redirectUris: [REDIRECT_URI] }), 409, 'APP_NAME_TAKEN');
+    await expectProblem(await call('POST', '/api/apps', t.dev, { name: `  ${name} `, redirectUris: [REDIRECT_URI] }), 409, 'APP_NAME_TAKEN');
+    expect((await makeApp(t.dev2, { name })).ownerId).toBe(ids.dev2);
+
+    const other = await makeApp(t.dev);
+    await expectProblem(await call('PATCH', `/api/apps/${other.clientId}`, t.dev, { name }), 409, 'APP_NAME_TAKEN');
+    expect((await json(await read(other.clientId))).name).toBe(other.name);
+    expect((await call('PATCH', `/api/apps/${other.clientId}`, t.dev, { name: other.name })).status).toBe(200);
+  });
+
+  it('keeps names unique under concurrent creates: one 201, the others 409', async () => {
+    // A check-then-insert without a unique index lets concurrent creates through (seen on PostgreSQL).
+    const rounds: number[][] = [];
+    for (let round = 0; round < 5; round += 1) {
+      const name = unique('Race ');
+      const results = await Promise.all([1, 2, 3].map(() => call('POST', '/api/apps', t.dev, { name, redirectUris: [REDIRECT_URI] })));
+      rounds.push(results.map((r) => r.status).sort());
+    }
+    expect(rounds).toEqual(Array(5).fill([201, 409, 409]));
+  });
+
+  it.each([
+    ['trusted', { trusted: true }],
+    ['the password grant', { grantTypes: ['authorization_code', 'password'] }],
+    ['the latch:admin scope', { scopes: ['openid', 'latch:admin'] }],
+  ])('refuses a developer %s (403) on create and edit; admins may', async (_what, privileged) => {
+    const name = unique('Priv ');
+    await expectProblem(await call('POST', '/api/apps', t.dev, { name, redirectUris: [REDIRECT_URI], ...privileged }), 403, 'FORBIDDEN');
+    expect((await json(await call('GET', '/api/apps', t.admin))).items.map((a: App) => a.name)).not.toContain(name);
+
+    const app = await makeApp(t.dev);
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.dev, privileged), 403, 'FORBIDDEN');
+    const unchanged = await json(await read(app.clientId));
+    expect(unchanged).toMatchObject({ trusted: false, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], scopes: ['openid', 'profile', 'email', 'offline_access'] });
+
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, privileged)).status).toBe(200);
+    expect(await json(await read(app.clientId))).toMatchObject(privileged);
+  });
+
+  it('is refused to ordinary users, staff and API keys (403)', async () => {
+    const key = await makeKey((await makeApp(t.dev)).clientId, t.dev);
+    for (const token of [t.user, t.staff, key]) {
+      await expectProblem(await call('POST', '/api/apps', token, { name: unique('Nope '), redirectUris: [REDIRECT_URI] }), 403, 'FORBIDDEN');
+    }
+  });
+});
+
+describe('listing and reading apps', () => {
+  it('shows developers their own apps only, admins all, and a key its app', async () => {
+    const mine = await makeApp(t.dev);
+    const theirs = await makeApp(t.dev2);
+    const key = await makeKey(mine.clientId, t.dev);
+    const list = async (token: string) => (await json(await call('GET', '/api/apps', token))).items as App[];
+
+    const devApps = await list(t.dev);
+    expect(devApps.map((a) => a.clientId)).toContain(mine.clientId);
+    expect(devApps.every((a) => a.ownerId === ids.dev)).toBe(true);
+    expect((await list(t.dev2)).map((a) => a.clientId)).not.toContain(mine.clientId);
+    expect((await list(t.admin)).map((a) => a.clientId)).toEqual(expect.arrayContaining([mine.clientId, theirs.clientId, fixtures.confidential.clientId]));
+    expect((await list(key)).map((a) => a.clientId)).toEqual([mine.clientId]);
+
+    await expectProblem(await call('GET', `/api/apps/${mine.clientId}`, t.dev2), 404, 'CLIENT_NOT_FOUND');
+    await expectProblem(await call('GET', `/api/apps/${fixtures.confidential.clientId}`, t.dev), 404, 'CLIENT_NOT_FOUND');
+    expect((await call('GET', `/api/apps/${fixtures.confidential.clientId}`, t.admin)).status).toBe(200);
+  });
+
+  it('takes a developer role away with the role: the apps stay, the former developer sees none', async () => {
+    const u = await makeUser({ isDeveloper: true });
+    const token = await login(u.username);
+    const app = await makeApp(token);
+    await server.prisma.user.update({ where: { id: u.id }, data: { isDeveloper: false } });
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, token), 404, 'CLIENT_NOT_FOUND');
+    await expectProblem(await call('GET', '/api/apps', token), 403, 'FORBIDDEN');
+    expect((await read(app.clientId)).status).toBe(200);
+  });
+});
+
+describe('API keys', () => {
+  it("act for their own app: read, edit, users and keys; other apps answer 404; the rest 403", async () => {
+    const [a, b] = [await makeApp(t.dev), await makeApp(t.dev)];
+    const keyA = await makeKey(a.clientId, t.dev);
+
+    expect((await call('GET', `/api/apps/${a.clientId}`, keyA)).status).toBe(200);
+    const uri = 'http://127.0.0.1:9/elsewhere';
+    expect((await call('PATCH', `/api/apps/${a.clientId}`, keyA, { redirectUris: [REDIRECT_URI, uri] })).status).toBe(200);
+    expect((await json(await read(a.clientId))).redirectUris).toEqual([REDIRECT_URI, uri]);
+    expect((await json(await call('GET', `/api/apps/${a.clientId}/users`, keyA))).items).toEqual([]);
+    expect((await json(await call('GET', `/api/apps/${a.clientId}/api-keys`, keyA))).items).toHaveLength(1);
+
+    for (const [method, suffix, body] of [['GET', ''], ['PATCH', '', { name: 'Stolen' }], ['DELETE', ''], ['POST', '/secret'], ['POST', '/revoke'], ['GET', '/api-keys'], ['POST', '/api-keys'], ['GET', '/users']] as const) {
+      await expectProblem(await call(method, `/api/apps/${b.clientId}${suffix}`, keyA, body), 404, 'CLIENT_NOT_FOUND');
+    }
+    expect(await json(await read(b.clientId))).toMatchObject({ name: b.name });
+
+    for (const [method, path] of [['POST', '/api/apps'], ['GET', '/api/users'], ['GET', '/api/settings'], ['GET', '/api/audit'], ['GET', '/api/me']] as const) {
+      await expectProblem(await call(method, path, keyA, method === 'POST' ? { name: unique('K '), redirectUris: [REDIRECT_URI] } : undefined), 403, 'FORBIDDEN');
+    }
+    // It may not delete its own app.
+    expect((await call('DELETE', `/api/apps/${a.clientId}`, keyA)).status).toBeGreaterThanOrEqual(400);
+    expect((await read(a.clientId)).status).toBe(200);
+  });
+
+  it('a new key deactivates the old one at once; keys are listed, never shown again', async () => {
+    const app = await makeApp(t.dev);
+    const first = await makeKey(app.clientId, t.dev);
+    expect((await call('GET', `/api/apps/${app.clientId}`, first)).status).toBe(200);
+
+    const created = await json(await call('POST', `/api/apps/${app.clientId}/api-keys`, t.dev));
+    expect(created.key).toMatch(/^latch_/);
+    expect(created.key.startsWith(created.prefix)).toBe(true);
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, first), 401, 'UNAUTHENTICATED');
+    expect((await call('GET', `/api/apps/${app.clientId}`, created.key)).status).toBe(200);
+
+    // A key may replace itself; it stops working as soon as it has.
+    const third = await json(await call('POST', `/api/apps/${app.clientId}/api-keys`, created.key));
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, created.key), 401, 'UNAUTHENTICATED');
+
+    const listing = await call('GET', `/api/apps/${app.clientId}/api-keys`, third.key);
+    const text = await listing.clone().text();
+    for (const key of [first, created.key, third.key]) expect(text).not.toContain(key);
+    const { items } = await json(listing);
+    expect(items).toHaveLength(3);
+    expect(items.filter((k: { active: boolean }) => k.active)).toEqual([expect.objectContaining({ id: third.id, prefix: third.prefix })]);
+    expect(Object.keys(items[0]).sort()).toEqual(['active', 'createdAt', 'id', 'lastUsedAt', 'prefix']);
+  });
+});
+
+describe('secrets, users and revocation', () => {
+  it('rotating the secret stops the old one at /o/token at once and the new one works', async () => {
+    const app = await makeApp(t.dev);
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 200, ok: true });
+
+    const res = await call('POST', `/api/apps/${app.clientId}/secret`, t.dev);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toContain('no-store');
+    const { clientSecret } = await json(res);
+    expect(clientSecret).not.toBe(app.clientSecret);
+
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 401, error: 'invalid_client' });
+    expect(await tokenRequest(app.clientId, clientSecret)).toMatchObject({ status: 200, ok: true });
+  });
+
+  it('an edit applies at the token endpoint at once', async () => {
+    const app = await makeApp(t.dev, { grantTypes: ['authorization_code'] });
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 400, ok: false });
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.dev, { grantTypes: ['authorization_code', 'client_credentials'] })).status).toBe(200);
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 200, ok: true });
+  });
+
+  it("lists the users who signed in to the app through the code flow, with their last sign-in", async () => {
+    const app = await makeApp(t.dev);
+    expect((await json(await call('GET', `/api/apps/${app.clientId}/users`, t.dev))).items).toEqual([]);
+    const { user } = await signInTo(app);
+    const { items } = await json(await call('GET', `/api/apps/${app.clientId}/users`, t.dev));
+    expect(items).toEqual([{ id: user.id, email: user.email, name: null, username: user.username, lastLoginAt: expect.any(String) }]);
+    expect(Date.now() - Date.parse(items[0].lastLoginAt)).toBeLessThan(60_000);
+    // Another app's users are not listed.
+    expect((await json(await call('GET', `/api/apps/${(await makeApp(t.dev)).clientId}/users`, t.dev))).items).toEqual([]);
+  });
+
+  it('POST /revoke ends every grant and token of the app; the app stays', async () => {
+    const app = await makeApp(t.dev);
+    const { tokens } = await signInTo(app);
+    expect(await introspect(tokens.access_token)).toBe(true);
+    const res = await json(await call('POST', `/api/apps/${app.clientId}/revoke`, t.dev));
+    expect(res.revoked).toBeGreaterThanOrEqual(2);
+    expect(await introspect(tokens.access_token)).toBe(false);
+    expect(await introspect(tokens.refresh_token!)).toBe(false);
+    expect((await json(await call('GET', `/api/apps/${app.clientId}/users`, t.dev))).items).toEqual([]);
+    expect((await read(app.clientId)).status).toBe(200);
+  });
+
+  it("DELETE revokes the tokens its users had, its keys and its secret, then answers 404", async () => {
+    const app = await makeApp(t.dev);
+    const key = await makeKey(app.clientId, t.dev);
+    const { tokens } = await signInTo(app);
+    expect(await introspect(tokens.access_token)).toBe(true);
+
+    expect((await call('DELETE', `/api/apps/${app.clientId}`, t.dev)).status).toBe(204);
+    expect(await introspect(tokens.access_token)).toBe(false);
+    expect(await introspect(tokens.refresh_token!)).toBe(false);
+    await expectProblem(await read(app.clientId), 404, 'CLIENT_NOT_FOUND');
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, key), 401, 'UNAUTHENTICATED');
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 401, error: 'invalid_client' });
+    expect((await json(await call('GET', '/api/apps', t.dev))).items.map((a: App) => a.clientId)).not.toContain(app.clientId);
+    await expectProblem(await call('DELETE', `/api/apps/${app.clientId}`, t.dev), 404, 'CLIENT_NOT_FOUND');
+  });
+});

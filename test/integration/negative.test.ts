@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { PASSWORD, REDIRECT_URI, authorizationRequest, relyingParty, seed, signIn } from '../support/oidc.js';
+import { createUserAgent, findForm } from '../support/user-agent.js';
+
+let server: TestServer;
+let fixtures: Awaited<ReturnType<typeof seed>>;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  fixtures = await seed(server);
+});
+afterAll(() => server?.stop());
+
+const form = (fields: Record<string, string>) => ({
+  method: 'POST',
+  body: new URLSearchParams(fields),
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+});
+
+async function openLoginPage() {
+  const rp = await relyingParty(server, fixtures.confidential);
+  const agent = createUserAgent();
+  const page = await agent.navigate((await authorizationRequest(rp)).url);
+  expect(page.html).toContain('Email or username');
+  return { agent, page };
+}
+
+describe('the authorization endpoint', () => {
+  it('shows an error page, and never redirects, for an unregistered redirect URI', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const { url } = await authorizationRequest(rp, { redirect_uri: 'https://attacker.example/cb' });
+    const res = await fetch(url, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    const html = await res.text();
+    expect(html).toContain('redirect_uri did not match any of the client&#39;s registered redirect_uris');
+    expect(html).not.toContain('attacker.example');
+  });
+
+  it('requires PKCE from public clients and accepts only S256', async () => {
+    const rp = await relyingParty(server, fixtures.spa);
+    const { url } = await authorizationRequest(rp, { code_challenge: '', code_challenge_method: '' });
+    const noPkce = new URL(url);
+    noPkce.searchParams.delete('code_challenge');
+    noPkce.searchParams.delete('code_challenge_method');
+    const res = await fetch(noPkce, { redirect: 'manual' });
+    expect(new URL(res.headers.get('location')!).searchParams.get('error_description')).toMatch(/PKCE/);
+
+    const plain = new URL(url);
+    plain.searchParams.set('code_challenge', 'a'.repeat(43));
+    plain.searchParams.set('code_challenge_method', 'plain');
+    const res2 = await fetch(plain, { redirect: 'manual' });
+    expect(new URL(res2.headers.get('location')!).searchParams.get('error')).toBe('invalid_request');
+  });
+
+  it('rejects a request without client_id with a clear 400 page', async () => {
+    const res = await fetch(`${server.issuer}/auth?response_type=code&scope=openid`, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('missing required parameter');
+  });
+});
+
+describe('the token endpoint', () => {
+  it('refuses a code used twice and revokes what the first use issued', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    const tokens = await flow.tokens();
+    await expect(flow.tokens()).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+  });
+
+  it('refuses a wrong PKCE verifier', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    await expect(
+      oidc.authorizationCodeGrant(rp, new URL(flow.callbackUrl), {
+        pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
+        expectedState: flow.request.state,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refuses a wrong client secret with 401 invalid_client', async () => {
+    const res = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+      headers: { authorization: `Basic ${Buffer.from(`${fixtures.confidential.clientId}:not-the-secret`).toString('base64')}` },
+    });
+    expect(res.status).toBe(401);
+    expect((await res.json()).error).toBe('invalid_client');
+  });
+
+  it('answers malformed and unsupported requests with OAuth 4xx errors', async () => {
+    const basic = `Basic ${Buffer.from(`${fixtures.confidential.clientId}:${fixtures.confidential.clientSecret}`).toString('base64')}`;
+    const post = (body: string, type = 'application/x-www-form-urlencoded') =>
+      fetch(`${server.issuer}/token`, { method: 'POST', body, headers: { authorization: basic, 'content-type': type } });
+
+    const unsupported = await post('grant_type=urn:example:nothing');
+    expect(unsupported.status).toBe(400);
+    expect((await unsupported.json()).error).toBe('unsupported_grant_type');
+
+    // The password grant exists for first-party clients only; an ordinary client is refused.
+    const password = await post('grant_type=password&username=ada&password=x');
+    expect(password.status).toBe(400);
+    expect(await password.json()).toMatchObject({ error_description: 'requested grant type is not allowed for this client' });
+
+    const wrongType = await post('{"grant_type":"client_credentials"}', 'application/json');
+    expect(wrongType.status).toBe(400);
+    expect((await wrongType.json()).error).toBe('invalid_request');
+
+    const huge = await post(`grant_type=client_credentials&scope=${'x'.repeat(200_000)}`);
+    expect(huge.status).toBeGreaterThanOrEqual(400);
+    expect(huge.status).toBeLessThan(500);
+  });
+});
+
+describe('the login page', () => {
+  it('rejects a form without a CSRF token', async () => {
+    const { agent, page } = await openLoginPage();
+    const { action } = findForm(page.html, '/login');
+    const res = await agent.request(new URL(action, page.url).toString(), form({ login: 'ada', password: PASSWORD }));
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('reload the page');
+  });
+
+  it('rejects a form posted from another origin', async () => {
+    const { agent, page } = await openLoginPage();
+    const { action, hidden } = findForm(page.html, '/login');
+    const res = await agent.request(new URL(action, page.url).toString(), {
+      ...form({ ...hidden, login: 'ada', password: PASSWORD }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('answers 413 to an oversized form and 400 to missing fields', async () => {
+    const { agent, page } = await openLoginPage();
+    const { action, hidden } = findForm(page.html, '/login');
+    const target = new URL(action, page.url).toString();
+    const big = await agent.request(target, form({ ...hidden, login: 'ada', password: 'p'.repeat(40_000) }));
+    expect(big.status).toBe(413);
+    const missing = await agent.request(target, form({ ...hidden, login: 'ada' }));
+    expect(missing.status).toBe(400);
+    expect(await missing.text()).toContain('Enter your email or username and your password.');
+  });
+
+  it('gives the same answer for an unknown user, a wrong password and a disabled account', async () => {
+    await server.users.create({ email: 'gone@example.com', password: PASSWORD });
+    await server.prisma.user.update({ where: { emailNormalized: 'gone@example.com' }, data: { active: false } });
+
+    const answers = [];
+    for (const [login, password] of [['nobody@example.com', PASSWORD], ['ada', 'wrong password'], ['gone@example.com', PASSWORD]]) {
+      const { agent, page } = await openLoginPage();
+      const res = await agent.submit(page, '/login', { login: login!, password: password! });
+      const message = /role="alert">([^<]*)</.exec(res.html)?.[1];
+      answers.push({ status: res.status, message });
+    }
+    expect(answers[0]).toEqual({ status: 401, message: 'The email, username or password is not correct.' });
+    expect(answers[1]).toEqual(answers[0]);
+    expect(answers[2]).toEqual(answers[0]);
+  });
+
+  it('accepts the email in any letter case as well as the username', async () => {
+    const rp = await relyingParty(server, fixtures.trusted);
+    const flow = await signIn(rp, { login: 'ADA@example.COM' });
+    expect((await flow.tokens()).claims()!.sub).toBe(fixtures.user.id);
+  });
+
+  it('shows a clear page for an unknown or expired interaction', async () => {
+    const res = await fetch(`${server.url}/interaction/does-not-exist`);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('This sign-in request has expired');
+  });
+});
+
+describe('accounts', () => {
+  it('a disabled user loses access at once: userinfo fails and refresh is refused', async () => {
+    const user = await server.users.create({ email: 'temp@example.com', password: PASSWORD });
+    const rp = await relyingParty(server, fixtures.confidential);
+    const tokens = await (await signIn(rp, { login: 'temp@example.com' })).tokens();
+    await server.prisma.user.update({ where: { id: user.id }, data: { active: false } });
+    await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.id)).rejects.toBeTruthy();
+    await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('a browser session of a user disabled behind the API\'s back asks for a new sign-in, not a 500', async () => {
+    const user = await server.users.create({ email: 'left@example.com', password: PASSWORD });
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp, { login: 'left@example.com' });
+    // Straight in the database: no session revocation happens.
+    await server.prisma.user.update({ where: { id: user.id }, data: { active: false } });
+    const again = await flow.agent.navigate((await authorizationRequest(rp)).url);
+    expect(again.status).toBe(200);
+    expect(again.html).toContain('Email or username');
+  });
+
+  it('registered redirect URIs are matched exactly', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const { url } = await authorizationRequest(rp, { redirect_uri: `${REDIRECT_URI}/extra` });
+    expect((await fetch(url, { redirect: 'manual' })).status).toBe(400);
+  });
+});

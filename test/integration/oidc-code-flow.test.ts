@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { PASSWORD, POST_LOGOUT_URI, REDIRECT_URI, authorizationRequest, relyingParty, seed, signIn } from '../support/oidc.js';
+import { createUserAgent } from '../support/user-agent.js';
+
+let server: TestServer;
+let fixtures: Awaited<ReturnType<typeof seed>>;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  fixtures = await seed(server);
+  await server.resources.create({ indicator: 'https://api.example.test', name: 'Example API', scopes: ['notes:read', 'notes:write'] });
+});
+afterAll(() => server?.stop());
+
+describe('authorization code flow with PKCE', () => {
+  it('signs a user in and issues an RS256 ID token with the profile and email claims', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    expect(flow.sawConsent).toBe(true);
+    const tokens = await flow.tokens();
+    const claims = tokens.claims()!;
+    expect(claims.iss).toBe(server.issuer);
+    expect(claims.aud).toBe(fixtures.confidential.clientId);
+    expect(claims.sub).toBe(fixtures.user.id);
+    expect(decodeProtectedHeader(tokens.id_token!).alg).toBe('RS256');
+    await jwtVerify(tokens.id_token!, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer });
+    expect(tokens.refresh_token).toBeTruthy();
+
+    const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, fixtures.user.id);
+    expect(userinfo).toMatchObject({
+      sub: fixtures.user.id,
+      email: 'Ada@Example.com',
+      email_verified: true,
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+      name: 'Ada Lovelace',
+      preferred_username: 'ada',
+    });
+  });
+
+  it('remembers consent: a second sign-in in the same browser goes straight back to the app', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const first = await signIn(rp);
+    const second = await signIn(rp, { agent: first.agent });
+    expect(second.sawConsent).toBe(false);
+    expect((await second.tokens()).claims()!.sub).toBe(fixtures.user.id);
+  });
+
+  it('works for a public client with PKCE and no secret', async () => {
+    const rp = await relyingParty(server, fixtures.spa);
+    const tokens = await (await signIn(rp)).tokens();
+    expect(tokens.claims()!.aud).toBe(fixtures.spa.clientId);
+  });
+
+  it('skips the consent page for a trusted first-party client', async () => {
+    const rp = await relyingParty(server, fixtures.trusted);
+    const flow = await signIn(rp);
+    expect(flow.sawConsent).toBe(false);
+    const tokens = await flow.tokens();
+    expect((await oidc.fetchUserInfo(rp, tokens.access_token, fixtures.user.id)).email).toBe('Ada@Example.com');
+  });
+
+  it('returns access_denied to the client when the user clicks Deny', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const agent = createUserAgent();
+    const auth = await authorizationRequest(rp);
+    let page = await agent.navigate(auth.url);
+    page = await agent.submit(page, '/login', { login: 'ada@example.com', password: PASSWORD });
+    expect(page.html).toContain('Allow');
+    const denied = await agent.submit(page, '/abort', {}, REDIRECT_URI);
+    const callback = new URL(denied.url);
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('state')).toBe(auth.state);
+  });
+
+  it('issues a JWT access token (RFC 9068, ES256) for a registered API resource', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp, { params: { resource: 'https://api.example.test', scope: 'openid notes:read' } });
+    const tokens = await flow.tokens();
+    expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      issuer: server.issuer,
+      audience: 'https://api.example.test',
+      typ: 'at+jwt',
+    });
+    expect(payload.sub).toBe(fixtures.user.id);
+    expect(payload.scope).toBe('notes:read');
+  });
+});
+
+describe('refresh tokens', () => {
+  it('rotate on every use; reusing a rotated one revokes the whole grant', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const first = await (await signIn(rp)).tokens();
+    const second = await oidc.refreshTokenGrant(rp, first.refresh_token!);
+    expect(second.refresh_token).toBeTruthy();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect((await oidc.tokenIntrospection(rp, second.access_token)).active).toBe(true);
+
+    await expect(oidc.refreshTokenGrant(rp, first.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // The grant is gone: the newest refresh token and its access token are dead too.
+    await expect(oidc.refreshTokenGrant(rp, second.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(rp, second.access_token)).active).toBe(false);
+  });
+});
+
+describe('client credentials', () => {
+  it('issues an opaque token that introspects as active', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const tokens = await oidc.clientCredentialsGrant(rp);
+    expect(tokens.access_token.split('.')).toHaveLength(1);
+    const info = await oidc.tokenIntrospection(rp, tokens.access_token);
+    expect(info).toMatchObject({ active: true, client_id: fixtures.confidential.clientId });
+  });
+
+  it('issues an ES256 JWT for a registered API resource', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const tokens = await oidc.clientCredentialsGrant(rp, { resource: 'https://api.example.test', scope: 'notes:write' });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      audience: 'https://api.example.test',
+    });
+    expect(payload).toMatchObject({ client_id: fixtures.confidential.clientId, scope: 'notes:write' });
+  });
+
+  it('refuses an unregistered resource', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    await expect(oidc.clientCredentialsGrant(rp, { resource: 'https://elsewhere.test' })).rejects.toMatchObject({ error: 'invalid_target' });
+  });
+});
+
+describe('introspection and revocation', () => {
+  it('an access token is active until revoked, then inactive', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const tokens = await (await signIn(rp)).tokens();
+    const before = await oidc.tokenIntrospection(rp, tokens.access_token);
+    expect(before).toMatchObject({ active: true, sub: fixtures.user.id, client_id: fixtures.confidential.clientId });
+    await oidc.tokenRevocation(rp, tokens.access_token);
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+    await expect(oidc.fetchUserInfo(rp, tokens.access_token, fixtures.user.id)).rejects.toBeTruthy();
+  });
+
+  it('revoking a refresh token ends its grant', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const tokens = await (await signIn(rp)).tokens();
+    await oidc.tokenRevocation(rp, tokens.refresh_token!);
+    expect((await oidc.tokenIntrospection(rp, tokens.refresh_token!)).active).toBe(false);
+    await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('RP-initiated logout', () => {
+  it('asks for confirmation, ends the session and returns to the registered post-logout URI', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    const tokens = await flow.tokens();
+    const endSession = oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT_URI, state: 'bye' });
+    const confirm = await flow.agent.navigate(endSession.toString());
+    expect(confirm.html).toContain('Sign out');
+    const done = await flow.agent.submit(confirm, /session\/end\/confirm$/, { logout: 'yes' }, POST_LOGOUT_URI);
+    expect(done.url).toBe(`${POST_LOGOUT_URI}?state=bye`);
+    const events = await server.audit.listForUser(fixtures.user.id);
+    expect(events[0]).toMatchObject({ event: 'logout', detail: { via: 'browser', client: fixtures.confidential.clientId } });
+
+    // The session is gone: a new authorization request asks for the password again.
+    const again = await flow.agent.navigate((await authorizationRequest(rp)).url);
+    expect(again.html).toContain('Email or username');
+  });
+});

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import type { OpenAPIV3_1 } from 'openapi-types';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { PASSWORD } from '../support/oidc.js';
+
+const SERVICE_TOKEN = 'service-token-0123456789';
+const METRICS_TOKEN = 'metrics-token-0123456789';
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer({ SERVICE_API_TOKEN: SERVICE_TOKEN, SERVICE_API_TOKEN_HEADER: 'X-Status-Key', METRICS_TOKEN, HOME_URL: 'https://example.com/home' });
+  await server.users.create({ email: 'ops@example.com', password: PASSWORD });
+});
+afterAll(() => server?.stop());
+
+describe('operations endpoints', () => {
+  it('GET / redirects to HOME_URL', async () => {
+    const res = await fetch(`${server.url}/`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('https://example.com/home');
+  });
+
+  it('/api/status answers only with the service token in the configured header', async () => {
+    expect((await fetch(`${server.url}/api/status`)).status).toBe(401);
+    expect((await fetch(`${server.url}/api/status`, { headers: { 'X-Status-Key': 'wrong' } })).status).toBe(401);
+    const res = await fetch(`${server.url}/api/status`, { headers: { 'x-status-key': SERVICE_TOKEN } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok', service: 'latch', version: expect.any(String) });
+  });
+
+  it('/healthz and /readyz report the process and the database with its migrations', async () => {
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ok' });
+    // A migration recorded as not applied makes the instance unready.
+    const [first] = await server.prisma.$queryRawUnsafe<{ name: string }[]>('SELECT name FROM _latch_migrations ORDER BY name');
+    await server.prisma.$executeRawUnsafe(`DELETE FROM _latch_migrations WHERE name = '${first!.name}'`);
+    const unready = await fetch(`${server.url}/readyz`);
+    expect(unready.status).toBe(503);
+    expect(await unready.json()).toMatchObject({ reason: 'migrations pending', pending: [first!.name] });
+    await server.prisma.$executeRawUnsafe(`INSERT INTO _latch_migrations (name, applied_at) VALUES ('${first!.name}', 'x')`);
+  });
+
+  it('/metrics needs the token and counts requests per route, logins and issued tokens', async () => {
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+    await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: JSON.stringify({ username: 'ops@example.com', password: PASSWORD }), headers: { 'content-type': 'application/json' } });
+    await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: JSON.stringify({ username: 'ops@example.com', password: 'nope' }), headers: { 'content-type': 'application/json' } });
+    const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/latch_http_requests_total\{method="POST",route="\/api\/auth\/login",status="200"\} 1/);
+    expect(text).toMatch(/latch_http_request_duration_seconds_bucket\{le="0.5",method="POST",route="\/api\/auth\/login"\} \d/);
+    expect(text).toMatch(/latch_logins_total\{result="success"\} 1/);
+    expect(text).toMatch(/latch_logins_total\{result="invalid_credentials"\} 1/);
+    expect(text).toMatch(/latch_tokens_issued_total\{grant_type="password"\} 1/);
+    expect(text).not.toMatch(/route="\/interaction\/[A-Za-z0-9_-]{10,}/);
+    await fetch(`${server.issuer}/.well-known/openid-configuration`);
+    const again = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    expect(again).toMatch(/latch_http_requests_total\{method="GET",route="\/o\/.well-known\/openid-configuration",status="200"\} 1/);
+  });
+});
+
+describe('API documentation', () => {
+  it('is a valid OpenAPI 3.1 document listing every /api route with its request schema', async () => {
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as OpenAPIV3_1.Document;
+    expect(doc.openapi).toBe('3.1.0');
+    await SwaggerParser.validate(structuredClone(doc) as never);
+
+    const documented = Object.entries(doc.paths!).flatMap(([path, ops]) => Object.keys(ops!).map((m) => `${m.toUpperCase()} ${path}`));
+    for (const route of ['POST /api/auth/login', 'GET /api/me', 'PATCH /api/users/{id}', 'POST /api/apps/{id}/api-keys', 'PATCH /api/settings', 'GET /api/audit']) {
+      expect(documented).toContain(route);
+    }
+    // Each route's body schema is the one that validates it: the login body requires a password.
+    const login = doc.paths!['/api/auth/login']!.post!.requestBody as OpenAPIV3_1.RequestBodyObject;
+    const schema = login.content['application/json']!.schema as OpenAPIV3_1.SchemaObject;
+    expect(schema.required).toContain('password');
+    expect(Object.keys(login.content)).toContain('application/x-www-form-urlencoded');
+  });
+
+  it('documents exactly the routes the server answers (no 404 for a documented path)', async () => {
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as OpenAPIV3_1.Document;
+    for (const [path, ops] of Object.entries(doc.paths!)) {
+      for (const method of Object.keys(ops!)) {
+        const res = await fetch(`${server.url}${path.replace(/\{\w+\}/g, 'x')}`, { method: method.toUpperCase(), headers: { 'content-type': 'application/json' }, body: method === 'get' ? undefined : '{}' });
+        expect([400, 401, 403, 404].includes(res.status) ? res.headers.get('content-type') : 'ok', `${method} ${path}`).toMatch(/problem\+json|ok/);
+        expect(res.status, `${method} ${path}`).toBeLessThan(500);
+      }
+    }
+  });
+
+  it('serves interactive docs from the swagger-ui-dist package, not a CDN', async () => {
+    const page = await (await fetch(`${server.url}/api/docs`)).text();
+    expect(page).toContain('/api/docs/swagger-ui-bundle.js');
+    expect(page).not.toMatch(/https?:\/\//);
+    const bundle = await fetch(`${server.url}/api/docs/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
+    expect((await fetch(`${server.url}/static/api-docs.js`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import * as oidc from 'openid-client';
+import { createTestDatabase } from '../support/database.js';
+import { latch } from '../support/cli.js';
+import { PASSWORD, REDIRECT_URI, signIn } from '../support/oidc.js';
+
+// WORKERS=2: two processes share one port; every request may land on either. A full sign-in and
+// refresh work regardless, because all state is in the database.
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let primary: ChildProcess;
+let issuer: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  issuer = `http://127.0.0.1:${port}/o`;
+  primary = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, WORKERS: '2', DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    primary.stderr!.on('data', (d) => (err += d));
+    primary.stdout!.on('data', (d) => String(d).includes('with 2 worker processes') && resolve());
+    primary.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+  });
+});
+afterAll(async () => {
+  primary?.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  await db?.drop();
+});
+
+describe('WORKERS', () => {
+  it('runs that many processes on one port, and a sign-in works across them', async () => {
+    // Worker processes run src/main.ts; tsx may also run an esbuild service as a child.
+    const children = execFileSync('pgrep', ['-P', String(primary.pid), '-f', 'src/main.ts'], { encoding: 'utf8' }).trim().split('\n');
+    expect(children).toHaveLength(2);
+
+    await latch(['users', 'create', '--email', 'w@example.com', '--password-stdin'], { databaseUrl: db.url, stdin: PASSWORD });
+    const created = JSON.parse((await latch(['clients', 'create', '--name', 'W', '--redirect-uri', REDIRECT_URI, '--json'], { databaseUrl: db.url })).stdout);
+    const rp = await oidc.discovery(new URL(issuer), created.client_id, undefined, oidc.ClientSecretBasic(created.client_secret), { execute: [oidc.allowInsecureRequests] });
+    for (let i = 0; i < 3; i += 1) {
+      const tokens = await (await signIn(rp, { login: 'w@example.com' })).tokens();
+      const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
+      expect((await oidc.fetchUserInfo(rp, refreshed.access_token, tokens.claims()!.sub)).email).toBe('w@example.com');
+    }
+  });
+});

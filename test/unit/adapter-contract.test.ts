@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Adapter } from 'oidc-provider';
+import { createPrisma, type Db } from '../../src/db/prisma.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createClientCache, createOidcAdapter, purgeExpired } from '../../src/oidc/adapter.js';
+import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
+import { providerOf } from '../../src/db/url.js';
+import { createTestDatabase } from '../support/database.js';
+
+type AdapterFactory = (model: string) => Adapter;
+
+// oidc-provider's own in-memory adapter is the reference for the contract.
+const memoryAdapterModule = 'oidc-provider/lib/adapters/memory_adapter.js';
+const { createMemoryAdapter } = (await import(memoryAdapterModule)) as { createMemoryAdapter: () => AdapterFactory };
+
+let prisma: Db;
+let store: OidcStore;
+let drop: () => Promise<void>;
+beforeAll(async () => {
+  const db = await createTestDatabase();
+  drop = db.drop;
+  await migrate(db.url);
+  prisma = await createPrisma({ url: db.url, poolSize: 2 });
+  store = await createOidcStore(providerOf(db.url), db.url, 2);
+});
+afterAll(async () => {
+  await prisma?.$disconnect();
+  await store?.close();
+  await drop?.();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let n = 0;
+const id = () => `id-${Date.now()}-${(n += 1)}`;
+
+const implementations: [string, () => AdapterFactory][] = [
+  ['oidc-provider memory adapter', () => createMemoryAdapter()],
+  ['Latch adapter (raw driver store)', () => createOidcAdapter(store, createClientCache(store))],
+];
+
+describe.each(implementations)('%s', (_name, make) => {
+  it('stores, finds and overwrites a payload', async () => {
+    const adapter = make()('AccessToken');
+    const key = id();
+    expect(await adapter.find(key)).toBeUndefined();
+    await adapter.upsert(key, { jti: key, accountId: 'u1', kind: 'AccessToken' }, 60);
+    expect(await adapter.find(key)).toMatchObject({ jti: key, accountId: 'u1' });
+    await adapter.upsert(key, { jti: key, accountId: 'u2', kind: 'AccessToken' }, 60);
+    expect(await adapter.find(key)).toMatchObject({ accountId: 'u2' });
+  });
+
+  it('keeps models apart', async () => {
+    const factory = make();
+    const key = id();
+    await factory('AccessToken').upsert(key, { jti: key }, 60);
+    expect(await factory('RefreshToken').find(key)).toBeUndefined();
+  });
+
+  it('forgets a payload once it expires', async () => {
+    const adapter = make()('AuthorizationCode');
+    const key = id();
+    await adapter.upsert(key, { jti: key }, 1);
+    expect(await adapter.find(key)).toBeDefined();
+    await sleep(1100);
+    expect(await adapter.find(key)).toBeUndefined();
+  });
+
+  it('marks a payload consumed', async () => {
+    const adapter = make()('AuthorizationCode');
+    const key = id();
+    await adapter.upsert(key, { jti: key, grantId: 'g' }, 60);
+    await adapter.consume(key);
+    expect((await adapter.find(key))?.consumed).toBeTruthy();
+  });
+
+  it('destroys a payload, and destroying twice is harmless', async () => {
+    const adapter = make()('Session');
+    const key = id();
+    await adapter.upsert(key, { jti: key, uid: `uid-${key}` }, 60);
+    await adapter.destroy(key);
+    await adapter.destroy(key);
+    expect(await adapter.find(key)).toBeUndefined();
+  });
+
+  it('finds sessions by uid and device codes by user code', async () => {
+    const factory = make();
+    const key = id();
+    await factory('Session').upsert(key, { jti: key, uid: `uid-${key}` }, 60);
+    expect(await factory('Session').findByUid(`uid-${key}`)).toMatchObject({ jti: key });
+    expect(await factory('Session').findByUid('unknown')).toBeUndefined();
+    await factory('DeviceCode').upsert(key, { jti: key, userCode: `UC-${key}`, grantId: 'g' }, 60);
+    expect(await factory('DeviceCode').findByUserCode(`UC-${key}`)).toMatchObject({ jti: key });
+  });
+
+  it('revokes every token of a grant, and only of that grant', async () => {
+    const factory = make();
+    const grantId = id();
+    const [at, rt, code, other] = [id(), id(), id(), id()];
+    await factory('AccessToken').upsert(at, { jti: at, grantId }, 60);
+    await factory('RefreshToken').upsert(rt, { jti: rt, grantId }, 60);
+    await factory('AuthorizationCode').upsert(code, { jti: code, grantId }, 60);
+    await factory('AccessToken').upsert(other, { jti: other, grantId: `${grantId}-other` }, 60);
+    await factory('AccessToken').revokeByGrantId(grantId);
+    await factory('RefreshToken').revokeByGrantId(grantId);
+    await factory('AuthorizationCode').revokeByGrantId(grantId);
+    expect(await factory('AccessToken').find(at)).toBeUndefined();
+    expect(await factory('RefreshToken').find(rt)).toBeUndefined();
+    expect(await factory('AuthorizationCode').find(code)).toBeUndefined();
+    expect(await factory('AccessToken').find(other)).toBeDefined();
+  });
+});
+
+describe('purging', () => {
+  it('deletes expired rows in batches and keeps live ones', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store))('Interaction');
+    const live = id();
+    await adapter.upsert(live, { jti: live }, 3600);
+    const expired = Array.from({ length: 7 }, id);
+    for (const key of expired) await adapter.upsert(key, { jti: key }, 1);
+    // Rows are purged a minute after they expire (clock tolerance): age them instead of waiting.
+    await prisma.oidcPayload.updateMany({ where: { id: { in: expired } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
+    expect(await purgeExpired(prisma, 3)).toBeGreaterThanOrEqual(7);
+    expect(await prisma.oidcPayload.count({ where: { id: { in: expired } } })).toBe(0);
+    expect(await adapter.find(live)).toBeDefined();
+  });
+});
+
+describe('rows written by the store, read by Prisma (one table, two layers)', () => {
+  it('agree on expiry, consumption and the indexed columns', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store))('RefreshToken');
+    const key = id();
+    await adapter.upsert(key, { jti: key, grantId: 'g-1', accountId: 'acc-1', clientId: 'cl-1' }, 3600);
+    await adapter.consume(key);
+    const row = await prisma.oidcPayload.findUniqueOrThrow({ where: { model_id: { model: 'RefreshToken', id: key } } });
+    expect(row).toMatchObject({ grantId: 'g-1', accountId: 'acc-1', clientId: 'cl-1', payload: { jti: key } });
+    expect(Math.abs(row.expiresAt!.getTime() - (Date.now() + 3600_000))).toBeLessThan(5_000);
+    expect(Math.abs(row.consumedAt!.getTime() - Date.now())).toBeLessThan(5_000);
+    // And the other way: Prisma's expiry filter sees the store's timestamps as the store does.
+    expect(await prisma.oidcPayload.count({ where: { id: key, expiresAt: { gt: new Date() } } })).toBe(1);
+    expect((await adapter.find(key))?.consumed).toBeGreaterThan(Date.now() / 1000 - 10);
+  });
+});
+
+describe('accounts read by the store', () => {
+  it('match the user Prisma wrote, including booleans and times', async () => {
+    const user = await prisma.user.create({
+      data: { email: 'Ann@Example.com', emailNormalized: 'ann@example.com', username: 'ann', givenName: 'Ann', familyName: 'Lee', emailVerified: true, active: false },
+    });
+    expect(await store.findAccount(user.id)).toEqual({
+      id: user.id,
+      email: 'Ann@Example.com',
+      emailVerified: true,
+      username: 'ann',
+      name: null,
+      givenName: 'Ann',
+      familyName: 'Lee',
+      active: false,
+      updatedAt: user.updatedAt,
+    });
+    expect(await store.findAccount('nobody')).toBeUndefined();
+  });
+});

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.js';
+
+describe('loadConfig', () => {
+  it('starts with no settings at all: SQLite under ./data, port 3000', () => {
+    const config = loadConfig({});
+    expect(config.http.port).toBe(3000);
+    expect(config.db.url).toBe('file:./data/latch.db');
+    expect(config.oidc.issuer).toBe('http://localhost:3000/o');
+    expect(config.oidc.ttl.accessToken).toBe(600);
+    expect(config.argon2).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    expect(Object.isFrozen(config.oidc.ttl)).toBe(true);
+  });
+
+  it('derives the issuer from PUBLIC_URL and marks cookies secure behind https', () => {
+    const config = loadConfig({ PUBLIC_URL: 'https://id.example.com/', TRUST_PROXY: 'true' });
+    expect(config.oidc.issuer).toBe('https://id.example.com/o');
+    expect(config.http.secureCookies).toBe(true);
+    expect(config.http.trustProxy).toBe(true);
+  });
+
+  it('names every bad variable at once', () => {
+    expect(() => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', ACCESS_TOKEN_TTL: '-5' })).toThrow(
+      /PORT[\s\S]*DATABASE_URL: must start with file: \(SQLite\) or postgres:\/\/[\s\S]*ACCESS_TOKEN_TTL/,
+    );
+  });
+
+  it('rejects short cookie keys', () => {
+    expect(() => loadConfig({ COOKIE_KEYS: 'short' })).toThrow(/COOKIE_KEYS: each key must be at least 32 characters/);
+  });
+});
+
+describe('empty values', () => {
+  it('count as unset, so VAR= in a .env file keeps the default', () => {
+    const config = loadConfig({ PUBLIC_URL: '', ADMIN_EMAIL: '', ADMIN_PASSWORD: '', PORT: '' });
+    expect(config.http.port).toBe(3000);
+    expect(config.bootstrapAdmin).toBeUndefined();
+  });
+});

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { createOidcStore } from '../../src/db/oidc-store.js';
+import { createTestDatabase } from '../support/database.js';
+
+describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('the PostgreSQL store', () => {
+  it('survives the server cutting its idle connections, and reconnects', async () => {
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    const lost: Error[] = [];
+    const store = await createOidcStore('postgresql', db.url, 2, (err) => lost.push(err));
+    try {
+      expect(await store.findClient('nope')).toBeUndefined();
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      await admin.end();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(lost.length).toBeGreaterThan(0);
+      expect(await store.findClient('nope')).toBeUndefined();
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+});
