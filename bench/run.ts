@@ -1,0 +1,175 @@
+// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
+// Starts each target on loopback in its own process, runs every scenario against every target in
+// turn (interleaved), and prints requests/s, requests per server CPU-second, p50/p99, errors,
+// server RSS, and the ratio of each Latch target to the oidc-provider in-memory baseline.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { Ready } from './fixtures.js';
+import { signInFlow } from './flow.js';
+import { SCENARIOS, loop, type Outcome } from './scenarios.js';
+
+const { values: opts } = parseArgs({
+  allowNegative: true,
+  options: {
+    scenario: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
+    targets: { type: 'string', default: 'sqlite,postgres,baseline' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '32' },
+    'login-connections': { type: 'string', default: '8' },
+    'latency-check': { type: 'boolean', default: true },
+    // Minutes of the login/refresh/client-credentials mix per Latch target, reporting growth.
+    soak: { type: 'string' },
+  },
+});
+
+type Target = { name: string; ready: Ready; child: ChildProcess; startMs: number; idleRssMb: number; opsPerLogin: number };
+const CLK_TCK = 100;
+const pinned = cpus().length >= 2;
+
+// Server on core 0, load generator (this process) on core 1, so they do not compete.
+if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
+
+function cpuSeconds(pid: number) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+function ask(child: ChildProcess, type: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: { type: string }) => {
+      if (msg.type !== type) return;
+      child.off('message', onMessage);
+      resolve(msg as Record<string, unknown>);
+    };
+    child.on('message', onMessage);
+    child.send({ type });
+  });
+}
+
+async function startTarget(name: string): Promise<Target> {
+  const started = performance.now();
+  const command = pinned ? 'taskset' : process.execPath;
+  const args = [...(pinned ? ['-c', '0', process.execPath] : []), '--import', 'tsx', 'bench/server.ts', name];
+  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '4' } });
+  const ready = await new Promise<Ready>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.on('message', (msg: { type: string; ready?: Ready }) => msg.type === 'ready' && resolve(msg.ready!));
+  });
+  const startMs = performance.now() - started;
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleRssMb = rssMb(ready.pid);
+  // Storage operations of one complete sign-in (authorize, login, consent, token).
+  await signInFlow(ready);
+  const before = (await ask(child, 'counters')).storage as number;
+  await signInFlow(ready);
+  const opsPerLogin = ((await ask(child, 'counters')).storage as number) - before;
+  return { name, ready, child, startMs, idleRssMb, opsPerLogin };
+}
+
+type Row = { scenario: string; target: string; rps: number; perCpu: number; p50: number; p99: number; errors: number; rss: number; note?: string };
+
+async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
+  const cpu0 = cpuSeconds(target.ready.pid);
+  const out = await run();
+  const cpu = cpuSeconds(target.ready.pid) - cpu0;
+  return {
+    scenario,
+    target: target.name,
+    rps: out.requests / out.seconds,
+    perCpu: cpu > 0 ? out.requests / cpu : 0,
+    p50: out.p50,
+    p99: out.p99,
+    errors: out.errors,
+    rss: rssMb(target.ready.pid),
+    note: out.detail,
+  };
+}
+
+function print(rows: Row[]) {
+  const base = (scenario: string) => rows.find((r) => r.scenario === scenario && r.target === 'baseline');
+  const fmt = (n: number, d = 0) => n.toFixed(d);
+  const lines = [
+    '| scenario | target | req/s | req per CPU-s | p50 ms | p99 ms | errors | RSS MB | vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => {
+      const b = base(r.scenario);
+      const ratio = b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
+      return `| ${r.scenario} | ${r.target} | ${fmt(r.rps)} | ${fmt(r.perCpu)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${ratio} |`;
+    }),
+  ];
+  console.log(lines.join('\n'));
+  for (const r of rows.filter((x) => x.note)) console.log(`  ${r.scenario}/${r.target}: first error: ${r.note}`);
+}
+
+/** Runs the mix for `minutes` per Latch target, a minute at a time, printing RSS and database size. */
+async function soak(targets: Target[], minutes: number, connections: number) {
+  console.log(`soak: ${minutes} min of the 1:8:8 mix per target\n`);
+  console.log('| target | minute | req/s | errors | RSS MB | database MB | provider rows |\n|---|---:|---:|---:|---:|---:|---:|');
+  for (const target of targets.filter((t) => t.name !== 'baseline')) {
+    const report = async (minute: number, rps: number, errors: number) => {
+      const db = (await ask(target.child, 'dbsize')) as { bytes: number; providerRows: number };
+      console.log(`| ${target.name} | ${minute} | ${rps.toFixed(0)} | ${errors} | ${rssMb(target.ready.pid).toFixed(0)} | ${(db.bytes / 1e6).toFixed(1)} | ${db.providerRows} |`);
+    };
+    await report(0, 0, 0);
+    for (let minute = 1; minute <= minutes; minute += 1) {
+      const out = await SCENARIOS.mix!.run(target.ready, { duration: 60, connections });
+      await report(minute, out.requests / out.seconds, out.errors);
+    }
+  }
+}
+
+async function main() {
+  const scenarios = opts.scenario!.split(',');
+  for (const s of scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; have ${Object.keys(SCENARIOS).join(', ')}`);
+  const duration = Number(opts.duration);
+  const warmup = Number(opts.warmup);
+  const connections = Number(opts.connections);
+  const loginConnections = Number(opts['login-connections']);
+
+  const targets: Target[] = [];
+  for (const name of opts.targets!.split(',')) targets.push(await startTarget(name));
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}; node ${process.version}; server pinned to core 0, load to core 1: ${pinned}`);
+  console.log('| target | ready after start | idle RSS MB | storage ops per sign-in |\n|---|---:|---:|---:|');
+  for (const t of targets) console.log(`| ${t.name} | ${t.startMs.toFixed(0)} ms | ${t.idleRssMb.toFixed(0)} | ${t.opsPerLogin} |`);
+  console.log('');
+
+  if (opts.soak) {
+    await soak(targets, Number(opts.soak), connections);
+    for (const t of targets) t.child.kill('SIGTERM');
+    return;
+  }
+
+  const rows: Row[] = [];
+  for (const scenario of scenarios) {
+    const c = scenario === 'login' ? loginConnections : connections;
+    for (const target of targets) {
+      await SCENARIOS[scenario]!.run(target.ready, { duration: warmup, connections: c });
+      rows.push(await measure(target, scenario, () => SCENARIOS[scenario]!.run(target.ready, { duration, connections: c })));
+    }
+  }
+
+  // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins.
+  if (opts['latency-check']) {
+    for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
+      for (const target of targets) {
+        const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
+        const load = { duration, connections, rate: Math.round(peak * 0.7) };
+        rows.push(await measure(target, `${scenario}@70%`, () => SCENARIOS[scenario]!.run(target.ready, load)));
+        const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
+        rows.push(await measure(target, `${scenario}@70%+logins`, () => SCENARIOS[scenario]!.run(target.ready, load)));
+        await burst;
+      }
+    }
+  }
+  print(rows);
+  for (const t of targets) t.child.kill('SIGTERM');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

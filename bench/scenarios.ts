@@ -1,0 +1,152 @@
+import autocannon from 'autocannon';
+import { RESOURCE, type Ready } from './fixtures.js';
+import { basicAuth, signInFlow, type Tokens } from './flow.js';
+
+export type Load = { duration: number; connections: number; rate?: number };
+export type Outcome = { requests: number; seconds: number; p50: number; p99: number; errors: number; detail?: string };
+
+const FORM = 'application/x-www-form-urlencoded';
+
+async function cannon(opts: autocannon.Options): Promise<Outcome> {
+  const result = await autocannon({ ...opts, timeout: 10 });
+  return {
+    requests: result.requests.total,
+    seconds: result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+/** Runs `op` from `connections` workers for `duration` seconds; latencies per op. */
+export async function loop(load: Load, op: (worker: number) => Promise<void>): Promise<Outcome> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const end = Date.now() + load.duration * 1000;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: load.connections }, async (_, worker) => {
+      while (Date.now() < end) {
+        const t0 = performance.now();
+        try {
+          await op(worker);
+          latencies.push(performance.now() - t0);
+        } catch (err) {
+          errors += 1;
+          firstError ??= (err as Error).message;
+        }
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  return { requests: latencies.length, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), errors, detail: firstError };
+}
+
+/** Signed-in users' tokens, one per connection (refresh chains must not share a token). */
+async function userTokens(target: Ready, count: number): Promise<Tokens[]> {
+  const tokens: Tokens[] = [];
+  for (let i = 0; i < count; i += 4) {
+    tokens.push(...(await Promise.all(Array.from({ length: Math.min(4, count - i) }, () => signInFlow(target)))));
+  }
+  return tokens;
+}
+
+async function refreshOnce(target: Ready, token: string): Promise<string> {
+  const res = await fetch(`${target.issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: basicAuth(target), 'content-type': FORM },
+    body: `grant_type=refresh_token&refresh_token=${token}`,
+  });
+  if (res.status !== 200) throw new Error(`refresh ${res.status}`);
+  return ((await res.json()) as Tokens).refresh_token;
+}
+
+async function clientCredentials(target: Ready) {
+  const res = await fetch(`${target.issuer}/token`, { method: 'POST', headers: { authorization: basicAuth(target), 'content-type': FORM }, body: 'grant_type=client_credentials' });
+  if (res.status !== 200) throw new Error(`client_credentials ${res.status}`);
+  await res.arrayBuffer();
+}
+
+type Scenario = { describe: string; run(target: Ready, load: Load): Promise<Outcome> };
+
+export const SCENARIOS: Record<string, Scenario> = {
+  discovery: {
+    describe: 'GET discovery document',
+    run: (t, load) => cannon({ url: `${t.issuer}/.well-known/openid-configuration`, ...loadOpts(load) }),
+  },
+  'cc-opaque': {
+    describe: 'client_credentials, opaque token',
+    run: (t, load) => cannon({ url: `${t.issuer}/token`, method: 'POST', headers: { authorization: basicAuth(t), 'content-type': FORM }, body: 'grant_type=client_credentials', ...loadOpts(load) }),
+  },
+  'cc-jwt': {
+    describe: 'client_credentials, ES256 JWT for an API',
+    run: (t, load) =>
+      cannon({
+        url: `${t.issuer}/token`,
+        method: 'POST',
+        headers: { authorization: basicAuth(t), 'content-type': FORM },
+        body: `grant_type=client_credentials&resource=${encodeURIComponent(RESOURCE.indicator)}&scope=read`,
+        ...loadOpts(load),
+      }),
+  },
+  introspection: {
+    describe: "introspection of a user's access token",
+    async run(t, load) {
+      const [tokens] = await userTokens(t, 1);
+      return cannon({ url: `${t.issuer}/token/introspection`, method: 'POST', headers: { authorization: basicAuth(t), 'content-type': FORM }, body: `token=${tokens!.access_token}`, ...loadOpts(load) });
+    },
+  },
+  userinfo: {
+    describe: 'userinfo with a bearer token',
+    async run(t, load) {
+      const [tokens] = await userTokens(t, 1);
+      return cannon({ url: `${t.issuer}/me`, headers: { authorization: `Bearer ${tokens!.access_token}` }, ...loadOpts(load) });
+    },
+  },
+  refresh: {
+    describe: 'refresh-token rotation (each token used once)',
+    async run(t, load) {
+      // autocannon resets per-connection context after each pass over `requests`, so tokens live in
+      // a shared pool: a request takes one, its response puts the rotated successor back. Spares
+      // cover requests built before the previous response is recorded.
+      const pool = (await userTokens(t, load.connections * 2)).map((x) => x.refresh_token);
+      return cannon({
+        url: `${t.issuer}/token`,
+        ...loadOpts(load),
+        requests: [
+          {
+            method: 'POST',
+            headers: { authorization: basicAuth(t), 'content-type': FORM },
+            setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${pool.shift()}` }),
+            onResponse: (status, body) => {
+              if (status === 200) pool.push((JSON.parse(body) as Tokens).refresh_token);
+            },
+          },
+        ],
+      });
+    },
+  },
+  login: {
+    describe: 'full code + PKCE flow: password login, consent, token (argon2id production cost)',
+    run: (t, load) => loop(load, async () => void (await signInFlow(t))),
+  },
+  mix: {
+    describe: 'logins : refreshes : client credentials = 1 : 8 : 8',
+    async run(t, load) {
+      const chains = (await userTokens(t, load.connections)).map((x) => x.refresh_token);
+      let n = 0;
+      return loop(load, async (worker) => {
+        const slot = (n += 1) % 17;
+        if (slot === 0) await signInFlow(t);
+        else if (slot <= 8) chains[worker] = await refreshOnce(t, chains[worker]!);
+        else await clientCredentials(t);
+      });
+    },
+  },
+};
+
+function loadOpts(load: Load) {
+  return { connections: load.connections, duration: load.duration, ...(load.rate ? { overallRate: load.rate } : {}) };
+}

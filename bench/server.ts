@@ -1,0 +1,116 @@
+// One benchmark target in its own process (so its CPU time and memory are its own). Started by
+// bench/run.ts; reports readiness and storage-operation counts over IPC.
+import { createServer } from 'node:net';
+import { mkdtempSync, statSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadConfig } from '../src/config/env.js';
+import { createLogger } from '../src/deps.js';
+import { startServer } from '../src/server.js';
+import type { Db } from '../src/db/prisma.js';
+import type { OidcStore } from '../src/db/oidc-store.js';
+import { startBaseline } from './baseline.js';
+import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
+
+const target = process.argv[2] as 'sqlite' | 'postgres' | 'baseline';
+const counter = { storage: 0 };
+// For soak runs: how big the database is and how many provider rows it holds.
+let measureDb: () => Promise<{ bytes: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
+
+async function freePort() {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function databaseUrl() {
+  if (target === 'sqlite') return `file:${join(mkdtempSync(join(tmpdir(), 'latch-bench-')), 'latch.db')}`;
+  const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `latch_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Counts every Prisma operation (model calls and raw queries) as one storage operation. */
+const countQueries = (db: Db) =>
+  db.$extends({
+    query: {
+      $allOperations({ args, query }: { args: unknown; query: (a: unknown) => Promise<unknown> }) {
+        counter.storage += 1;
+        return query(args);
+      },
+    },
+  }) as unknown as Db;
+
+/** Counts every call to the provider's store as one storage operation. */
+const countStoreCalls = (store: OidcStore): OidcStore =>
+  Object.fromEntries(
+    Object.entries(store).map(([name, fn]) => [
+      name,
+      (...args: unknown[]) => {
+        if (name !== 'close') counter.storage += 1;
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      },
+    ]),
+  ) as unknown as OidcStore;
+
+async function main(): Promise<Ready> {
+  const port = await freePort();
+  if (target === 'baseline') {
+    const { issuer, client } = await startBaseline(port, counter);
+    return { url: `http://127.0.0.1:${port}`, issuer, pid: process.pid, client };
+  }
+  const config = loadConfig({
+    ...process.env,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATABASE_URL: await databaseUrl(),
+    LOG_LEVEL: 'silent',
+    // The load comes from one IP and signs in thousands of times.
+    LOGIN_MAX_FAILURES_PER_IP: '1000000',
+  });
+  const running = await startServer(config, createLogger(config), { instrumentDb: countQueries, instrumentStore: countStoreCalls });
+  measureDb = async () => {
+    const providerRows = await running.prisma.oidcPayload.count();
+    if (target === 'postgres') {
+      const [row] = await running.prisma.$queryRawUnsafe<{ size: bigint }[]>('SELECT pg_database_size(current_database()) AS size');
+      return { bytes: Number(row!.size), providerRows };
+    }
+    const file = config.db.url.replace(/^file:/, '');
+    const bytes = [file, `${file}-wal`].filter(existsSync).reduce((sum, f) => sum + statSync(f).size, 0);
+    return { bytes, providerRows };
+  };
+  await running.users.create({ ...USER, emailVerified: true });
+  await running.resources.create({ indicator: RESOURCE.indicator, name: 'Bench API', scopes: RESOURCE.scopes });
+  const created = await running.clients.create({
+    name: 'Bench',
+    redirectUris: [REDIRECT_URI],
+    grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'],
+  });
+  return { url: running.url, issuer: config.oidc.issuer, pid: process.pid, client: { id: created.clientId, secret: created.clientSecret! } };
+}
+
+main().then(
+  (ready) => {
+    process.send?.({ type: 'ready', ready });
+    process.on('message', (msg: { type: string }) => {
+      if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage });
+      if (msg.type === 'dbsize') void measureDb().then((size) => process.send?.({ type: 'dbsize', ...size }));
+    });
+  },
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
