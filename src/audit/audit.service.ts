@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { v7 as timeOrderedId } from 'uuid';
 import type { Db } from '../db/prisma.js';
 
 export const AUDIT_EVENTS = [
@@ -42,6 +43,9 @@ export function createAudit(prisma: Db, logger: Logger) {
       try {
         await prisma.auditEvent.create({
           data: {
+            // Time-ordered ids break ties between events written in the same millisecond, so a
+            // logout right after a login still lists after it.
+            id: timeOrderedId(),
             event,
             userId: input.userId ?? null,
             actorId: input.actorId ?? input.userId ?? null,
@@ -73,7 +77,7 @@ export function createAudit(prisma: Db, logger: Logger) {
 
     /** A user's own recent security activity, newest first. */
     listForUser: (userId: string, take = 50) =>
-      prisma.auditEvent.findMany({ where: { userId }, orderBy: { createdAt: 'desc' }, take: Math.min(take, 200) }),
+      prisma.auditEvent.findMany({ where: { userId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: Math.min(take, 200) }),
   };
 }
 
