@@ -189,9 +189,15 @@ export function createClientsService(prisma: Db, onChange: (clientId: string) =>
     /** Deletes the client with every grant, token and code it holds, and its API keys. */
     async delete(clientId: string) {
       await findRow(clientId);
+      const ownConnections = (await prisma.connection.findMany({ where: { ownerClientId: clientId }, select: { id: true } })).map((c) => c.id);
       await prisma.$transaction([
         prisma.oidcPayload.deleteMany({ where: { clientId } }),
         prisma.apiKey.deleteMany({ where: { clientId } }),
+        // The app's own upstream connections go with it (their users keep their local accounts).
+        prisma.clientConnection.deleteMany({ where: { clientId } }),
+        prisma.federatedIdentity.deleteMany({ where: { connectionId: { in: ownConnections } } }),
+        prisma.clientConnection.deleteMany({ where: { connectionId: { in: ownConnections } } }),
+        prisma.connection.deleteMany({ where: { ownerClientId: clientId } }),
         prisma.client.delete({ where: { clientId } }),
       ]);
       onChange(clientId);

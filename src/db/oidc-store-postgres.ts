@@ -56,7 +56,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     async findAccount(userId): Promise<AccountRecord | undefined> {
       const [u] = await query<Omit<AccountRecord, 'updatedAt'> & { updatedAt: string }>(
         'oidc_account',
-        `SELECT id, email, email_verified AS "emailVerified", username, name, given_name AS "givenName", family_name AS "familyName", active,
+        `SELECT id, email, email_verified AS "emailVerified", username, name, given_name AS "givenName", family_name AS "familyName", picture, active,
            EXTRACT(EPOCH FROM updated_at) * 1000 AS "updatedAt" FROM users WHERE id = $1`,
         [userId],
       );

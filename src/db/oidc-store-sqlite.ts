@@ -29,8 +29,8 @@ export function createSqliteOidcStore(url: string): OidcStore {
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
   const client = db.prepare<[string], { metadata: string; trusted: number; resources: string }>('SELECT metadata, trusted, resources FROM clients WHERE client_id = ?');
 
-  const account = db.prepare<[string], { id: string; email: string; email_verified: number; username: string | null; name: string | null; given_name: string | null; family_name: string | null; active: number; updated_at: string }>(
-    'SELECT id, email, email_verified, username, name, given_name, family_name, active, updated_at FROM users WHERE id = ?',
+  const account = db.prepare<[string], { id: string; email: string; email_verified: number; username: string | null; name: string | null; given_name: string | null; family_name: string | null; picture: string | null; active: number; updated_at: string }>(
+    'SELECT id, email, email_verified, username, name, given_name, family_name, picture, active, updated_at FROM users WHERE id = ?',
   );
 
   // Group commit: writes issued in the same event-loop turn share one transaction (a commit costs
@@ -91,6 +91,7 @@ export function createSqliteOidcStore(url: string): OidcStore {
           name: u.name,
           givenName: u.given_name,
           familyName: u.family_name,
+          picture: u.picture,
           active: u.active === 1,
           updatedAt: new Date(u.updated_at),
         }

@@ -25,6 +25,7 @@ export type AccountRecord = {
   name: string | null;
   givenName: string | null;
   familyName: string | null;
+  picture: string | null;
   active: boolean;
   updatedAt: Date;
 };

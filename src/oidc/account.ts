@@ -9,6 +9,7 @@ export function userClaims(user: AccountRecord) {
     given_name: user.givenName ?? undefined,
     family_name: user.familyName ?? undefined,
     preferred_username: user.username ?? undefined,
+    picture: user.picture ?? undefined,
     updated_at: Math.floor(user.updatedAt.getTime() / 1000),
     email: user.email,
     email_verified: user.emailVerified,

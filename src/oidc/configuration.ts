@@ -7,7 +7,7 @@ import { createInteractionPolicy } from './interaction-policy.js';
 // services (accounts, resources, pages) is wired in provider.ts.
 export const CLAIMS = {
   openid: ['sub'],
-  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture', 'updated_at'],
   email: ['email', 'email_verified'],
 };
 

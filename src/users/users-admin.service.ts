@@ -133,7 +133,10 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
     async delete(actor: Principal, id: string, meta: RequestMeta) {
       if (!isAdmin(actor)) throw new AppError('FORBIDDEN', 'Only admins may delete users.');
       const target = await load(id);
-      await guardLastAdmin(target, true, (tx) => tx.user.delete({ where: { id } }));
+      await guardLastAdmin(target, true, async (tx) => {
+        await tx.federatedIdentity.deleteMany({ where: { userId: id } });
+        await tx.user.delete({ where: { id } });
+      });
       await revokeUserSessions(prisma, id);
       await prisma.emailToken.deleteMany({ where: { userId: id } });
       await audit.record('admin.user_deleted', { userId: id, actorId: actorId(actor), detail: { email: normalizeLogin(target.email) }, ...meta });
