@@ -28,6 +28,10 @@ import { createApiKeysService } from './clients/api-keys.service.js';
 import { createApps } from './clients/apps.service.js';
 import { createSessionsService } from './auth/sessions.service.js';
 import { createUsersAdmin } from './users/users-admin.service.js';
+import { createSecretBox } from './federation/secret-box.js';
+import { createConnectionsService } from './federation/connections.service.js';
+import { createFederatedAccounts } from './federation/federated-accounts.js';
+import { createUpstream } from './federation/upstream.js';
 
 export function createLogger(config: Config): Logger {
   return pino({
@@ -118,6 +122,9 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     onResult: metrics.login,
   });
 
+  const connections = createConnectionsService(prisma, createSecretBox(config.connections.secretKeys));
+  const federated = createFederatedAccounts({ prisma, users: services.users, audit, registrationOpen: () => settings.snapshot().registrationOpen });
+
   return {
     config,
     logger,
@@ -136,6 +143,9 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     metrics,
     apiKeys,
     apps: createApps({ clients: services.clients, apiKeys, audit }),
+    connections,
+    federated,
+    upstream: createUpstream({ connections }),
     sessions: createSessionsService(prisma, audit),
     usersAdmin: createUsersAdmin({ prisma, provider: providerOf(config.db.url), users: services.users, audit }),
     startedAt: new Date(),

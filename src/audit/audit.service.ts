@@ -16,6 +16,9 @@ export const AUDIT_EVENTS = [
   'magic_link.used',
   'account.updated',
   'account.deleted',
+  'federated.linked',
+  'federated.unlinked',
+  'federated.failure',
   'admin.user_created',
   'admin.user_updated',
   'admin.user_deleted',
@@ -29,6 +32,9 @@ export const AUDIT_EVENTS = [
   'admin.session_revoked',
   'admin.grant_revoked',
   'admin.reset_link_sent',
+  'admin.connection_created',
+  'admin.connection_updated',
+  'admin.connection_deleted',
 ] as const;
 export type AuditEventName = (typeof AUDIT_EVENTS)[number];
 

@@ -19,6 +19,12 @@ const Env = z.object({
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
     .optional(),
+  // 32-byte keys (base64 or base64url), comma-separated, newest first: encrypt upstream client secrets.
+  CONNECTION_SECRET_KEYS: z
+    .string()
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((keys) => keys.length > 0 && keys.every((k) => Buffer.from(k, 'base64').length === 32), 'each key must be 32 bytes, base64-encoded (openssl rand -base64 32)')
+    .optional(),
   TRUST_PROXY: z.stringbool().default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ACCESS_TOKEN_TTL: seconds(600),
@@ -117,6 +123,7 @@ function toConfig(env: Env) {
       windowSeconds: env.EMAIL_THROTTLE_WINDOW,
     },
     log: { level: env.LOG_LEVEL },
+    connections: { secretKeys: env.CONNECTION_SECRET_KEYS ?? [] },
     bootstrapAdmin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
   };
 }

@@ -1,0 +1,208 @@
+import * as oidc from 'openid-client';
+import type { Connection, ConnectionsService } from './connections.service.js';
+import { effectiveSettings, type ClaimField } from './connections.service.js';
+
+/** Why an upstream sign-in failed, in words a user and an operator can act on. */
+export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'invalid_id_token' | 'invalid_response' | 'no_subject';
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly reason: UpstreamFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Who the upstream says signed in, in local terms. */
+export type UpstreamProfile = {
+  subject: string;
+  email?: string;
+  emailVerified: boolean;
+  name?: string;
+  givenName?: string;
+  familyName?: string;
+  picture?: string;
+  username?: string;
+};
+
+/** What the browser's state cookie keeps between leaving for the upstream and coming back. */
+export type PendingAuthorization = { state: string; nonce?: string; codeVerifier: string };
+
+const TIMEOUT_SECONDS = 10;
+const isOidcKind = (c: Connection) => c.kind === 'oidc' || c.kind === 'google';
+
+/** Turns a library or network error into an UpstreamError with a reason. */
+function classify(err: unknown, connection: Connection): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const name = (err as Error).name ?? '';
+  const who = connection.name;
+  if (code === 'OAUTH_AUTHORIZATION_RESPONSE_ERROR') {
+    const error = (err as { error?: string }).error;
+    return error === 'access_denied'
+      ? new UpstreamError('denied', `You declined to sign in with ${who}.`, { cause: err })
+      : new UpstreamError('rejected', `${who} refused the sign-in (${error ?? 'error'}).`, { cause: err });
+  }
+  if (code === 'OAUTH_RESPONSE_BODY_ERROR') return new UpstreamError('rejected', `${who} refused to complete the sign-in.`, { cause: err });
+  if (code.startsWith('OAUTH_JWT') || code === 'OAUTH_KEY_SELECTION_FAILED' || name.startsWith('JWS') || name.startsWith('JWT'))
+    return new UpstreamError('invalid_id_token', `${who} sent an identity token that is not valid for this sign-in.`, { cause: err });
+  if (name === 'TimeoutError' || name === 'AbortError' || (err instanceof TypeError && /fetch/i.test(err.message)))
+    return new UpstreamError('unreachable', `${who} could not be reached.`, { cause: err });
+  return new UpstreamError('invalid_response', `${who} answered in a way we could not use.`, { cause: err });
+}
+
+function claimAt(claims: Record<string, unknown>, path: string): unknown {
+  let value: unknown = claims;
+  for (const key of path.split('.')) value = value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  return value;
+}
+
+const text = (v: unknown, max = 500) => (typeof v === 'string' && v.trim() ? v.trim().slice(0, max) : typeof v === 'number' ? String(v) : undefined);
+
+/** Maps upstream claims to a profile through the connection's claim mapping. */
+export function profileFrom(claims: Record<string, unknown>, mapping: Record<ClaimField, string>): UpstreamProfile {
+  const get = (field: ClaimField, max?: number) => text(claimAt(claims, mapping[field]), max);
+  const subject = get('subject', 255) ?? (mapping.subject === 'sub' ? text(claims.id, 255) : undefined);
+  if (!subject) throw new UpstreamError('no_subject', 'The upstream account has no identifier we can use.');
+  const email = get('email', 254);
+  const verified = claimAt(claims, mapping.emailVerified);
+  return {
+    subject,
+    email: email && /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined,
+    emailVerified: verified === true || verified === 'true',
+    name: get('name', 200),
+    givenName: get('givenName', 100),
+    familyName: get('familyName', 100),
+    picture: get('picture', 2000)?.match(/^https?:\/\//) ? get('picture', 2000) : undefined,
+    username: get('username', 64),
+  };
+}
+
+/** The upstream leg of a federated sign-in, on openid-client: authorization code with PKCE. */
+export function createUpstream(deps: { connections: ConnectionsService }) {
+  // Discovery and client set-up, once per version of a connection (an edit makes a new key).
+  const configs = new Map<string, Promise<oidc.Configuration>>();
+
+  async function build(c: Connection): Promise<oidc.Configuration> {
+    const e = effectiveSettings(c);
+    const secret = await deps.connections.clientSecretOf(c);
+    // GitHub takes the secret in the form body; standard servers accept HTTP Basic.
+    const auth = !secret ? oidc.None() : c.kind === 'github' ? oidc.ClientSecretPost(secret) : oidc.ClientSecretBasic(secret);
+    const urls = [e.issuer, e.authorizationUrl, e.tokenUrl, e.userinfoUrl].filter(Boolean) as string[];
+    // Plain http is accepted only for loopback upstreams (checked when the connection is saved).
+    const execute = urls.some((u) => u.startsWith('http:')) ? [oidc.allowInsecureRequests] : [];
+    if (isOidcKind(c)) {
+      // ID tokens are checked for issuer, audience, nonce and lifetime, and their signature
+      // against the upstream's published keys.
+      const config = await oidc.discovery(new URL(e.issuer!), c.clientId, undefined, auth, {
+        execute: [...execute, oidc.enableNonRepudiationChecks],
+        timeout: TIMEOUT_SECONDS,
+      });
+      return config;
+    }
+    const config = new oidc.Configuration(
+      {
+        issuer: new URL(e.authorizationUrl!).origin,
+        authorization_endpoint: e.authorizationUrl!,
+        token_endpoint: e.tokenUrl!,
+        ...(e.userinfoUrl ? { userinfo_endpoint: e.userinfoUrl } : {}),
+      },
+      c.clientId,
+      undefined,
+      auth,
+    );
+    for (const f of execute) f(config);
+    config.timeout = TIMEOUT_SECONDS;
+    return config;
+  }
+
+  function configurationFor(c: Connection) {
+    const key = `${c.id}:${c.updatedAt.getTime()}`;
+    let pending = configs.get(key);
+    if (!pending) {
+      for (const k of configs.keys()) if (k.startsWith(`${c.id}:`)) configs.delete(k);
+      pending = build(c);
+      configs.set(key, pending);
+      // A failed discovery is retried on the next sign-in rather than remembered.
+      pending.catch(() => configs.delete(key));
+    }
+    return pending;
+  }
+
+  function scopeOf(c: Connection) {
+    const scopes = effectiveSettings(c).scopes;
+    return (isOidcKind(c) && !scopes.includes('openid') ? ['openid', ...scopes] : scopes).join(' ');
+  }
+
+  async function fetchJson(config: oidc.Configuration, accessToken: string, url: string, c: Connection) {
+    const res = await oidc.fetchProtectedResource(config, accessToken, new URL(url), 'GET', undefined, new Headers({ accept: 'application/json', 'user-agent': 'Latch' }));
+    if (!res.ok) throw new UpstreamError('invalid_response', `${c.name} did not return the account's details (HTTP ${res.status}).`);
+    return (await res.json()) as unknown;
+  }
+
+  /** GitHub: /user, and /user/emails for an address GitHub has verified. */
+  async function githubClaims(config: oidc.Configuration, accessToken: string, c: Connection) {
+    const userinfoUrl = effectiveSettings(c).userinfoUrl!;
+    const user = (await fetchJson(config, accessToken, userinfoUrl, c)) as Record<string, unknown>;
+    const emails = await fetchJson(config, accessToken, `${userinfoUrl.replace(/\/+$/, '')}/emails`, c).catch(() => []);
+    const list = Array.isArray(emails) ? (emails as { email?: unknown; primary?: unknown; verified?: unknown }[]) : [];
+    const chosen = list.find((m) => m.primary === true && m.verified === true) ?? list.find((m) => m.verified === true);
+    if (chosen && typeof chosen.email === 'string') return { ...user, email: chosen.email, email_verified: true };
+    return { ...user, email_verified: false };
+  }
+
+  return {
+    /** Where to send the browser, and what to remember for the callback. */
+    async authorizationRequest(c: Connection, redirectUri: string): Promise<PendingAuthorization & { url: string }> {
+      try {
+        const config = await configurationFor(c);
+        const codeVerifier = oidc.randomPKCECodeVerifier();
+        const state = oidc.randomState();
+        const nonce = isOidcKind(c) ? oidc.randomNonce() : undefined;
+        const url = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: redirectUri,
+          scope: scopeOf(c),
+          state,
+          code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+          code_challenge_method: 'S256',
+          ...(nonce ? { nonce } : {}),
+        });
+        return { url: url.href, state, nonce, codeVerifier };
+      } catch (err) {
+        throw classify(err, c);
+      }
+    },
+
+    /**
+     * Completes the upstream leg from the callback URL (as registered, with the query the
+     * upstream sent): checks state, exchanges the code with the PKCE verifier, validates the ID
+     * token (nonce included) for OIDC kinds, and reads the account's claims.
+     */
+    async complete(c: Connection, callbackUrl: URL, pending: PendingAuthorization): Promise<UpstreamProfile> {
+      try {
+        const config = await configurationFor(c);
+        const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
+          pkceCodeVerifier: pending.codeVerifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+          idTokenExpected: isOidcKind(c),
+        });
+        const e = effectiveSettings(c);
+        let claims: Record<string, unknown>;
+        if (c.kind === 'github') claims = await githubClaims(config, tokens.access_token, c);
+        else if (isOidcKind(c)) {
+          const idClaims = tokens.claims()!;
+          const userinfo = config.serverMetadata().userinfo_endpoint ? await oidc.fetchUserInfo(config, tokens.access_token, idClaims.sub) : {};
+          claims = { ...idClaims, ...userinfo };
+        } else claims = (await fetchJson(config, tokens.access_token, e.userinfoUrl!, c)) as Record<string, unknown>;
+        return profileFrom(claims, e.claims);
+      } catch (err) {
+        throw classify(err, c);
+      }
+    },
+  };
+}
+
+export type Upstream = ReturnType<typeof createUpstream>;
