@@ -9,7 +9,7 @@ import { createProvider } from './oidc/provider.js';
 import { interactionRoutes } from './oidc/interactions.js';
 import { hideFirstPartyGrants } from './oidc/discovery-filter.js';
 import { createTokenBridge } from './oidc/token-bridge.js';
-import { createMagicLinkLogin } from './oidc/magic-link-login.js';
+import { createPreauthenticatedLogin } from './oidc/preauthenticated-login.js';
 import { requestLogger } from './http/request-logger.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler } from './http/error-handler.js';
@@ -22,6 +22,8 @@ import { publicPageRoutes } from './http/routes/public-pages.js';
 import { accountPageRoutes } from './http/routes/account-pages.js';
 import { adminPageRoutes } from './http/routes/admin-pages.js';
 import { createApi } from './http/routes/api.js';
+import { federationPageRoutes } from './http/routes/federation-pages.js';
+import { createFederatedLogin } from './federation/federated-login.js';
 
 /** The map of the system: every middleware and mount, in order. */
 export function createApp(deps: Deps) {
@@ -33,7 +35,8 @@ export function createApp(deps: Deps) {
   // the current one. Other routes may keep the first instance: they never sign.
   let mounted = mount('/o', provider);
   const oidc: Koa.Middleware = (ctx, next) => mounted(ctx, next);
-  const magicLinks = createMagicLinkLogin(provider, { secure: config.http.secureCookies, accountLoginPath: '/account/login' });
+  const preauth = createPreauthenticatedLogin(provider, { secure: config.http.secureCookies, accountLoginPath: '/account/login' });
+  const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
   const api = createApi(deps, provider, createTokenBridge(oidc));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
   const apiBody = koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb' });
@@ -43,8 +46,9 @@ export function createApp(deps: Deps) {
     staticRoutes(),
     healthRoutes(deps.prisma, providerOf(config.db.url)),
     opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument, startedAt: deps.startedAt }),
-    interactionRoutes({ provider, csrf, magicLinks, ...deps }),
-    publicPageRoutes({ ...deps, csrf, magicLinks }),
+    interactionRoutes({ provider, csrf, preauth, federatedLogin, ...deps }),
+    federationPageRoutes({ ...deps, provider, csrf, preauth, federatedLogin }),
+    publicPageRoutes({ ...deps, csrf, preauth, federatedLogin }),
     accountPageRoutes({ ...deps, csrf, provider }),
     adminPageRoutes({ ...deps, csrf, provider }),
     async (ctx, next) => (ctx.path.startsWith('/api/') ? apiBody(ctx, next) : next()),

@@ -59,6 +59,28 @@ export const AppOut = z
   })
   .meta({ id: 'App' });
 
+export const ConnectionOut = z
+  .object({
+    id: z.string(),
+    slug: z.string(),
+    kind: z.enum(['github', 'google', 'oidc', 'oauth2']),
+    name: z.string(),
+    clientId: z.string(),
+    hasClientSecret: z.boolean(),
+    issuer: z.string().nullable(),
+    authorizationUrl: z.string().nullable(),
+    tokenUrl: z.string().nullable(),
+    userinfoUrl: z.string().nullable(),
+    scopes: z.array(z.string()),
+    claimMapping: z.record(z.string(), z.string()),
+    appId: z.string().nullable().meta({ description: 'The app owning the connection; null for a global one' }),
+    enabled: z.boolean(),
+    callbackUrl: z.string().meta({ description: 'The redirect URI to register at the upstream provider' }),
+    createdAt: date,
+    updatedAt: date,
+  })
+  .meta({ id: 'Connection' });
+
 export const ApiKeyOut = z
   .object({ id: z.string(), prefix: z.string(), active: z.boolean(), createdAt: date, lastUsedAt: date.nullable() })
   .meta({ id: 'ApiKey' });

@@ -10,10 +10,13 @@ import type { AccountFlows } from '../accounts/account-flows.js';
 import { AppError } from '../http/problem.js';
 import { requestMeta } from '../http/request-meta.js';
 import { formBody } from '../http/form-body.js';
-import type { MagicLinkLogin } from './magic-link-login.js';
+import type { PreauthenticatedLogin } from './preauthenticated-login.js';
 import type { SettingsService } from '../settings/settings.service.js';
 import { applyConsent } from './grants.js';
 import { describePermissions } from './scope-descriptions.js';
+import type { ConnectionsService } from '../federation/connections.service.js';
+import type { FederatedLogin } from '../federation/federated-login.js';
+import { UpstreamError } from '../federation/upstream.js';
 
 type Deps = {
   provider: Provider;
@@ -23,15 +26,17 @@ type Deps = {
   authenticate: Authenticate;
   csrf: Middleware;
   accounts: AccountFlows;
-  magicLinks: MagicLinkLogin;
+  preauth: PreauthenticatedLogin;
   settings: SettingsService;
+  connections: ConnectionsService;
+  federatedLogin: FederatedLogin;
 };
 
 const LoginForm = z.object({ login: z.string().trim().min(1).max(320), password: z.string().min(1).max(1024) });
 const MagicLinkForm = z.object({ email: z.email() });
 
 /** The pages oidc-provider sends the browser to: login, consent, abort. */
-export function interactionRoutes({ provider, views, users, resources, authenticate, csrf, accounts, magicLinks, settings }: Deps) {
+export function interactionRoutes({ provider, views, users, resources, authenticate, csrf, accounts, preauth, settings, connections, federatedLogin }: Deps) {
   const router = new Router({ prefix: '/interaction/:uid' });
   const form = formBody();
 
@@ -48,9 +53,10 @@ export function interactionRoutes({ provider, views, users, resources, authentic
   }
 
   async function renderLogin(ctx: RouterContext, uid: string, clientId: unknown, extra: { error?: string; notice?: string; login?: string } = {}) {
-    const client = await provider.Client.find(String(clientId));
+    const [client, upstreams] = await Promise.all([provider.Client.find(String(clientId)), connections.offeredTo(String(clientId))]);
     ctx.type = 'html';
     ctx.body = await views.render('login', {
+      connections: upstreams.map((c) => ({ slug: c.slug, name: c.name, kind: c.kind })),
       title: 'Sign in',
       uid,
       client,
@@ -82,9 +88,9 @@ export function interactionRoutes({ provider, views, users, resources, authentic
   router.get('/', csrf, async (ctx) => {
     const { uid, prompt, params, session } = await details(ctx);
     if (prompt.name === 'login') {
-      // A magic link opened in this browser moments ago signs the user in without the form.
-      const userId = magicLinks.takePreauthenticated(ctx);
-      if (userId) return finish(ctx, { login: { accountId: userId, amr: ['email'], remember: true } });
+      // A magic link or an upstream sign-in in this browser moments ago completes the login.
+      const done = preauth.take(ctx);
+      if (done) return finish(ctx, { login: { accountId: done.userId, amr: [done.method], remember: true } });
       return renderLogin(ctx, uid, params.client_id);
     }
     if (prompt.name !== 'consent') throw new errors.SessionNotFound(`unsupported prompt ${prompt.name}`);
@@ -144,6 +150,26 @@ export function interactionRoutes({ provider, views, users, resources, authentic
     return renderLogin(ctx, uid, params.client_id, {
       notice: `If an account exists for ${input.data.email}, we sent it a sign-in link. Open it in this browser to continue.`,
     });
+  });
+
+  // "Continue with GitHub": leave for the upstream provider, if this app's login page offers it.
+  router.post('/connection/:slug', form, csrf, async (ctx) => {
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') throw new errors.SessionNotFound('login already completed');
+    const connection = await connections.findBySlug(ctx.params.slug!);
+    if (!connection || !(await connections.isOfferedTo(String(params.client_id), connection))) {
+      ctx.status = 404;
+      return renderLogin(ctx, uid, params.client_id, { error: 'This sign-in option is not available for this app.' });
+    }
+    try {
+      const to = await federatedLogin.start(ctx, connection, uid);
+      ctx.status = 303;
+      return ctx.redirect(to);
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      ctx.status = err.reason === 'unreachable' ? 502 : 400;
+      return renderLogin(ctx, uid, params.client_id, { error: `${err.message} Try again later, or sign in another way.` });
+    }
   });
 
   router.post('/confirm', form, csrf, async (ctx) => {

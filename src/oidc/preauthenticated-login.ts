@@ -1,23 +1,28 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 
-// Set when a magic link is used; the next login prompt in this browser (within two minutes)
-// completes with that user, then clears it. Signed and HttpOnly.
+// Set when a user proved who they are away from the login form (a magic link, an upstream
+// provider); the next login prompt in this browser (within two minutes) completes with that user,
+// then clears it. Signed and HttpOnly.
 const PREAUTH_COOKIE = 'latch.preauth';
 const PREAUTH_SECONDS = 120;
 
-export type MagicLinkLogin = ReturnType<typeof createMagicLinkLogin>;
+/** How the user authenticated (the ID token's `amr`): an emailed link, an upstream provider, a password. */
+const METHODS = ['email', 'fed', 'pwd'] as const;
+export type PreauthMethod = (typeof METHODS)[number];
 
-export function createMagicLinkLogin(provider: Provider, options: { secure: boolean; accountLoginPath: string }) {
+export type PreauthenticatedLogin = ReturnType<typeof createPreauthenticatedLogin>;
+
+export function createPreauthenticatedLogin(provider: Provider, options: { secure: boolean; accountLoginPath: string }) {
   return {
     /**
-     * Signs the user in after a used magic link and returns where to send the browser: back to the
-     * sign-in the link was asked from, while it is pending, or else into the account pages. Either
-     * way the login prompt there finds the pre-authentication cookie. (The provider's interaction
-     * cookie is scoped to /interaction/<uid>, so the sign-in cannot be finished from here directly.)
+     * Signs the user in and returns where to send the browser: back to the sign-in this started
+     * from, while it is pending, or else into the account pages. Either way the login prompt there
+     * finds the pre-authentication cookie. (The provider's interaction cookie is scoped to
+     * /interaction/<uid>, so the sign-in cannot be finished from here directly.)
      */
-    async complete(ctx: Context, userId: string, interactionUid?: string): Promise<string> {
-      ctx.cookies.set(PREAUTH_COOKIE, `${userId}.${Math.floor(Date.now() / 1000) + PREAUTH_SECONDS}`, {
+    async complete(ctx: Context, userId: string, interactionUid: string | undefined, method: PreauthMethod): Promise<string> {
+      ctx.cookies.set(PREAUTH_COOKIE, `${userId}.${Math.floor(Date.now() / 1000) + PREAUTH_SECONDS}.${method}`, {
         signed: true,
         httpOnly: true,
         sameSite: 'lax',
@@ -29,13 +34,14 @@ export function createMagicLinkLogin(provider: Provider, options: { secure: bool
       return options.accountLoginPath;
     },
 
-    /** The user a recent magic link signed in, once (the cookie is cleared). */
-    takePreauthenticated(ctx: Context): string | undefined {
+    /** The user signed in this way moments ago, once (the cookie is cleared). */
+    take(ctx: Context): { userId: string; method: PreauthMethod } | undefined {
       const value = ctx.cookies.get(PREAUTH_COOKIE, { signed: true });
       if (!value) return undefined;
       ctx.cookies.set(PREAUTH_COOKIE, null, { signed: true, overwrite: true });
-      const [userId, expires] = value.split('.');
-      return userId && Number(expires) > Date.now() / 1000 ? userId : undefined;
+      const [userId, expires, method] = value.split('.');
+      if (!userId || !(Number(expires) > Date.now() / 1000)) return undefined;
+      return { userId, method: METHODS.find((m) => m === method) ?? 'email' };
     },
   };
 }

@@ -10,6 +10,8 @@ import { defineAppsApi } from './apps-api.js';
 import { defineAuthApi } from './auth-api.js';
 import { defineMeApi } from './me-api.js';
 import { defineUsersApi } from './users-api.js';
+import { defineAppConnectionsApi, defineConnectionsApi } from './connections-api.js';
+import { createAppConnections } from '../../federation/app-connections.js';
 
 /** Every /api route on one registry, and the OpenAPI document generated from it. */
 export function createApi(deps: Deps, provider: Provider, callProvider: TokenBridge) {
@@ -25,7 +27,9 @@ export function createApi(deps: Deps, provider: Provider, callProvider: TokenBri
     guard: [anyPrincipal],
     mayCreate: requireRole((p) => p.kind !== 'apiKey' && isDeveloper(p), 'Only developers and admins may create apps.'),
   });
+  defineAppConnectionsApi(api, { appConnections: createAppConnections({ ...deps, publicUrl: deps.config.http.publicUrl }), guard: [anyPrincipal] });
   defineAdminApi(api, { ...deps, guard: [anyPrincipal, requireRole(isAdmin, 'Admins only.')] });
+  defineConnectionsApi(api, { ...deps, publicUrl: deps.config.http.publicUrl, guard: [anyPrincipal, requireRole(isAdmin, 'Admins only.')] });
 
   let document: object | undefined;
   const openApiDocument = () =>

@@ -4,8 +4,9 @@ import { z } from 'zod';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Config } from '../../config/env.js';
 import type { SettingsService } from '../../settings/settings.service.js';
-import type { MagicLinkLogin } from '../../oidc/magic-link-login.js';
+import type { PreauthenticatedLogin } from '../../oidc/preauthenticated-login.js';
 import type { OneTimeTokens } from '../../tokens/one-time-tokens.js';
+import type { FederatedLogin } from '../../federation/federated-login.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
@@ -18,7 +19,8 @@ type Deps = {
   accounts: AccountFlows;
   tokens: OneTimeTokens;
   csrf: Middleware;
-  magicLinks: MagicLinkLogin;
+  preauth: PreauthenticatedLogin;
+  federatedLogin: FederatedLogin;
 };
 
 const Email = z.object({ email: z.email().max(254) });
@@ -35,7 +37,7 @@ const INVALID_LINK_NEXT = {
  * Pages anyone can open: registration, forgotten password, and the pages emailed links lead to.
  * A GET never uses a token (mail scanners prefetch links): it shows a button that POSTs it.
  */
-export function publicPageRoutes({ config, settings, views, accounts, tokens, csrf, magicLinks }: Deps) {
+export function publicPageRoutes({ config, settings, views, accounts, tokens, csrf, preauth, federatedLogin }: Deps) {
   const router = new Router();
   const form = formBody();
 
@@ -207,7 +209,9 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
   router.post('/magic-link', tokenPage, form, csrf, (ctx) =>
     withToken(ctx, 'magic', field(ctx, 'token'), async (token) => {
       const { user, interactionUid } = await accounts.useMagicLink(token, requestMeta(ctx));
-      const to = await magicLinks.complete(ctx, user.id, interactionUid);
+      // Asked for to prove the account while linking an upstream one: the link is made now.
+      await federatedLogin.completeLink(ctx, user.id);
+      const to = await preauth.complete(ctx, user.id, interactionUid, 'email');
       ctx.status = 303;
       ctx.redirect(to);
     }),
