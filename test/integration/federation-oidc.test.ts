@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { freePort, startServerWithMail, type TestServer } from '../support/server.js';
+import type { SmtpSink } from '../support/smtp-sink.js';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
+import { createUserAgent } from '../support/user-agent.js';
+import type { Connection } from '../../src/federation/connections.service.js';
+
+// An `oidc` connection against an OpenID provider on loopback that can be told to misbehave:
+// the ID token is checked (issuer, audience, nonce, signature) and every failure ends on a page.
+let server: TestServer;
+let smtp: SmtpSink;
+let stop: () => Promise<void>;
+let upstream: FakeUpstream;
+let fixtures: Awaited<ReturnType<typeof seed>>;
+let sso: Connection;
+
+beforeAll(async () => {
+  upstream = await startFakeUpstream();
+  ({ server, smtp, stop } = await startServerWithMail({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64') }));
+  fixtures = await seed(server);
+  sso = await server.connections.create({ kind: 'oidc', slug: 'sso', name: 'Company SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
+  await server.connections.offer(fixtures.confidential.clientId, sso.id);
+});
+afterAll(async () => {
+  await stop?.();
+  await upstream?.close();
+});
+beforeEach(() => {
+  upstream.misbehave = {};
+  upstream.oidcUser = { sub: 'emp-1', email: 'emp1@corp.example', email_verified: true, given_name: 'Emma', family_name: 'Ployee', name: 'Emma Ployee' };
+});
+
+async function pressButton(slug = 'sso', agent = createUserAgent()) {
+  const rp = await relyingParty(server, fixtures.confidential);
+  const request = await authorizationRequest(rp);
+  const login = await agent.navigate(request.url);
+  const back = await agent.submit(login, `/connection/${slug}`, {}, `${server.url}/callback/`);
+  return { agent, rp, request, login, back };
+}
+
+async function lastFailure() {
+  return (await server.audit.search({ event: 'federated.failure' })).items[0]?.detail as { reason: string; connection: string } | undefined;
+}
+
+describe('sign in with an oidc connection', () => {
+  it('validates the ID token with a nonce and creates the user from its claims and userinfo', async () => {
+    const { agent, back } = await pressButton();
+    const sent = upstream.authorizeRequests.at(-1)!;
+    expect(sent.get('scope')).toBe('openid email profile');
+    expect(sent.get('nonce')).toBeTruthy();
+    expect(sent.get('code_challenge_method')).toBe('S256');
+    let page = await agent.navigate(back.url, {}, REDIRECT_URI);
+    if (page.html.includes('/confirm"')) page = await agent.submit(page, '/confirm', {}, REDIRECT_URI);
+    expect(page.url.startsWith(REDIRECT_URI)).toBe(true);
+    const user = await server.users.findByLogin('emp1@corp.example');
+    expect(user).toMatchObject({ givenName: 'Emma', familyName: 'Ployee', emailVerified: true });
+    expect(await server.prisma.federatedIdentity.findFirst({ where: { connectionId: sso.id, subject: 'emp-1' } })).toMatchObject({ userId: user!.id });
+  });
+
+  for (const [misbehaviour, label] of [
+    ['wrongNonce', 'a nonce that is not the one sent'],
+    ['wrongIssuer', 'another issuer'],
+    ['wrongAudience', 'another audience'],
+  ] as const) {
+    it(`refuses an ID token with ${label}: a clear page, an audit entry, no account`, async () => {
+      upstream.misbehave = { [misbehaviour]: true };
+      upstream.oidcUser = { sub: `bad-${misbehaviour}`, email: `${misbehaviour}@corp.example`, email_verified: true };
+      const { agent, back } = await pressButton();
+      const page = await agent.navigate(back.url);
+      expect(page.status).toBe(400);
+      expect(page.html).toContain('sent an identity token that is not valid for this sign-in');
+      expect(page.html).toContain('Back to sign in');
+      expect(await lastFailure()).toMatchObject({ connection: 'sso', reason: 'invalid_id_token' });
+      expect(await server.users.findByLogin(`${misbehaviour}@corp.example`)).toBeNull();
+    });
+  }
+
+  it('shows the login page again with a message when the provider cannot be reached', async () => {
+    const port = await freePort();
+    const down = await server.connections.create({ kind: 'oidc', slug: 'down', name: 'Down SSO', issuer: `http://127.0.0.1:${port}/oidc`, clientId: 'x' });
+    await server.connections.offer(fixtures.confidential.clientId, down.id);
+    const rp = await relyingParty(server, fixtures.confidential);
+    const agent = createUserAgent();
+    const login = await agent.navigate((await authorizationRequest(rp)).url);
+    const page = await agent.submit(login, '/connection/down');
+    expect(page.status).toBe(502);
+    expect(page.html).toContain('Down SSO could not be reached.');
+    expect(page.html).toContain('Email or username');
+    expect(await lastFailure()).toMatchObject({ connection: 'down', reason: 'unreachable' });
+    await server.connections.delete(down.id);
+  });
+
+  it('refuses the callback of an unknown connection and one with no state cookie, without a 500', async () => {
+    const agent = createUserAgent();
+    expect((await agent.navigate(`${server.url}/callback/nope?code=x&state=y`)).status).toBe(400);
+    const page = await agent.navigate(`${server.url}/callback/sso?code=x&state=y`);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('was not started in this browser');
+    expect((await agent.navigate(`${server.url}/callback/sso?error=access_denied`)).status).toBe(400);
+  });
+
+  it('asks a user without an email at the provider to sign in another way', async () => {
+    upstream.oidcUser = { sub: 'no-email' };
+    const { agent, back } = await pressButton();
+    const page = await agent.navigate(back.url);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('did not share an email address');
+    expect(await server.prisma.federatedIdentity.count({ where: { subject: 'no-email' } })).toBe(0);
+  });
+
+  it('refuses a disabled user who signs in through the provider', async () => {
+    upstream.oidcUser = { sub: 'emp-2', email: 'emp2@corp.example', email_verified: true };
+    const first = await pressButton();
+    await first.agent.navigate(first.back.url, {}, REDIRECT_URI);
+    const user = await server.users.findByLogin('emp2@corp.example');
+    await server.prisma.user.update({ where: { id: user!.id }, data: { active: false } });
+    const again = await pressButton();
+    const page = await again.agent.navigate(again.back.url);
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('This account is disabled.');
+  });
+});
+
+describe('linking with an emailed link instead of the password', () => {
+  it('links when the local account opens the link in this browser, and signs in', async () => {
+    upstream.oidcUser = { sub: 'ada-sso', email: 'ada@example.com', email_verified: true, name: 'Ada at Corp' };
+    const { agent, back } = await pressButton();
+    const link = await agent.navigate(back.url);
+    expect(link.url).toBe(`${server.url}/link-account`);
+    const sent = await agent.submit(link, '/link-account/email');
+    expect(sent.html).toContain('We sent a link to ada@example.com');
+    const mail = await smtp.waitFor('ada@example.com');
+    const confirm = await agent.navigate(mail.link!);
+    let page = await agent.submit(confirm, '/magic-link', {}, REDIRECT_URI);
+    if (page.html.includes('/confirm"')) page = await agent.submit(page, '/confirm', {}, REDIRECT_URI);
+    expect(page.url.startsWith(REDIRECT_URI)).toBe(true);
+    expect(await server.prisma.federatedIdentity.findFirst({ where: { connectionId: sso.id, subject: 'ada-sso' } })).toMatchObject({ userId: fixtures.user.id });
+    expect((await server.audit.search({ event: 'federated.linked' })).items[0]).toMatchObject({ userId: fixtures.user.id });
+    // The local profile is not overwritten by the upstream's claims.
+    expect((await server.users.findById(fixtures.user.id))!.name).toBe('Ada Lovelace');
+  });
+
+  it('does not link when the emailed link is opened in a browser without the pending link', async () => {
+    upstream.oidcUser = { sub: 'ada-sso-2', email: 'ada@example.com', email_verified: true };
+    const { agent, back } = await pressButton();
+    const link = await agent.navigate(back.url);
+    await agent.submit(link, '/link-account/email');
+    const mail = await smtp.waitFor('ada@example.com');
+    const elsewhere = createUserAgent();
+    const confirm = await elsewhere.navigate(mail.link!);
+    await elsewhere.submit(confirm, '/magic-link');
+    expect(await server.prisma.federatedIdentity.count({ where: { subject: 'ada-sso-2' } })).toBe(0);
+  });
+});
