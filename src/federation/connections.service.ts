@@ -153,7 +153,16 @@ export function toConnectionDto(c: Connection, publicUrl: string) {
 }
 export type ConnectionDto = ReturnType<typeof toConnectionDto>;
 
+// The login page asks which connections a client offers on every sign-in: remembered briefly per
+// process, forgotten at once on this process's changes, within this long on the others'.
+const OFFERED_CACHE_MS = 5000;
+
 export function createConnectionsService(prisma: Db, secrets: SecretBox) {
+  const offeredCache = new Map<string, { until: number; value: Promise<Connection[]> }>();
+  const changed = <T>(result: T) => {
+    offeredCache.clear();
+    return result;
+  };
   async function seal(secret: string | null | undefined) {
     if (!secret) return secret;
     try {
@@ -197,7 +206,7 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
           },
         });
         if (ownerClientId) await prisma.clientConnection.create({ data: { clientId: ownerClientId, connectionId: created.id } });
-        return created;
+        return changed(created);
       } catch (err) {
         if (isUniqueViolation(err)) throw new AppError('CONNECTION_SLUG_TAKEN');
         throw err;
@@ -211,7 +220,7 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
       // The kind's requirements hold after the change too.
       const problems = kindProblems(next);
       if (problems.length) throw new AppError('VALIDATION_FAILED', undefined, problems.map((p) => ({ path: p.path.join('.'), message: p.message })));
-      return prisma.connection.update({
+      return changed(await prisma.connection.update({
         where: { id },
         data: {
           name: data.name,
@@ -225,7 +234,7 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
           claimMapping: data.claimMapping,
           enabled: data.enabled,
         },
-      });
+      }));
     },
 
     /** Deletes the connection; users who signed in through it keep their local accounts. */
@@ -236,6 +245,7 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
         prisma.clientConnection.deleteMany({ where: { connectionId: id } }),
         prisma.connection.delete({ where: { id } }),
       ]);
+      changed(undefined);
     },
 
     /** Global connections, or those of one app. */
@@ -257,7 +267,7 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
       const c = await find(connectionId);
       if (c.ownerClientId !== null && c.ownerClientId !== clientId) throw new AppError('CONNECTION_NOT_FOUND');
       await prisma.clientConnection.upsert({ where: { clientId_connectionId: { clientId, connectionId } }, create: { clientId, connectionId }, update: {} });
-      return c;
+      return changed(c);
     },
 
     /** Stops offering a connection; an app's own connection is deleted with it. */
@@ -266,16 +276,24 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
       if (c.ownerClientId === clientId) return this.delete(connectionId);
       if (c.ownerClientId !== null) throw new AppError('CONNECTION_NOT_FOUND');
       await prisma.clientConnection.deleteMany({ where: { clientId, connectionId } });
+      changed(undefined);
     },
 
     /** The enabled connections a client's login page shows: the global ones it chose, and its own. */
-    async offeredTo(clientId: string) {
-      const links = await prisma.clientConnection.findMany({ where: { clientId }, select: { connectionId: true } });
-      if (!links.length) return [];
-      return prisma.connection.findMany({
-        where: { id: { in: links.map((l) => l.connectionId) }, enabled: true, OR: [{ ownerClientId: null }, { ownerClientId: clientId }] },
-        orderBy: [{ name: 'asc' }],
-      });
+    offeredTo(clientId: string): Promise<Connection[]> {
+      const hit = offeredCache.get(clientId);
+      if (hit && hit.until > Date.now()) return hit.value;
+      const value = (async () => {
+        const links = await prisma.clientConnection.findMany({ where: { clientId }, select: { connectionId: true } });
+        if (!links.length) return [];
+        return prisma.connection.findMany({
+          where: { id: { in: links.map((l) => l.connectionId) }, enabled: true, OR: [{ ownerClientId: null }, { ownerClientId: clientId }] },
+          orderBy: [{ name: 'asc' }],
+        });
+      })();
+      offeredCache.set(clientId, { until: Date.now() + OFFERED_CACHE_MS, value });
+      value.catch(() => offeredCache.delete(clientId));
+      return value;
     },
 
     /** Whether the client's login page offers this connection (checked again when a sign-in starts). */

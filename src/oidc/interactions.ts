@@ -1,6 +1,6 @@
 import Router, { type RouterContext } from '@koa/router';
 import type { Middleware } from 'koa';
-import Provider, { errors, type InteractionResults } from 'oidc-provider';
+import Provider, { errors, type Interaction, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { Authenticate } from '../auth/authenticate.js';
 import type { Views } from '../http/views.js';
@@ -46,10 +46,15 @@ export function interactionRoutes({ provider, views, users, resources, authentic
     return interaction;
   }
 
-  async function finish(ctx: RouterContext, result: InteractionResults) {
-    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  /**
+   * Stores the result on the interaction this request already loaded and resumes the provider.
+   * (provider.interactionResult would load the interaction and its session again: two more reads.)
+   */
+  async function finish(ctx: RouterContext, interaction: Interaction, result: InteractionResults) {
+    interaction.result = result;
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.status = 303;
-    ctx.redirect(to);
+    ctx.redirect(interaction.returnTo);
   }
 
   async function renderLogin(ctx: RouterContext, uid: string, clientId: unknown, extra: { error?: string; notice?: string; login?: string } = {}) {
@@ -86,11 +91,12 @@ export function interactionRoutes({ provider, views, users, resources, authentic
   });
 
   router.get('/', csrf, async (ctx) => {
-    const { uid, prompt, params, session } = await details(ctx);
+    const interaction = await details(ctx);
+    const { uid, prompt, params, session } = interaction;
     if (prompt.name === 'login') {
       // A magic link or an upstream sign-in in this browser moments ago completes the login.
       const done = preauth.take(ctx);
-      if (done) return finish(ctx, { login: { accountId: done.userId, amr: [done.method], remember: true } });
+      if (done) return finish(ctx, interaction, { login: { accountId: done.userId, amr: [done.method], remember: true } });
       return renderLogin(ctx, uid, params.client_id);
     }
     if (prompt.name !== 'consent') throw new errors.SessionNotFound(`unsupported prompt ${prompt.name}`);
@@ -110,7 +116,8 @@ export function interactionRoutes({ provider, views, users, resources, authentic
   });
 
   router.post('/login', form, csrf, async (ctx) => {
-    const { uid, prompt, params } = await details(ctx);
+    const interaction = await details(ctx);
+    const { uid, prompt, params } = interaction;
     if (prompt.name !== 'login') throw new errors.SessionNotFound('login already completed');
     const input = LoginForm.safeParse(ctx.request.body);
     if (!input.success) {
@@ -129,7 +136,7 @@ export function interactionRoutes({ provider, views, users, resources, authentic
           : 'The email, username or password is not correct.';
       return renderLogin(ctx, uid, params.client_id, { error, login: input.data.login });
     }
-    return finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'], remember: true } });
+    return finish(ctx, interaction, { login: { accountId: result.user.id, amr: ['pwd'], remember: true } });
   });
 
   router.post('/magic-link', form, csrf, async (ctx) => {
@@ -173,19 +180,19 @@ export function interactionRoutes({ provider, views, users, resources, authentic
   });
 
   router.post('/confirm', form, csrf, async (ctx) => {
-    const { prompt, params, session, grantId } = await details(ctx);
+    const interaction = await details(ctx);
+    const { prompt, params, session, grantId } = interaction;
     if (prompt.name !== 'consent' || !session?.accountId) throw new errors.SessionNotFound('nothing to consent to');
     const grant = grantId
       ? await provider.Grant.find(grantId)
       : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
     if (!grant) throw new errors.SessionNotFound('grant expired');
     const savedId = await applyConsent(grant, prompt.details).save();
-    return finish(ctx, { consent: { grantId: grantId ?? savedId } });
+    return finish(ctx, interaction, { consent: { grantId: grantId ?? savedId } });
   });
 
   router.post('/abort', form, csrf, async (ctx) => {
-    await details(ctx);
-    return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request' });
+    return finish(ctx, await details(ctx), { error: 'access_denied', error_description: 'The user denied the request' });
   });
 
   return router.routes();
