@@ -108,7 +108,8 @@ export function createFederatedAccounts(deps: { prisma: Db; users: UsersService;
       const others = await prisma.federatedIdentity.count({ where: { userId: user.id, id: { not: identityId } } });
       if (!user.passwordHash && others === 0) throw new AppError('LAST_SIGN_IN_METHOD');
       await prisma.federatedIdentity.delete({ where: { id: identityId } });
-      await audit.record('federated.unlinked', { userId: user.id, detail: { connectionId: identity.connectionId }, ...meta });
+      const connection = await prisma.connection.findUnique({ where: { id: identity.connectionId }, select: { slug: true } });
+      await audit.record('federated.unlinked', { userId: user.id, detail: { connection: connection?.slug, connectionId: identity.connectionId }, ...meta });
     },
   };
 }

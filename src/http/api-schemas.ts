@@ -97,3 +97,18 @@ export const AuditEventOut = z
     createdAt: date,
   })
   .meta({ id: 'AuditEvent' });
+
+export const IdentitiesOut = z
+  .object({
+    items: z.array(
+      z.object({
+        id: z.string(),
+        connection: z.string().meta({ description: 'The provider’s display name' }),
+        kind: z.string().nullable().meta({ description: 'The provider’s kind (github, google, oidc, oauth2); null once the connection is deleted' }),
+        email: z.string().nullable().meta({ description: 'The email the provider gave' }),
+        createdAt: date,
+        lastLoginAt: date.nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'LinkedAccounts' });

@@ -13,7 +13,7 @@ let fixtures: Awaited<ReturnType<typeof seed>>;
 
 type Who = 'anon' | 'third' | 'noScope' | 'user' | 'dev' | 'dev2' | 'staff' | 'admin' | 'service' | 'keyA' | 'keyB';
 const tokens = {} as Record<Who, string | undefined>;
-const ids = {} as { admin: string; user: string; staff: string; appA: string };
+const ids = {} as { admin: string; user: string; staff: string; appA: string; connection: string; appAConnection: string };
 // A session and a grant that forbidden DELETE calls aim at; they must survive.
 const victims = {} as { session: { id: string; userId: string }; grant: { id: string; userId: string } };
 const { next, unique, call, json, login, makeUser, makeApp, makeKey, serviceClient } = createApiClient(() => server, { user: { givenName: 'Gus' } });
@@ -65,6 +65,8 @@ beforeAll(async () => {
   ids.appA = a.clientId;
   tokens.keyA = await makeKey(a.clientId, as('dev'));
   tokens.keyB = await makeKey(b.clientId, as('dev'));
+  ids.connection = (await server.connections.create(sso())).id;
+  ids.appAConnection = (await server.connections.create(sso(), a.clientId)).id;
   victims.session = await browserSession();
   victims.grant = await loginGrant();
 });
@@ -100,6 +102,8 @@ const freshApp = (suffix: string, after?: (appId: string) => (res: Response) => 
   const token = who === 'keyA' ? await makeKey(app.clientId, as('dev')) : undefined;
   return { path: `/api/apps/${app.clientId}${suffix}`, token, after: after?.(app.clientId) };
 };
+/** An upstream OpenID provider needing no client secret (so no CONNECTION_SECRET_KEYS here). */
+const sso = () => ({ kind: 'oidc' as const, slug: unique('sso-').toLowerCase(), name: 'SSO', clientId: 'public-client', issuer: 'https://sso.example.com' });
 const reread = (path: string, check: (body: Record<string, any>, status: number) => void) => async () => {
   const res = await call('GET', path, as('admin'));
   check(res.status === 200 ? await json(res) : {}, res.status);
@@ -234,6 +238,59 @@ const ROUTES: Row[] = [
     },
   },
 
+  // Upstream login providers: global ones for admins, an app's own for whoever manages the app.
+  { method: 'GET', path: '/api/connections', expected: adminOnly(OK) },
+  {
+    method: 'POST',
+    path: '/api/connections',
+    expected: adminOnly(201),
+    prepare: async () => ({ path: '/api/connections', body: sso(), after: async (res) => reread(`/api/connections/${(await json(res)).id}`, (c) => expect(c.appId).toBeNull())() }),
+  },
+  { method: 'GET', path: '/api/connections/:id', expected: adminOnly(OK), prepare: async () => ({ path: `/api/connections/${ids.connection}` }) },
+  {
+    method: 'PATCH',
+    path: '/api/connections/:id',
+    expected: adminOnly(OK),
+    prepare: async (who) => ({ path: `/api/connections/${ids.connection}`, body: { name: `SSO by ${who}` }, after: reread(`/api/connections/${ids.connection}`, (c) => expect(c.name).toBe(`SSO by ${who}`)) }),
+  },
+  {
+    method: 'DELETE',
+    path: '/api/connections/:id',
+    expected: adminOnly(204),
+    prepare: async () => {
+      const { id } = await server.connections.create(sso());
+      return { path: `/api/connections/${id}`, after: reread(`/api/connections/${id}`, (_c, status) => expect(status).toBe(404)) };
+    },
+  },
+  { method: 'GET', path: '/api/apps/:id/connections', expected: appA(OK), prepare: async () => ({ path: `/api/apps/${ids.appA}/connections` }) },
+  {
+    method: 'POST',
+    path: '/api/apps/:id/connections',
+    expected: appA(201),
+    prepare: async () => ({ path: `/api/apps/${ids.appA}/connections`, body: sso(), after: async (res) => expect(await json(res)).toMatchObject({ appId: ids.appA, offered: true }) }),
+  },
+  {
+    method: 'PATCH',
+    path: '/api/apps/:id/connections/:connectionId',
+    expected: appA(OK),
+    prepare: async (who) => ({ path: `/api/apps/${ids.appA}/connections/${ids.appAConnection}`, body: { name: `Own by ${who}` }, after: reread(`/api/connections/${ids.appAConnection}`, (c) => expect(c.name).toBe(`Own by ${who}`)) }),
+  },
+  {
+    method: 'PUT',
+    path: '/api/apps/:id/connections/:connectionId',
+    expected: appA(OK),
+    prepare: async () => ({ path: `/api/apps/${ids.appA}/connections/${ids.connection}`, after: async (res) => expect((await json(res)).offered).toBe(true) }),
+  },
+  {
+    method: 'DELETE',
+    path: '/api/apps/:id/connections/:connectionId',
+    expected: appA(204),
+    prepare: async () => {
+      const { id } = await server.connections.create(sso(), ids.appA);
+      return { path: `/api/apps/${ids.appA}/connections/${id}`, after: reread(`/api/connections/${id}`, (_c, status) => expect(status).toBe(404)) };
+    },
+  },
+
   // Self-service: only a user's first-party token.
   { method: 'GET', path: '/api/me', expected: selfOnly(OK) },
   { method: 'PATCH', path: '/api/me', expected: selfOnly(OK), prepare: freshSelf('/api/me', { familyName: 'Patched' }, (t) => async () => expect((await json(await call('GET', '/api/me', t))).familyName).toBe('Patched')) },
@@ -251,6 +308,18 @@ const ROUTES: Row[] = [
   { method: 'POST', path: '/api/me/password', expected: selfOnly(204), prepare: freshSelf('/api/me/password', { currentPassword: PASSWORD, newPassword: 'sunny plains garage 7' }) },
   { method: 'POST', path: '/api/me/verification', expected: selfOnly(202), prepare: freshSelf('/api/me/verification') },
   { method: 'GET', path: '/api/me/activity', expected: selfOnly(OK), prepare: freshSelf('/api/me/activity') },
+  { method: 'GET', path: '/api/me/identities', expected: selfOnly(OK), prepare: freshSelf('/api/me/identities') },
+  {
+    method: 'DELETE',
+    path: '/api/me/identities/:id',
+    expected: selfOnly(204),
+    prepare: async (who) => {
+      const p = await freshSelf('/api/me')(who);
+      const userId = p.token ? (await json(await call('GET', '/api/me', p.token))).id : ids.user;
+      const identity = await server.prisma.federatedIdentity.create({ data: { connectionId: ids.connection, subject: unique('sub-'), userId } });
+      return { ...p, path: `/api/me/identities/${identity.id}`, after: async () => expect(await server.prisma.federatedIdentity.count({ where: { id: identity.id } })).toBe(0) };
+    },
+  },
 ];
 
 describe.each(ROUTES.map((row) => [`${row.method} ${row.path}`, row] as const))('%s', (_name, row) => {

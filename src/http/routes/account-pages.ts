@@ -5,6 +5,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
 import type { Config } from '../../config/env.js';
+import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/first-party-clients.js';
 import type { PasswordHasher } from '../../passwords/passwords.js';
 import type { User, UsersService } from '../../users/users.service.js';
@@ -21,10 +22,11 @@ type Deps = {
   audit: Audit;
   hasher: PasswordHasher;
   accounts: AccountFlows;
+  federated: FederatedAccounts;
   csrf: Middleware;
 };
 
-type Section = 'profile' | 'password' | 'delete';
+type Section = 'profile' | 'password' | 'identities' | 'delete';
 type Signed = { user: User; sessionUid: string };
 
 // The sign-in round trip's state: short-lived, signed, HttpOnly, sent only to /account.
@@ -36,6 +38,7 @@ const NOTICES: Record<string, (user: User) => string> = {
   email: (u) => `Your profile is saved. We sent a confirmation link to ${u.email}.`,
   password: () => 'Your password is changed. You were signed out everywhere else.',
   verification: (u) => `We sent a new confirmation link to ${u.email}.`,
+  unlinked: () => 'The linked account is removed.',
 };
 
 const ACTIVITY: Record<string, string> = {
@@ -51,7 +54,21 @@ const ACTIVITY: Record<string, string> = {
   'magic_link.sent': 'Sign-in link sent',
   'magic_link.used': 'Signed in with an emailed link',
   'account.updated': 'Profile updated',
+  'federated.linked': 'Linked an account from another provider',
+  'federated.unlinked': 'Removed a linked account',
 };
+
+type ActivityEvent = { event: string; detail?: unknown; createdAt: Date; ip: string | null; userAgent: string | null };
+
+/** The label of an event, naming the provider of an upstream sign-in (by its slug: that is all the event keeps). */
+function activityLabel(e: ActivityEvent) {
+  const detail = (e.detail ?? {}) as { method?: unknown; connection?: unknown };
+  const provider = typeof detail.connection === 'string' ? detail.connection : undefined;
+  if (provider && e.event === 'login.success' && detail.method === 'federated') return `Signed in with ${provider}`;
+  if (provider && e.event === 'registration' && detail.method === 'federated') return `Account created with ${provider}`;
+  if (provider && e.event === 'federated.linked') return `Linked your ${provider} account`;
+  return ACTIVITY[e.event] ?? e.event;
+}
 
 /** "Chrome 140 on Linux" from a user agent, for the activity list. */
 function device(userAgent: string | null) {
@@ -63,11 +80,13 @@ function device(userAgent: string | null) {
   return `${name} ${browser[2]}${os ? ` on ${os}` : ''}`;
 }
 
-const activityItems = (events: { event: string; createdAt: Date; ip: string | null; userAgent: string | null }[]) =>
+const when = (d: Date) => `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
+const activityItems = (events: ActivityEvent[]) =>
   events.map((e) => ({
-    label: ACTIVITY[e.event] ?? e.event,
+    label: activityLabel(e),
     at: e.createdAt.toISOString(),
-    when: `${e.createdAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    when: when(e.createdAt),
     ip: e.ip ?? undefined,
     device: device(e.userAgent),
   }));
@@ -95,7 +114,7 @@ const sameString = (a: string, b: string) => a.length === b.length && timingSafe
  * sign in to the IdP itself as the first-party client latch-account (response_type=none); who is
  * signed in is read from the provider's browser session.
  */
-export function accountPageRoutes({ config, provider, views, users, audit, hasher, accounts, csrf }: Deps) {
+export function accountPageRoutes({ config, provider, views, users, audit, hasher, accounts, federated, csrf }: Deps) {
   const router = new Router({ prefix: '/account' });
   const form = formBody();
   const { publicUrl, secureCookies } = config.http;
@@ -116,6 +135,15 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
 
   async function renderAccount(ctx: Context, user: User, extra: { section?: Section; problem?: FormProblem; values?: Record<string, string>; notice?: string } = {}) {
     const activity = await audit.listForUser(user.id, 20);
+    const identities = (await federated.listForUser(user.id)).map((i) => ({
+      id: i.id,
+      connection: i.connection,
+      email: i.email ?? undefined,
+      linkedAt: i.createdAt.toISOString(),
+      linked: when(i.createdAt),
+      usedAt: i.lastLoginAt?.toISOString(),
+      used: i.lastLoginAt ? when(i.lastLoginAt) : undefined,
+    }));
     await renderPage(ctx, views, 'account', {
       title: 'Your account',
       user,
@@ -131,6 +159,9 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
       fields: extra.problem?.fields ?? {},
       notice: extra.notice,
       activity: activityItems(activity),
+      identities,
+      // Accounts made by an upstream sign-in have none until a reset link sets one.
+      hasPassword: Boolean(user.passwordHash),
       signOutUrl,
     }, extra.problem?.status);
   }
@@ -227,6 +258,19 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
     if (user.emailVerified) return undefined;
     await accounts.sendVerification(user, requestMeta(ctx));
     return 'verification';
+  }));
+
+  router.post('/identities/:id/remove', form, csrf, action('identities', async (ctx, { user }) => {
+    try {
+      await federated.unlink(user, ctx.params.id ?? '', requestMeta(ctx));
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'LAST_SIGN_IN_METHOD') {
+        throw new AppError(err.code, 'This is your only way to sign in, so it was not removed. Set a password first (with “Forgot your password?”), then remove it.');
+      }
+      if (err instanceof AppError && err.code === 'NOT_FOUND') throw new AppError(err.code, 'This linked account does not exist; it may already be removed.');
+      throw err;
+    }
+    return 'unlinked';
   }));
 
   router.post('/delete', form, csrf, action('delete', async (ctx, { user }) => {

@@ -3,10 +3,11 @@ import { z } from 'zod';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
 import type { Principal } from '../../auth/principal.js';
+import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ProfileUpdate } from '../../users/users.service.js';
 import { toUserDto } from '../../users/users.dto.js';
 import type { ApiRegistry } from '../api-routes.js';
-import { ActivityOut, UserOut } from '../api-schemas.js';
+import { ActivityOut, IdentitiesOut, UserOut } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
 
 const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) });
@@ -30,7 +31,7 @@ type UserPrincipal = Extract<Principal, { kind: 'user' }>;
 const me = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as UserPrincipal;
 
 /** /api/me: the signed-in user's own account, with a first-party bearer token. */
-export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; requireUser: Middleware }) {
+export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; federated: FederatedAccounts; requireUser: Middleware }) {
   const common = { tag: 'Me', auth: 'bearer' as const, use: [deps.requireUser] };
   const user = { 200: { description: 'The user', schema: UserOut } };
 
@@ -73,6 +74,27 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
     { ...common, method: 'get', path: '/api/me/activity', summary: 'Recent security activity', query: ActivityQuery, responses: { 200: { description: 'Newest first', schema: ActivityOut } } },
     async (ctx, { query }) => {
       ctx.body = { items: (await deps.audit.listForUser(me(ctx).user.id, query.limit)).map(toActivityDto) };
+    },
+  );
+
+  api.define(
+    { ...common, method: 'get', path: '/api/me/identities', summary: 'Accounts at other providers linked to this one', responses: { 200: { description: 'Oldest first', schema: IdentitiesOut } } },
+    async (ctx) => {
+      ctx.body = { items: await deps.federated.listForUser(me(ctx).user.id) };
+    },
+  );
+
+  api.define(
+    {
+      ...common,
+      method: 'delete',
+      path: '/api/me/identities/:id',
+      summary: 'Remove a linked account (refused with 409 LAST_SIGN_IN_METHOD when it is the only way to sign in)',
+      responses: { 204: { description: 'Removed' }, 404: { description: 'No such linked account' }, 409: { description: 'The last way to sign in' } },
+    },
+    async (ctx, { params }) => {
+      await deps.federated.unlink(me(ctx).user, params.id ?? '', requestMeta(ctx));
+      ctx.status = 204;
     },
   );
 }
