@@ -191,7 +191,7 @@ describe('/api/me/identities', () => {
     expect(await stillThere(gh.id)).toBe(false);
     const after = (await (await api('GET', '/me/identities', token)).json()) as { items: { id: string }[] };
     expect(after.items.map((i) => i.id)).toEqual([gg.id]);
-    expect(await unlinkedEvents(user.id)).toEqual([expect.objectContaining({ detail: { connectionId: github.id } })]);
+    expect(await unlinkedEvents(user.id)).toEqual([expect.objectContaining({ detail: { connection: github.slug, connectionId: github.id } })]);
   });
 
   it('answers 404 for unknown and other users\' identities, changing nothing', async () => {
