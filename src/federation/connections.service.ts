@@ -51,7 +51,7 @@ const upstreamUrl = z
   .url({ protocol: /^https?$/ })
   .max(2000)
   .refine((u) => !u.includes('#'), 'must not contain a fragment')
-  .refine((u) => u.startsWith('https://') || LOOPBACK.has(new URL(u).hostname), 'must use https (http is allowed on localhost only)');
+  .refine((u) => u.startsWith('https://') || (URL.canParse(u) && LOOPBACK.has(new URL(u).hostname)), 'must use https (http is allowed on localhost only)');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
 const claimName = z.string().trim().min(1).max(100).regex(/^[\w.:-]+$/, 'a claim name, or a dotted path to one');
 
@@ -111,6 +111,9 @@ export const ConnectionPatch = z
   .partial()
   .strict();
 export type ConnectionPatch = z.input<typeof ConnectionPatch>;
+
+/** The scopes a connection of this kind asks for when it names none. */
+export const defaultScopes = (kind: ConnectionKind) => [...PRESETS[kind].scopes];
 
 /** The endpoints and scopes a connection really uses: its own values over its kind's. */
 export function effectiveSettings(c: Connection) {

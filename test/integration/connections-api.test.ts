@@ -55,6 +55,7 @@ describe('global connections (/api/connections)', () => {
       [github({ slug: 'Not A Slug' }), 'slug'],
       [github({ tokenUrl: 'http://github.example/login/oauth/access_token' }), 'tokenUrl'],
       [github({ kind: 'saml' }), 'kind'],
+      [github({ tokenUrl: 'not a url' }), 'tokenUrl'],
       [github({ unknownField: 1 }), ''],
     ];
     for (const [body, field] of cases) {
