@@ -3,7 +3,7 @@ import type { Connection, ConnectionsService } from './connections.service.js';
 import { effectiveSettings, type ClaimField } from './connections.service.js';
 
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
-export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'invalid_id_token' | 'invalid_response' | 'no_subject';
+export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'no_subject';
 
 export class UpstreamError extends Error {
   constructor(
@@ -45,6 +45,9 @@ function classify(err: unknown, connection: Connection): UpstreamError {
       ? new UpstreamError('denied', `You declined to sign in with ${who}.`, { cause: err })
       : new UpstreamError('rejected', `${who} refused the sign-in (${error ?? 'error'}).`, { cause: err });
   }
+  // Discovery named another issuer than the one configured (or was not for this issuer at all).
+  if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED')
+    return new UpstreamError('issuer_mismatch', `Sign-in with ${who} is not set up correctly (its issuer does not match).`, { cause: err });
   if (code === 'OAUTH_RESPONSE_BODY_ERROR') return new UpstreamError('rejected', `${who} refused to complete the sign-in.`, { cause: err });
   if (code.startsWith('OAUTH_JWT') || code === 'OAUTH_KEY_SELECTION_FAILED' || name.startsWith('JWS') || name.startsWith('JWT'))
     return new UpstreamError('invalid_id_token', `${who} sent an identity token that is not valid for this sign-in.`, { cause: err });
