@@ -9,7 +9,7 @@ import { createUserAgent, type Page } from '../support/user-agent.js';
  */
 
 let server: TestServer;
-let github: { id: string };
+let github: { id: string; slug: string };
 let google: { id: string };
 let seq = 0;
 

@@ -10,7 +10,7 @@ import { handleForm, renderPage, type FormProblem } from './page-forms.js';
 
 // Shared by the admin console's pages (admin-pages.ts and the admin-*-pages.ts it mounts).
 
-export type AdminDeps = Pick<Deps, 'config' | 'prisma' | 'views' | 'users' | 'usersAdmin' | 'apps' | 'sessions' | 'settings' | 'audit' | 'accounts'> & {
+export type AdminDeps = Pick<Deps, 'config' | 'prisma' | 'views' | 'users' | 'usersAdmin' | 'apps' | 'sessions' | 'settings' | 'audit' | 'accounts' | 'connections'> & {
   csrf: Middleware;
   provider: Provider;
 };
@@ -19,7 +19,7 @@ export type AdminDeps = Pick<Deps, 'config' | 'prisma' | 'views' | 'users' | 'us
 export type Admin = { user: User; principal: Principal; isAdmin: boolean };
 export const adminOf = (ctx: Context) => ctx.state.admin as Admin;
 
-export type Section = 'dashboard' | 'users' | 'apps' | 'sessions' | 'settings' | 'audit';
+export type Section = 'dashboard' | 'users' | 'apps' | 'connections' | 'sessions' | 'settings' | 'audit';
 
 /** `2025-01-31 14:05 UTC`, or a dash. */
 export const when = (d: Date | null | undefined) => (d ? `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '—');

@@ -6,6 +6,7 @@ import { adminOnly, createKit, type Admin, type AdminDeps } from './admin-page-k
 import { adminUserPages } from './admin-users-pages.js';
 import { adminAppPages } from './admin-apps-pages.js';
 import { adminOpsPages } from './admin-ops-pages.js';
+import { adminConnectionPages } from './admin-connections-pages.js';
 import { formBody, noStore } from './page-forms.js';
 
 /**
@@ -57,6 +58,7 @@ export function adminPageRoutes(deps: AdminDeps) {
   const only = adminOnly(kit);
   adminUserPages(router, deps, kit, only);
   adminAppPages(router, deps, kit, only);
+  adminConnectionPages(router, deps, kit, only);
   adminOpsPages(router, deps, kit, only);
   return router.routes();
 }
