@@ -161,6 +161,8 @@ describe('RP-initiated logout', () => {
     expect(confirm.html).toContain('Sign out');
     const done = await flow.agent.submit(confirm, /session\/end\/confirm$/, { logout: 'yes' }, POST_LOGOUT_URI);
     expect(done.url).toBe(`${POST_LOGOUT_URI}?state=bye`);
+    // The provider's end_session event is recorded without holding up the redirect.
+    await expect.poll(async () => (await server.audit.listForUser(fixtures.user.id))[0]?.event).toBe('logout');
     const events = await server.audit.listForUser(fixtures.user.id);
     expect(events[0]).toMatchObject({ event: 'logout', detail: { via: 'browser', client: fixtures.confidential.clientId } });
 

@@ -144,7 +144,7 @@ describe('rows written by the store, read by Prisma (one table, two layers)', ()
 describe('accounts read by the store', () => {
   it('match the user Prisma wrote, including booleans and times', async () => {
     const user = await prisma.user.create({
-      data: { email: 'Ann@Example.com', emailNormalized: 'ann@example.com', username: 'ann', givenName: 'Ann', familyName: 'Lee', emailVerified: true, active: false },
+      data: { email: 'Ann@Example.com', emailNormalized: 'ann@example.com', username: 'ann', givenName: 'Ann', familyName: 'Lee', picture: 'https://avatars.example.test/ann', emailVerified: true, active: false },
     });
     expect(await store.findAccount(user.id)).toEqual({
       id: user.id,
@@ -154,6 +154,7 @@ describe('accounts read by the store', () => {
       name: null,
       givenName: 'Ann',
       familyName: 'Lee',
+      picture: 'https://avatars.example.test/ann',
       active: false,
       updatedAt: user.updatedAt,
     });
