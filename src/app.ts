@@ -8,7 +8,6 @@ import { providerOf } from './db/url.js';
 import { createProvider } from './oidc/provider.js';
 import { interactionRoutes } from './oidc/interactions.js';
 import { hideFirstPartyGrants } from './oidc/discovery-filter.js';
-import { inProviderRequest } from './oidc/adapter.js';
 import { createTokenBridge } from './oidc/token-bridge.js';
 import { createPreauthenticatedLogin } from './oidc/preauthenticated-login.js';
 import { requestLogger } from './http/request-logger.js';
@@ -35,7 +34,7 @@ export function createApp(deps: Deps) {
   // The provider is rebuilt when the signing keys change (see reloadKeys): requests always reach
   // the current one. Other routes may keep the first instance: they never sign.
   let mounted = mount('/o', provider);
-  const oidc: Koa.Middleware = (ctx, next) => inProviderRequest(() => mounted(ctx, next));
+  const oidc: Koa.Middleware = (ctx, next) => mounted(ctx, next);
   const preauth = createPreauthenticatedLogin(provider, { secure: config.http.secureCookies, accountLoginPath: '/account/login' });
   const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
   const api = createApi(deps, provider, createTokenBridge(oidc));

@@ -32,20 +32,6 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       );
     },
     find: async (model, id) => toLive((await query<PayloadRow>('oidc_find', `${SELECT} WHERE model = $1 AND id = $2 AND ${LIVE}`, [model, id, now()]))[0]),
-    async findWithGrant(model, id) {
-      const [r] = await query<PayloadRow & { grant_id: string | null; grant_payload: Record<string, unknown> | null; grant_consumed: string | null }>(
-        'oidc_find_with_grant',
-        `SELECT t.payload, EXTRACT(EPOCH FROM t.consumed_at)::bigint AS consumed, t.grant_id,
-           g.payload AS grant_payload, EXTRACT(EPOCH FROM g.consumed_at)::bigint AS grant_consumed
-         FROM oidc_payloads t
-         LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > $3::timestamp)
-         WHERE t.model = $1 AND t.id = $2 AND (t.expires_at IS NULL OR t.expires_at > $3::timestamp)`,
-        [model, id, now()],
-      );
-      if (!r) return undefined;
-      const grant = r.grant_payload ? toLive({ payload: r.grant_payload, consumed: r.grant_consumed }) : undefined;
-      return { row: toLive(r)!, grantId: r.grant_id, grant };
-    },
     async findBy(model, column, value) {
       const name = column === 'uid' ? 'oidc_find_uid' : 'oidc_find_user_code';
       return toLive((await query<PayloadRow>(name, `${SELECT} WHERE model = $1 AND ${column} = $2 AND ${LIVE} LIMIT 1`, [model, value, now()]))[0]);

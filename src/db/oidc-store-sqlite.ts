@@ -24,11 +24,6 @@ export function createSqliteOidcStore(url: string): OidcStore {
   const find = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND id = ? AND ${live}`);
   const findByUid = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND uid = ? AND ${live} LIMIT 1`);
   const findByUserCode = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`);
-  const findWithGrant = db.prepare<[{ model: string; id: string; now: string }], PayloadRow & { grant_id: string | null; grant_payload: string | null; grant_consumed_at: string | null }>(`
-    SELECT t.payload, t.consumed_at, t.grant_id, g.payload AS grant_payload, g.consumed_at AS grant_consumed_at
-    FROM oidc_payloads t
-    LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > @now)
-    WHERE t.model = @model AND t.id = @id AND (t.expires_at IS NULL OR t.expires_at > @now)`);
   const consume = db.prepare('UPDATE oidc_payloads SET consumed_at = ? WHERE model = ? AND id = ?');
   const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
@@ -77,12 +72,6 @@ export function createSqliteOidcStore(url: string): OidcStore {
       return write(() => upsert.run(row));
     },
     find: async (model, id) => toLive(find.get(model, id, now())),
-    async findWithGrant(model, id) {
-      const r = findWithGrant.get({ model, id, now: now() });
-      if (!r) return undefined;
-      const grant = r.grant_payload ? toLive({ payload: r.grant_payload, consumed_at: r.grant_consumed_at }) : undefined;
-      return { row: toLive(r)!, grantId: r.grant_id, grant };
-    },
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
     consume: (model, id) => write(() => consume.run(now(), model, id)),
     destroy: (model, id) => write(() => destroy.run(model, id)),

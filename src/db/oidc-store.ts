@@ -40,8 +40,6 @@ export type AccountRecord = {
 export interface OidcStore {
   upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
   find(model: string, id: string): Promise<LiveRow | undefined>;
-  /** A token and, in the same round trip, its live grant (undefined when gone or expired). */
-  findWithGrant(model: string, id: string): Promise<{ row: LiveRow; grantId: string | null; grant: LiveRow | undefined } | undefined>;
   findBy(model: string, column: 'uid' | 'user_code', value: string): Promise<LiveRow | undefined>;
   consume(model: string, id: string): Promise<void>;
   destroy(model: string, id: string): Promise<void>;

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/prisma.js';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
@@ -13,17 +12,6 @@ const impossible = (value: string) => value.includes('\u0000');
 
 const toPayload = (row: LiveRow | undefined): AdapterPayload | undefined =>
   row && ((row.consumed ? { ...row.payload, consumed: row.consumed } : row.payload) as AdapterPayload);
-
-// Tokens whose grant the provider reads right after them (introspection, userinfo, refresh).
-const READ_WITH_GRANT = new Set(['AccessToken', 'RefreshToken']);
-
-/**
- * One request to the provider: a grant read together with its token waits here for the provider's
- * Grant.find a moment later, saving a database round trip. Scoped to the request (and used once),
- * so a revocation is seen by the next request at once.
- */
-const requestScope = new AsyncLocalStorage<Map<string, AdapterPayload | undefined>>();
-export const inProviderRequest = <T>(fn: () => T): T => requestScope.run(new Map(), fn);
 
 /** Everything but clients: one table keyed by (model, id), with real columns for every lookup. */
 class PayloadAdapter implements Adapter {
@@ -45,19 +33,7 @@ class PayloadAdapter implements Adapter {
   }
 
   async find(id: string) {
-    if (impossible(id)) return undefined;
-    const scope = requestScope.getStore();
-    if (scope && this.model === 'Grant' && scope.has(id)) {
-      const grant = scope.get(id);
-      scope.delete(id);
-      return grant;
-    }
-    if (scope && READ_WITH_GRANT.has(this.model)) {
-      const found = await this.store.findWithGrant(this.model, id);
-      if (found?.grantId) scope.set(found.grantId, toPayload(found.grant));
-      return toPayload(found?.row);
-    }
-    return toPayload(await this.store.find(this.model, id));
+    return impossible(id) ? undefined : toPayload(await this.store.find(this.model, id));
   }
 
   async findByUid(uid: string) {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Adapter } from 'oidc-provider';
 import { createPrisma, type Db } from '../../src/db/prisma.js';
 import { migrate } from '../../src/db/migrate.js';
-import { createClientCache, createOidcAdapter, inProviderRequest, purgeExpired } from '../../src/oidc/adapter.js';
+import { createClientCache, createOidcAdapter, purgeExpired } from '../../src/oidc/adapter.js';
 import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
 import { providerOf } from '../../src/db/url.js';
 import { createTestDatabase } from '../support/database.js';
@@ -138,35 +138,6 @@ describe('rows written by the store, read by Prisma (one table, two layers)', ()
     // And the other way: Prisma's expiry filter sees the store's timestamps as the store does.
     expect(await prisma.oidcPayload.count({ where: { id: key, expiresAt: { gt: new Date() } } })).toBe(1);
     expect((await adapter.find(key))?.consumed).toBeGreaterThan(Date.now() / 1000 - 10);
-  });
-});
-
-describe('a token and its grant in one provider request', () => {
-  it('reads the grant with the token once, and sees a revoked or expired grant at once', async () => {
-    const factory = createOidcAdapter(store, createClientCache(store));
-    const [grants, tokens] = [factory('Grant'), factory('AccessToken')];
-    const [grantId, tokenId] = [id(), id()];
-    await grants.upsert(grantId, { jti: grantId, kind: 'Grant', accountId: 'u1', clientId: 'c1' }, 60);
-    await tokens.upsert(tokenId, { jti: tokenId, kind: 'AccessToken', grantId, accountId: 'u1', clientId: 'c1' }, 60);
-
-    const reads: string[] = [];
-    const counting = new Proxy(store, { get: (target, name: string) => (...args: unknown[]) => (reads.push(name), (target as any)[name](...args)) });
-    const counted = createOidcAdapter(counting, createClientCache(counting));
-    await inProviderRequest(async () => {
-      expect(await counted('AccessToken').find(tokenId)).toMatchObject({ grantId });
-      expect(await counted('Grant').find(grantId)).toMatchObject({ accountId: 'u1' });
-      // Used once: a second read in the same request goes to the database.
-      expect(await counted('Grant').find(grantId)).toMatchObject({ accountId: 'u1' });
-    });
-    expect(reads).toEqual(['findWithGrant', 'find']);
-
-    await grants.destroy(grantId);
-    await inProviderRequest(async () => {
-      expect(await counted('AccessToken').find(tokenId)).toMatchObject({ grantId });
-      expect(await counted('Grant').find(grantId)).toBeUndefined();
-    });
-    // Outside a provider request nothing is remembered.
-    expect(await counted('Grant').find(grantId)).toBeUndefined();
   });
 });
 
