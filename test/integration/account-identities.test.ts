@@ -34,7 +34,9 @@ async function newUser(email: string) {
 
 async function link(userId: string, connection: { id: string }, email: string | null, lastLoginAt: Date | null = null) {
   seq += 1;
-  return server.prisma.federatedIdentity.create({ data: { connectionId: connection.id, subject: `subject-${seq}`, userId, email, lastLoginAt } });
+  // A second apart, so "oldest first" has one answer even when rows are made in the same millisecond.
+  const createdAt = new Date(Date.now() - 3_600_000 + seq * 1000);
+  return server.prisma.federatedIdentity.create({ data: { connectionId: connection.id, subject: `subject-${seq}`, userId, email, lastLoginAt, createdAt } });
 }
 
 const dropPassword = (userId: string) => server.prisma.user.update({ where: { id: userId }, data: { passwordHash: null } });
