@@ -62,11 +62,27 @@ export async function pendingMigrations(url: string): Promise<string[]> {
   );
 }
 
+/**
+ * Switching to WAL needs the file to itself, and SQLite answers SQLITE_BUSY at once (no busy
+ * wait) while another process starting at the same moment holds it: retry for a while.
+ */
+async function enableWal(db: Database.Database) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 100) throw err;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
+    }
+  }
+}
+
 async function migrateSqlite(url: string): Promise<string[]> {
   const db = new Database(sqliteFile(url), { timeout: 10_000 });
   try {
-    // WAL lets readers proceed while a writer commits; it is a property of the file.
-    db.pragma('journal_mode = WAL');
+    // WAL lets readers proceed while a writer commits; it is a property of the file, set once.
+    await enableWal(db);
     db.pragma('foreign_keys = ON');
     const exec = sqliteExec(db);
     // BEGIN IMMEDIATE takes the write lock now: a second process waits here, then finds nothing pending.
