@@ -46,6 +46,7 @@ export function createApp(deps: Deps) {
     staticRoutes(),
     healthRoutes(deps.prisma, providerOf(config.db.url)),
     opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument, startedAt: deps.startedAt }),
+    (ctx, next) => (ctx.path.startsWith('/interaction/') ? deps.unitOfWork.middleware(ctx, next) : next()),
     interactionRoutes({ provider, csrf, preauth, federatedLogin, ...deps }),
     federationPageRoutes({ ...deps, provider, csrf, preauth, federatedLogin }),
     publicPageRoutes({ ...deps, csrf, preauth, federatedLogin }),
@@ -54,8 +55,9 @@ export function createApp(deps: Deps) {
     async (ctx, next) => (ctx.path.startsWith('/api/') ? apiBody(ctx, next) : next()),
     api.routes,
   ] as Koa.Middleware[]);
-  // The provider parses its own bodies: nothing before it may read request bodies of /o.
-  const openIdProvider = compose<Koa.Context>([hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
+  // The provider parses its own bodies: nothing before it may read request bodies of /o. Its
+  // writes of one request, and those of the interaction pages, are applied together at the end.
+  const openIdProvider = compose<Koa.Context>([deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
 
   app.use(requestLogger(deps.logger));
   app.use(deps.metrics.middleware());

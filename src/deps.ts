@@ -21,6 +21,7 @@ import { loadCookieKeys } from './keys/cookie-keys.js';
 import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
+import { createUnitOfWork } from './db/unit-of-work.js';
 import { createClientCache } from './oidc/adapter.js';
 import { createSettings } from './settings/settings.service.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -64,9 +65,11 @@ export type DepsOptions = {
 export async function createDeps(config: Config, logger: Logger = createLogger(config), options: DepsOptions = {}) {
   const applied = await migrate(config.db.url);
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
-  const prisma = (options.instrumentDb ?? ((db) => db))(await createPrisma(config.db));
-  const oidcStore = (options.instrumentStore ?? ((s) => s))(await createOidcStore(providerOf(config.db.url), config.db.url, config.db.poolSize, (err) => logger.warn({ err }, 'database connection lost; it will be replaced')));
+  const rawStore = (options.instrumentStore ?? ((s) => s))(await createOidcStore(providerOf(config.db.url), config.db.url, config.db.poolSize, (err) => logger.warn({ err }, 'database connection lost; it will be replaced')));
+  const unitOfWork = createUnitOfWork(rawStore);
+  const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
+  const prisma = (options.instrumentDb ?? ((db) => db))(await createPrisma(config.db));
   const services = createServices(config, prisma, clientCache.invalidate);
 
   // First start: keys and the bootstrap admin, created once even when processes start together.
@@ -130,6 +133,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     logger,
     prisma,
     oidcStore,
+    unitOfWork,
     clientCache,
     ...services,
     jwks,

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns } from './oidc-store.js';
+import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns, StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -10,6 +10,35 @@ const SELECT = 'SELECT payload, EXTRACT(EPOCH FROM consumed_at)::bigint AS consu
 
 type PayloadRow = { payload: Record<string, unknown>; consumed: string | null };
 
+const UPSERT_COLUMNS = 'model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at';
+const ON_CONFLICT = `ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid,
+  user_code = EXCLUDED.user_code, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id,
+  expires_at = EXCLUDED.expires_at, consumed_at = EXCLUDED.consumed_at`;
+
+// A batch in one statement: data-modifying CTEs all run, on one snapshot, in one transaction.
+// They must not touch the same row twice, which holds because a batch names each row once.
+const BATCH = `WITH
+  destroyed AS (DELETE FROM oidc_payloads p USING unnest($1::text[], $2::text[]) AS d(model, id) WHERE p.model = d.model AND p.id = d.id),
+  consumed AS (UPDATE oidc_payloads p SET consumed_at = c.at FROM unnest($3::text[], $4::text[], $5::timestamp[]) AS c(model, id, at)
+    WHERE p.model = c.model AND p.id = c.id)
+  INSERT INTO oidc_payloads (${UPSERT_COLUMNS})
+  SELECT * FROM unnest($6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamp[], $15::timestamp[])
+  ${ON_CONFLICT}`;
+
+function batchValues(writes: readonly StoreWrite[]) {
+  const columns = Array.from({ length: 15 }, () => [] as unknown[]);
+  const push = (offset: number, values: unknown[]) => values.forEach((v, i) => columns[offset + i]!.push(v));
+  for (const w of writes) {
+    if (w.kind === 'destroy') push(0, [w.model, w.id]);
+    else if (w.kind === 'consume') push(2, [w.model, w.id, iso(w.at)]);
+    else {
+      const c = w.columns;
+      push(5, [w.model, w.id, JSON.stringify(w.payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)]);
+    }
+  }
+  return columns;
+}
+
 export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void): OidcStore {
   const pool = new pg.Pool({ connectionString: url, max });
   // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
@@ -19,17 +48,19 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   const toLive = (row: PayloadRow | undefined): LiveRow | undefined => row && { payload: row.payload, consumed: row.consumed === null ? null : Number(row.consumed) };
   const now = () => new Date().toISOString();
 
+  const upsert = (model: string, id: string, payload: object, c: PayloadColumns) =>
+    query(
+      'oidc_upsert',
+      `INSERT INTO oidc_payloads (${UPSERT_COLUMNS}) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::timestamp, $10::timestamp) ${ON_CONFLICT}`,
+      [model, id, JSON.stringify(payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
+    );
+  const consume = (model: string, id: string, at: string) =>
+    query('oidc_consume', 'UPDATE oidc_payloads SET consumed_at = $3::timestamp WHERE model = $1 AND id = $2', [model, id, at]);
+  const destroy = (model: string, id: string) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+
   return {
-    async upsert(model, id, payload, c: PayloadColumns) {
-      await query(
-        'oidc_upsert',
-        `INSERT INTO oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)
-         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::timestamp, $10::timestamp)
-         ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid,
-           user_code = EXCLUDED.user_code, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id,
-           expires_at = EXCLUDED.expires_at, consumed_at = EXCLUDED.consumed_at`,
-        [model, id, JSON.stringify(payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
-      );
+    async upsert(model, id, payload, c) {
+      await upsert(model, id, payload, c);
     },
     find: async (model, id) => toLive((await query<PayloadRow>('oidc_find', `${SELECT} WHERE model = $1 AND id = $2 AND ${LIVE}`, [model, id, now()]))[0]),
     async findBy(model, column, value) {
@@ -37,13 +68,25 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       return toLive((await query<PayloadRow>(name, `${SELECT} WHERE model = $1 AND ${column} = $2 AND ${LIVE} LIMIT 1`, [model, value, now()]))[0]);
     },
     async consume(model, id) {
-      await query('oidc_consume', 'UPDATE oidc_payloads SET consumed_at = $3::timestamp WHERE model = $1 AND id = $2', [model, id, now()]);
+      await consume(model, id, now());
     },
     async destroy(model, id) {
-      await query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+      await destroy(model, id);
     },
     async revokeByGrantId(grantId, models) {
       await query('oidc_revoke', 'DELETE FROM oidc_payloads WHERE grant_id = $1 AND model = ANY($2)', [grantId, models]);
+    },
+    async writeBatch(writes) {
+      if (writes.length === 0) return;
+      if (writes.length > 1) {
+        await query('oidc_batch', BATCH, batchValues(writes));
+        return;
+      }
+      // One write: its own prepared statement is cheaper than the batch's.
+      const [w] = writes as [StoreWrite];
+      if (w.kind === 'upsert') await upsert(w.model, w.id, w.payload, w.columns);
+      else if (w.kind === 'destroy') await destroy(w.model, w.id);
+      else await consume(w.model, w.id, iso(w.at)!);
     },
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const [row] = await query<{ metadata: Record<string, unknown>; trusted: boolean; resources: string }>(

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns } from './oidc-store.js';
+import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns, StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 
 // Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
@@ -62,13 +62,27 @@ export function createSqliteOidcStore(url: string): OidcStore {
       if (pending.push({ write: fn, resolve, reject }) === 1) setImmediate(flush);
     });
 
+  const upsertRow = (model: string, id: string, payload: object, c: PayloadColumns) => ({
+    model,
+    id,
+    payload: JSON.stringify(payload),
+    ...c,
+    expiresAt: toText(c.expiresAt),
+    consumedAt: toText(c.consumedAt),
+  });
+  const apply = (w: StoreWrite) => {
+    if (w.kind === 'upsert') upsert.run(upsertRow(w.model, w.id, w.payload, w.columns));
+    else if (w.kind === 'consume') consume.run(toText(w.at), w.model, w.id);
+    else destroy.run(w.model, w.id);
+  };
+
   const toLive = (row: PayloadRow | undefined): LiveRow | undefined =>
     row && { payload: JSON.parse(row.payload) as Record<string, unknown>, consumed: row.consumed_at ? Math.floor(Date.parse(row.consumed_at) / 1000) : null };
   const now = () => toText(new Date())!;
 
   return {
     upsert(model, id, payload, c: PayloadColumns) {
-      const row = { model, id, payload: JSON.stringify(payload), ...c, expiresAt: toText(c.expiresAt), consumedAt: toText(c.consumedAt) };
+      const row = upsertRow(model, id, payload, c);
       return write(() => upsert.run(row));
     },
     find: async (model, id) => toLive(find.get(model, id, now())),
@@ -76,6 +90,7 @@ export function createSqliteOidcStore(url: string): OidcStore {
     consume: (model, id) => write(() => consume.run(now(), model, id)),
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
+    writeBatch: (writes) => write(() => writes.forEach(apply)),
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const row = client.get(clientId);
       return row && { metadata: JSON.parse(row.metadata) as Record<string, unknown>, trusted: row.trusted === 1, resources: row.resources };

@@ -14,6 +14,12 @@ export type PayloadColumns = {
 /** A live (unexpired) row: the payload and, when consumed, the epoch second it was. */
 export type LiveRow = { payload: Record<string, unknown>; consumed: number | null };
 
+/** One write of a batch; a batch names each (model, id) at most once. */
+export type StoreWrite =
+  | { kind: 'upsert'; model: string; id: string; payload: object; columns: PayloadColumns }
+  | { kind: 'consume'; model: string; id: string; at: Date }
+  | { kind: 'destroy'; model: string; id: string };
+
 export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
 
 /** What an OIDC account needs of a user: its claims and whether it may act at all. */
@@ -44,6 +50,8 @@ export interface OidcStore {
   consume(model: string, id: string): Promise<void>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string, models: readonly string[]): Promise<void>;
+  /** Applies the writes atomically, in one round trip. */
+  writeBatch(writes: readonly StoreWrite[]): Promise<void>;
   findClient(clientId: string): Promise<ClientRecord | undefined>;
   findAccount(userId: string): Promise<AccountRecord | undefined>;
   close(): Promise<void>;

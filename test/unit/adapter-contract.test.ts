@@ -5,6 +5,8 @@ import { migrate } from '../../src/db/migrate.js';
 import { createClientCache, createOidcAdapter, purgeExpired } from '../../src/oidc/adapter.js';
 import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
 import { providerOf } from '../../src/db/url.js';
+import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js';
+import type { Context } from 'koa';
 import { createTestDatabase } from '../support/database.js';
 
 type AdapterFactory = (model: string) => Adapter;
@@ -36,7 +38,25 @@ const id = () => `id-${Date.now()}-${(n += 1)}`;
 const implementations: [string, () => AdapterFactory][] = [
   ['oidc-provider memory adapter', () => createMemoryAdapter()],
   ['Latch adapter (raw driver store)', () => createOidcAdapter(store, createClientCache(store))],
+  ['Latch adapter, each call a request with its unit of work', () => perRequest(createUnitOfWork(store))],
 ];
+
+/** As the provider runs: every call in a request whose writes are applied when it ends. */
+function perRequest(uow: UnitOfWork): AdapterFactory {
+  const factory = createOidcAdapter(uow.store, createClientCache(uow.store));
+  return (model) => {
+    const adapter = factory(model) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    return new Proxy(adapter, {
+      get: (target, prop: string) => async (...args: unknown[]) => {
+        let out: unknown;
+        await uow.middleware({} as Context, async () => {
+          out = await target[prop]!(...args);
+        });
+        return out;
+      },
+    }) as unknown as Adapter;
+  };
+}
 
 describe.each(implementations)('%s', (_name, make) => {
   it('stores, finds and overwrites a payload', async () => {

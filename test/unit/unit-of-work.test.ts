@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Adapter } from 'oidc-provider';
+import type { Context } from 'koa';
+import { migrate } from '../../src/db/migrate.js';
+import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
+import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js';
+import { createClientCache, createOidcAdapter } from '../../src/oidc/adapter.js';
+import { providerOf } from '../../src/db/url.js';
+import { createTestDatabase } from '../support/database.js';
+
+let raw: OidcStore;
+let uow: UnitOfWork;
+let drop: () => Promise<void>;
+// What the provider sees (writes held per request) and what another process would read.
+let scoped: (model: string) => Adapter;
+let outside: (model: string) => Adapter;
+beforeAll(async () => {
+  const db = await createTestDatabase();
+  drop = db.drop;
+  await migrate(db.url);
+  raw = await createOidcStore(providerOf(db.url), db.url, 2);
+  uow = createUnitOfWork(raw);
+  scoped = createOidcAdapter(uow.store, createClientCache(uow.store));
+  outside = createOidcAdapter(raw, createClientCache(raw));
+});
+afterAll(async () => {
+  await raw?.close();
+  await drop?.();
+});
+
+let n = 0;
+const id = () => `uow-${Date.now()}-${(n += 1)}`;
+/** Runs `work` as one request would: inside the unit of work, committed when it returns. */
+const request = (work: () => Promise<void>) => uow.middleware({} as Context, work);
+
+describe('a unit of work per request', () => {
+  it('applies all of a request’s writes together when it ends, and reads inside see them at once', async () => {
+    const [kept, destroyed, consumed, created, shortLived] = [id(), id(), id(), id(), id()];
+    await outside('Session').upsert(destroyed, { jti: destroyed, uid: `uid-${destroyed}` }, 60);
+    await outside('AuthorizationCode').upsert(consumed, { jti: consumed }, 60);
+    await outside('Grant').upsert(kept, { jti: kept, accountId: 'a1' }, 60);
+
+    await request(async () => {
+      await scoped('Session').destroy(destroyed);
+      await scoped('Session').upsert(created, { jti: created, uid: `uid-${created}` }, 60);
+      await scoped('AuthorizationCode').consume(consumed);
+      await scoped('Grant').upsert(kept, { jti: kept, accountId: 'a2' }, 60);
+      await scoped('Interaction').upsert(shortLived, { jti: shortLived }, 60);
+      await scoped('Interaction').destroy(shortLived);
+
+      // Inside the request: its own writes.
+      expect(await scoped('Session').find(destroyed)).toBeUndefined();
+      expect(await scoped('Session').findByUid(`uid-${destroyed}`)).toBeUndefined();
+      expect(await scoped('Session').findByUid(`uid-${created}`)).toMatchObject({ jti: created });
+      expect((await scoped('AuthorizationCode').find(consumed))?.consumed).toBeGreaterThan(0);
+      expect(await scoped('Grant').find(kept)).toMatchObject({ accountId: 'a2' });
+      expect(await scoped('Interaction').find(shortLived)).toBeUndefined();
+
+      // Anyone else: nothing yet.
+      expect(await outside('Session').find(destroyed)).toBeDefined();
+      expect(await outside('Session').find(created)).toBeUndefined();
+      expect((await outside('AuthorizationCode').find(consumed))?.consumed).toBeUndefined();
+      expect(await outside('Grant').find(kept)).toMatchObject({ accountId: 'a1' });
+    });
+
+    expect(await outside('Session').find(destroyed)).toBeUndefined();
+    expect(await outside('Session').findByUid(`uid-${created}`)).toMatchObject({ jti: created });
+    expect((await outside('AuthorizationCode').find(consumed))?.consumed).toBeGreaterThan(0);
+    expect(await outside('Grant').find(kept)).toMatchObject({ accountId: 'a2' });
+    expect(await outside('Interaction').find(shortLived)).toBeUndefined();
+  });
+
+  it('writes nothing for a request that fails', async () => {
+    const [token, existing] = [id(), id()];
+    await outside('AccessToken').upsert(existing, { jti: existing }, 60);
+    await expect(
+      request(async () => {
+        await scoped('AccessToken').upsert(token, { jti: token }, 60);
+        await scoped('AccessToken').destroy(existing);
+        throw new Error('the request failed');
+      }),
+    ).rejects.toThrow('the request failed');
+    expect(await outside('AccessToken').find(token)).toBeUndefined();
+    expect(await outside('AccessToken').find(existing)).toBeDefined();
+  });
+
+  it('marks a token issued and consumed in the same request as consumed', async () => {
+    const token = id();
+    await request(async () => {
+      await scoped('RefreshToken').upsert(token, { jti: token, grantId: 'g' }, 60);
+      await scoped('RefreshToken').consume(token);
+    });
+    expect((await outside('RefreshToken').find(token))?.consumed).toBeGreaterThan(0);
+  });
+
+  it('does not find a row by a uid it no longer has', async () => {
+    const session = id();
+    await outside('Session').upsert(session, { jti: session, uid: 'old-uid' }, 60);
+    await request(async () => {
+      await scoped('Session').upsert(session, { jti: session, uid: 'new-uid' }, 60);
+      expect(await scoped('Session').findByUid('old-uid')).toBeUndefined();
+      expect(await scoped('Session').findByUid('new-uid')).toMatchObject({ jti: session });
+    });
+    expect(await outside('Session').findByUid('old-uid')).toBeUndefined();
+  });
+
+  it('revokes a grant’s tokens issued earlier in the request, and keeps those issued after', async () => {
+    const [before, after, grantId] = [id(), id(), id()];
+    await request(async () => {
+      await scoped('AccessToken').upsert(before, { jti: before, grantId }, 60);
+      await scoped('AccessToken').revokeByGrantId(grantId);
+      await scoped('RefreshToken').upsert(after, { jti: after, grantId }, 60);
+    });
+    expect(await outside('AccessToken').find(before)).toBeUndefined();
+    expect(await outside('RefreshToken').find(after)).toBeDefined();
+  });
+
+  it('writes straight through outside a request', async () => {
+    const token = id();
+    await scoped('ClientCredentials').upsert(token, { jti: token }, 60);
+    expect(await outside('ClientCredentials').find(token)).toBeDefined();
+  });
+});
