@@ -22,6 +22,7 @@ import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
 import { createUnitOfWork } from './db/unit-of-work.js';
+import { createAccountCache, invalidateAccountsOnWrite } from './oidc/account-cache.js';
 import { createClientCache } from './oidc/adapter.js';
 import { createSettings } from './settings/settings.service.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -69,7 +70,8 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const unitOfWork = createUnitOfWork(rawStore);
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
-  const prisma = (options.instrumentDb ?? ((db) => db))(await createPrisma(config.db));
+  const accountCache = createAccountCache(oidcStore);
+  const prisma = invalidateAccountsOnWrite((options.instrumentDb ?? ((db) => db))(await createPrisma(config.db)), accountCache);
   const services = createServices(config, prisma, clientCache.invalidate);
 
   // First start: keys and the bootstrap admin, created once even when processes start together.
@@ -134,6 +136,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     prisma,
     oidcStore,
     unitOfWork,
+    accountCache,
     clientCache,
     ...services,
     jwks,

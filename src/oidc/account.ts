@@ -1,5 +1,6 @@
 import type { Account, FindAccount } from 'oidc-provider';
-import type { AccountRecord, OidcStore } from '../db/oidc-store.js';
+import type { AccountRecord } from '../db/oidc-store.js';
+import type { AccountCache } from './account-cache.js';
 
 /** Standard claims of a user, for the scopes granted. */
 export function userClaims(user: AccountRecord) {
@@ -20,10 +21,10 @@ export function userClaims(user: AccountRecord) {
  * Maps users to OIDC accounts (a hot path: userinfo, token and ID token issuance). Disabled or
  * deleted users have no account: their sessions end and their tokens stop working.
  */
-export function createFindAccount(store: OidcStore): FindAccount {
+export function createFindAccount(accounts: AccountCache): FindAccount {
   return async (_ctx, sub): Promise<Account | undefined> => {
     if (sub.includes('\u0000')) return undefined;
-    const user = await store.findAccount(sub);
+    const user = await accounts.get(sub);
     if (!user?.active) return undefined;
     return { accountId: user.id, claims: () => userClaims(user) };
   };

@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/prisma.js';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
+import { createTtlCache } from '../db/ttl-cache.js';
 
 // Models whose rows belong to a grant and are removed by revokeByGrantId (as in oidc-provider's
 // memory adapter, the reference for this contract).
@@ -55,17 +56,8 @@ export const CLIENT_CACHE_MS = 5_000;
 
 /** Client metadata by id, cached for CLIENT_CACHE_MS: clients are read on every token request. */
 export function createClientCache(store: OidcStore) {
-  const cache = new Map<string, { at: number; record: ClientRecord | undefined }>();
-  return {
-    async get(clientId: string): Promise<ClientRecord | undefined> {
-      const hit = cache.get(clientId);
-      if (hit && Date.now() - hit.at < CLIENT_CACHE_MS) return hit.record;
-      const record = await store.findClient(clientId);
-      cache.set(clientId, { at: Date.now(), record });
-      return record;
-    },
-    invalidate: (clientId: string) => void cache.delete(clientId),
-  };
+  const cache = createTtlCache<ClientRecord | undefined>((clientId) => store.findClient(clientId), CLIENT_CACHE_MS);
+  return { get: cache.get, invalidate: (clientId: string) => cache.invalidate(clientId) };
 }
 export type ClientCache = ReturnType<typeof createClientCache>;
 

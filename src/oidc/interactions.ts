@@ -4,7 +4,6 @@ import Provider, { errors, type Interaction, type InteractionResults } from 'oid
 import { z } from 'zod';
 import type { Authenticate } from '../auth/authenticate.js';
 import type { Views } from '../http/views.js';
-import type { UsersService } from '../users/users.service.js';
 import type { ApiResourcesService } from '../resources/api-resources.service.js';
 import type { AccountFlows } from '../accounts/account-flows.js';
 import { AppError } from '../http/problem.js';
@@ -16,12 +15,12 @@ import { applyConsent } from './grants.js';
 import { describePermissions } from './scope-descriptions.js';
 import type { ConnectionsService } from '../federation/connections.service.js';
 import type { FederatedLogin } from '../federation/federated-login.js';
+import type { AccountCache } from './account-cache.js';
 import { UpstreamError } from '../federation/upstream.js';
 
 type Deps = {
   provider: Provider;
   views: Views;
-  users: UsersService;
   resources: ApiResourcesService;
   authenticate: Authenticate;
   csrf: Middleware;
@@ -30,13 +29,14 @@ type Deps = {
   settings: SettingsService;
   connections: ConnectionsService;
   federatedLogin: FederatedLogin;
+  accountCache: AccountCache;
 };
 
 const LoginForm = z.object({ login: z.string().trim().min(1).max(320), password: z.string().min(1).max(1024) });
 const MagicLinkForm = z.object({ email: z.email() });
 
 /** The pages oidc-provider sends the browser to: login, consent, abort. */
-export function interactionRoutes({ provider, views, users, resources, authenticate, csrf, accounts, preauth, settings, connections, federatedLogin }: Deps) {
+export function interactionRoutes({ provider, views, accountCache, resources, authenticate, csrf, accounts, preauth, settings, connections, federatedLogin }: Deps) {
   const router = new Router({ prefix: '/interaction/:uid' });
   const form = formBody();
 
@@ -102,7 +102,7 @@ export function interactionRoutes({ provider, views, users, resources, authentic
     if (prompt.name !== 'consent') throw new errors.SessionNotFound(`unsupported prompt ${prompt.name}`);
 
     const client = await provider.Client.find(String(params.client_id));
-    const user = session?.accountId ? await users.findById(session.accountId) : null;
+    const user = session?.accountId ? await accountCache.get(session.accountId) : undefined;
     const known = new Map((await resources.list()).map((r) => [r.indicator, r.name]));
     ctx.type = 'html';
     ctx.body = await views.render('consent', {

@@ -12,6 +12,7 @@ import type { SettingsService } from '../settings/settings.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { clientSecretMatches } from '../clients/client-secret.js';
 import { createOidcAdapter, type ClientCache } from './adapter.js';
+import type { AccountCache } from './account-cache.js';
 import type { OidcStore } from '../db/oidc-store.js';
 import { createFindAccount } from './account.js';
 import { baseConfiguration } from './configuration.js';
@@ -25,6 +26,7 @@ export type ProviderDeps = {
   prisma: Db;
   oidcStore: OidcStore;
   clientCache: ClientCache;
+  accountCache: AccountCache;
   users: UsersService;
   resources: ApiResourcesService;
   views: Views;
@@ -42,7 +44,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const { config, resources } = deps;
   const base = baseConfiguration(config, deps.cookieKeys, deps.settings.snapshot);
   const pages = createPageRenderers(deps.views, deps.logger);
-  const findAccount = createFindAccount(deps.oidcStore);
+  const findAccount = createFindAccount(deps.accountCache);
 
   const configuration: Configuration = {
     ...base,
