@@ -41,6 +41,7 @@ export async function startBaseline(port: number, counter: { storage: number }) 
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           counter.storage += 1;
+          if (process.env.BENCH_TRACE_OPS === '1') console.error(`op ${counter.storage} ${String(prop)}(${model})`);
           return value.apply(target, args);
         };
       },

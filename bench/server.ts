@@ -15,6 +15,8 @@ import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
 
 const target = process.argv[2] as 'sqlite' | 'postgres' | 'baseline';
 const counter = { storage: 0 };
+// BENCH_TRACE_OPS=1 prints each storage operation's name, to see where a sign-in's operations go.
+const trace = process.env.BENCH_TRACE_OPS === '1' ? (name: string) => console.error(`op ${counter.storage} ${name}`) : () => {};
 // For soak runs: how big the database is and how many provider rows it holds.
 let measureDb: () => Promise<{ bytes: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
 
@@ -44,8 +46,9 @@ async function databaseUrl() {
 const countQueries = (db: Db) =>
   db.$extends({
     query: {
-      $allOperations({ args, query }: { args: unknown; query: (a: unknown) => Promise<unknown> }) {
+      $allOperations({ model, operation, args, query }: { model?: string; operation: string; args: unknown; query: (a: unknown) => Promise<unknown> }) {
         counter.storage += 1;
+        trace(`${model ?? ''}.${operation}`);
         return query(args);
       },
     },
@@ -57,7 +60,10 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
     Object.entries(store).map(([name, fn]) => [
       name,
       (...args: unknown[]) => {
-        if (name !== 'close') counter.storage += 1;
+        if (name !== 'close') {
+          counter.storage += 1;
+          trace(`store.${name}(${String(args[0])})`);
+        }
         return (fn as (...a: unknown[]) => unknown)(...args);
       },
     ]),
