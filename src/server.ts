@@ -17,7 +17,7 @@ export async function startServer(config: Config, logger = createLogger(config),
   const { port } = server.address() as AddressInfo;
 
   const purge = setInterval(() => {
-    Promise.all([purgeExpired(deps.prisma), deps.tokens.purgeExpired()])
+    Promise.all([purgeExpired(deps.oidcStore), deps.tokens.purgeExpired()])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
       .catch((err) => logger.warn({ err }, 'purge failed'));
   }, config.purgeIntervalSeconds * 1000);

@@ -43,6 +43,7 @@ const Env = z.object({
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   LOGIN_THROTTLE_WINDOW: seconds(15 * 60),
   PURGE_INTERVAL: seconds(300),
+  CONSUMED_TOKEN_RETENTION: seconds(7 * 24 * 3600),
   KEY_REFRESH_INTERVAL: seconds(10),
   PRODUCT_NAME: z.string().min(1).max(60).default('Latch'),
   SUPPORT_EMAIL: z.email().optional(),
@@ -104,6 +105,7 @@ function toConfig(env: Env) {
       windowSeconds: env.LOGIN_THROTTLE_WINDOW,
     },
     purgeIntervalSeconds: env.PURGE_INTERVAL,
+    consumedTokenRetentionSeconds: env.CONSUMED_TOKEN_RETENTION,
     keyRefreshSeconds: env.KEY_REFRESH_INTERVAL,
     ops: {
       homeUrl: env.HOME_URL,

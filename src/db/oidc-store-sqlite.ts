@@ -24,7 +24,12 @@ export function createSqliteOidcStore(url: string): OidcStore {
   const find = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND id = ? AND ${live}`);
   const findByUid = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND uid = ? AND ${live} LIMIT 1`);
   const findByUserCode = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`);
-  const consume = db.prepare('UPDATE oidc_payloads SET consumed_at = ? WHERE model = ? AND id = ?');
+  // A consumed row expires at `keepUntil` if it would live longer (see CONSUMED_TOKEN_RETENTION).
+  const consumeRow = db.prepare<{ at: string; keep: string; model: string; id: string }>(
+    'UPDATE oidc_payloads SET consumed_at = @at, expires_at = CASE WHEN expires_at IS NULL OR expires_at > @keep THEN @keep ELSE expires_at END WHERE model = @model AND id = @id',
+  );
+  const consume = (at: string, keepUntil: Date, model: string, id: string) => consumeRow.run({ at, keep: toText(keepUntil)!, model, id });
+  const purge = db.prepare<[string, number]>('DELETE FROM oidc_payloads WHERE rowid IN (SELECT rowid FROM oidc_payloads WHERE expires_at < ? LIMIT ?)');
   const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
   const client = db.prepare<[string], { metadata: string; trusted: number; resources: string }>('SELECT metadata, trusted, resources FROM clients WHERE client_id = ?');
@@ -72,7 +77,7 @@ export function createSqliteOidcStore(url: string): OidcStore {
   });
   const apply = (w: StoreWrite) => {
     if (w.kind === 'upsert') upsert.run(upsertRow(w.model, w.id, w.payload, w.columns));
-    else if (w.kind === 'consume') consume.run(toText(w.at), w.model, w.id);
+    else if (w.kind === 'consume') consume(toText(w.at)!, w.keepUntil, w.model, w.id);
     else destroy.run(w.model, w.id);
   };
 
@@ -87,7 +92,8 @@ export function createSqliteOidcStore(url: string): OidcStore {
     },
     find: async (model, id) => toLive(find.get(model, id, now())),
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
-    consume: (model, id) => write(() => consume.run(now(), model, id)),
+    consume: (model, id, keepUntil) => write(() => consume(now(), keepUntil, model, id)),
+    purgeExpired: async (before, limit) => purge.run(toText(before)!, limit).changes,
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
     writeBatch: (writes) => write(() => writes.forEach(apply)),

@@ -17,7 +17,7 @@ export type LiveRow = { payload: Record<string, unknown>; consumed: number | nul
 /** One write of a batch; a batch names each (model, id) at most once. */
 export type StoreWrite =
   | { kind: 'upsert'; model: string; id: string; payload: object; columns: PayloadColumns }
-  | { kind: 'consume'; model: string; id: string; at: Date }
+  | { kind: 'consume'; model: string; id: string; at: Date; keepUntil: Date }
   | { kind: 'destroy'; model: string; id: string };
 
 export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
@@ -47,9 +47,12 @@ export interface OidcStore {
   upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
   find(model: string, id: string): Promise<LiveRow | undefined>;
   findBy(model: string, column: 'uid' | 'user_code', value: string): Promise<LiveRow | undefined>;
-  consume(model: string, id: string): Promise<void>;
+  /** Marks the row consumed; it is kept (for replay detection) until `keepUntil` at most. */
+  consume(model: string, id: string, keepUntil: Date): Promise<void>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string, models: readonly string[]): Promise<void>;
+  /** Deletes up to `limit` rows that expired before `before`; returns how many. */
+  purgeExpired(before: Date, limit: number): Promise<number>;
   /** Applies the writes atomically, in one round trip. */
   writeBatch(writes: readonly StoreWrite[]): Promise<void>;
   findClient(clientId: string): Promise<ClientRecord | undefined>;

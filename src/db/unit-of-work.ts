@@ -14,7 +14,9 @@ class PendingWrites {
     const before = this.writes.get(key);
     // Consuming a row written in this request marks the pending write; after a destroy it stays gone.
     if (w.kind === 'consume' && before?.kind === 'upsert') {
-      this.writes.set(key, { ...before, columns: { ...before.columns, consumedAt: w.at } });
+      const { expiresAt } = before.columns;
+      const keptUntil = expiresAt && expiresAt < w.keepUntil ? expiresAt : w.keepUntil;
+      this.writes.set(key, { ...before, columns: { ...before.columns, consumedAt: w.at, expiresAt: keptUntil } });
     } else if (!(w.kind === 'consume' && before?.kind === 'destroy')) {
       this.writes.set(key, w);
     }
@@ -66,7 +68,7 @@ export function createUnitOfWork(store: OidcStore) {
   const scoped: OidcStore = {
     ...store,
     upsert: (model, id, payload, columns) => hold({ kind: 'upsert', model, id, payload, columns }, () => store.upsert(model, id, payload, columns)),
-    consume: (model, id) => hold({ kind: 'consume', model, id, at: new Date() }, () => store.consume(model, id)),
+    consume: (model, id, keepUntil) => hold({ kind: 'consume', model, id, at: new Date(), keepUntil }, () => store.consume(model, id, keepUntil)),
     destroy: (model, id) => hold({ kind: 'destroy', model, id }, () => store.destroy(model, id)),
     async find(model, id) {
       const pending = open();

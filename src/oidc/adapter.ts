@@ -1,5 +1,4 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { Db } from '../db/prisma.js';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
 import { createTtlCache } from '../db/ttl-cache.js';
 
@@ -19,6 +18,7 @@ class PayloadAdapter implements Adapter {
   constructor(
     private readonly store: OidcStore,
     private readonly model: string,
+    private readonly consumedRetentionMs: number,
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
@@ -45,7 +45,9 @@ class PayloadAdapter implements Adapter {
     return impossible(userCode) ? undefined : toPayload(await this.store.findBy(this.model, 'user_code', userCode));
   }
 
-  consume = (id: string) => this.store.consume(this.model, id);
+  // A consumed refresh token or code is kept a while so a replay is recognised (and its grant
+  // revoked), then purged like an expired row; until then it cannot be used again.
+  consume = (id: string) => this.store.consume(this.model, id, new Date(Date.now() + this.consumedRetentionMs));
   destroy = (id: string) => this.store.destroy(this.model, id);
   revokeByGrantId = (grantId: string) => this.store.revokeByGrantId(grantId, GRANTABLE);
 }
@@ -88,24 +90,24 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId() {}
 }
 
-export function createOidcAdapter(store: OidcStore, clients: ClientCache) {
-  return (model: string): Adapter => (model === 'Client' ? new ClientAdapter(clients) : new PayloadAdapter(store, model));
+/** Consumed rows are kept this long by default (CONSUMED_TOKEN_RETENTION). */
+export const CONSUMED_RETENTION_SECONDS = 7 * 24 * 3600;
+
+export function createOidcAdapter(store: OidcStore, clients: ClientCache, consumedRetentionSeconds = CONSUMED_RETENTION_SECONDS) {
+  return (model: string): Adapter =>
+    model === 'Client' ? new ClientAdapter(clients) : new PayloadAdapter(store, model, consumedRetentionSeconds * 1000);
 }
 
-/** Deletes rows expired for longer than the provider's clock tolerance, a batch at a time. */
-export async function purgeExpired(prisma: Db, batchSize = 500): Promise<number> {
+/**
+ * Deletes rows expired for longer than the provider's clock tolerance, a small batch per statement,
+ * yielding between batches so requests run in between. Returns how many rows went.
+ */
+export async function purgeExpired(store: OidcStore, batchSize = 500): Promise<number> {
   let total = 0;
   for (;;) {
-    const expired = await prisma.oidcPayload.findMany({
-      where: { expiresAt: { lt: new Date(Date.now() - 60_000) } },
-      select: { model: true, id: true },
-      take: batchSize,
-    });
-    if (expired.length === 0) return total;
-    const { count } = await prisma.oidcPayload.deleteMany({
-      where: { OR: expired.map(({ model, id }) => ({ model, id })) },
-    });
+    const count = await store.purgeExpired(new Date(Date.now() - 60_000), batchSize);
     total += count;
-    if (expired.length < batchSize) return total;
+    if (count < batchSize) return total;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -48,7 +48,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const configuration: Configuration = {
     ...base,
-    adapter: createOidcAdapter(deps.oidcStore, deps.clientCache),
+    adapter: createOidcAdapter(deps.oidcStore, deps.clientCache, config.consumedTokenRetentionSeconds),
     jwks: deps.jwks as Configuration['jwks'],
     findAccount,
     loadExistingGrant,

@@ -139,9 +139,35 @@ describe('purging', () => {
     for (const key of expired) await adapter.upsert(key, { jti: key }, 1);
     // Rows are purged a minute after they expire (clock tolerance): age them instead of waiting.
     await prisma.oidcPayload.updateMany({ where: { id: { in: expired } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
-    expect(await purgeExpired(prisma, 3)).toBeGreaterThanOrEqual(7);
+    expect(await purgeExpired(store, 3)).toBeGreaterThanOrEqual(7);
     expect(await prisma.oidcPayload.count({ where: { id: { in: expired } } })).toBe(0);
     expect(await adapter.find(live)).toBeDefined();
+  });
+});
+
+describe('consumed rows and purging at scale', () => {
+  it('purges more expired rows than one statement could list', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store))('AccessToken');
+    const keys = Array.from({ length: 1200 }, id);
+    for (const key of keys) await adapter.upsert(key, { jti: key }, 1);
+    await prisma.oidcPayload.updateMany({ where: { id: { in: keys.slice(0, 500) } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
+    await prisma.oidcPayload.updateMany({ where: { id: { in: keys.slice(500, 1000) } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
+    await prisma.oidcPayload.updateMany({ where: { id: { in: keys.slice(1000) } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
+    expect(await purgeExpired(store)).toBeGreaterThanOrEqual(1200);
+    expect(await prisma.oidcPayload.count({ where: { model: 'AccessToken', id: { in: keys.slice(0, 500) } } })).toBe(0);
+  });
+
+  it('keeps a consumed refresh token only for the retention period, then lets it go', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store), 1)('RefreshToken');
+    const key = id();
+    await adapter.upsert(key, { jti: key, grantId: 'g-retained' }, 3600);
+    await adapter.consume(key);
+    // Still there, consumed: a replay now is recognised as one.
+    expect((await adapter.find(key))?.consumed).toBeGreaterThan(0);
+    const row = await prisma.oidcPayload.findUniqueOrThrow({ where: { model_id: { model: 'RefreshToken', id: key } } });
+    expect(row.expiresAt!.getTime()).toBeLessThan(Date.now() + 2_000);
+    await sleep(1_100);
+    expect(await adapter.find(key)).toBeUndefined();
   });
 });
 
