@@ -41,7 +41,7 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
  * A unit of work per request for the provider's store: the writes of one request (an interaction
  * saved, a session rotated, a code consumed and its tokens issued) are held in memory and applied
  * in one transaction, one round trip, before the response is sent. Reads in the same request see
- * the held writes. If the request fails, none of its writes are applied. Writes outside a request
+ * the held writes. If the request fails (throws, or answers 5xx), none of its writes are applied. Writes outside a request
  * (or after its commit) go straight to the store.
  */
 export function createUnitOfWork(store: OidcStore) {
@@ -105,7 +105,9 @@ export function createUnitOfWork(store: OidcStore) {
     await current.run(pending, next);
     pending.committed = true;
     const batch = pending.take();
-    if (batch.length) await store.writeBatch(batch);
+    // The provider answers its own failures (a 5xx page or JSON) instead of throwing: those are
+    // failed requests too, and keep nothing.
+    if (batch.length && ctx.status < 500) await store.writeBatch(batch);
   };
 
   return { store: scoped, middleware };

@@ -49,7 +49,7 @@ function perRequest(uow: UnitOfWork): AdapterFactory {
     return new Proxy(adapter, {
       get: (target, prop: string) => async (...args: unknown[]) => {
         let out: unknown;
-        await uow.middleware({} as Context, async () => {
+        await uow.middleware({ status: 200 } as Context, async () => {
           out = await target[prop]!(...args);
         });
         return out;

@@ -31,7 +31,7 @@ afterAll(async () => {
 let n = 0;
 const id = () => `uow-${Date.now()}-${(n += 1)}`;
 /** Runs `work` as one request would: inside the unit of work, committed when it returns. */
-const request = (work: () => Promise<void>) => uow.middleware({} as Context, work);
+const request = (work: () => Promise<void>, ctx = { status: 200 }) => uow.middleware(ctx as Context, work);
 
 describe('a unit of work per request', () => {
   it('applies all of a request’s writes together when it ends, and reads inside see them at once', async () => {
@@ -82,6 +82,16 @@ describe('a unit of work per request', () => {
     ).rejects.toThrow('the request failed');
     expect(await outside('AccessToken').find(token)).toBeUndefined();
     expect(await outside('AccessToken').find(existing)).toBeDefined();
+  });
+
+  it('writes nothing for a request answered with a server error', async () => {
+    const token = id();
+    const ctx = { status: 200 };
+    await request(async () => {
+      await scoped('AccessToken').upsert(token, { jti: token }, 60);
+      ctx.status = 500;
+    }, ctx);
+    expect(await outside('AccessToken').find(token)).toBeUndefined();
   });
 
   it('marks a token issued and consumed in the same request as consumed', async () => {
