@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config/env.js';
 import { createLogger } from '../src/deps.js';
 import { startServer } from '../src/server.js';
 import type { Db } from '../src/db/prisma.js';
-import type { OidcStore } from '../src/db/oidc-store.js';
+import type { OidcStore, StoreWrite } from '../src/db/oidc-store.js';
 import { startBaseline } from './baseline.js';
 import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
 
@@ -62,7 +62,8 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
       (...args: unknown[]) => {
         if (name !== 'close') {
           counter.storage += 1;
-          trace(`store.${name}(${String(args[0])})`);
+          const what = name === 'writeBatch' ? (args[0] as StoreWrite[]).map((w) => `${w.kind} ${w.model}`).join(', ') : String(args[0]);
+          trace(`store.${name}(${what})`);
         }
         return (fn as (...a: unknown[]) => unknown)(...args);
       },
