@@ -15,28 +15,23 @@ const ON_CONFLICT = `ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.pa
   user_code = EXCLUDED.user_code, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id,
   expires_at = EXCLUDED.expires_at, consumed_at = EXCLUDED.consumed_at`;
 
-// A batch in one statement: data-modifying CTEs all run, on one snapshot, in one transaction.
-// They must not touch the same row twice, which holds because a batch names each row once.
+// A batch in one statement: the DELETE (a data-modifying CTE, which always runs) and the INSERT
+// see one snapshot, in one transaction. They must not touch the same row, which holds because a
+// batch names each row once.
 const BATCH = `WITH
-  destroyed AS (DELETE FROM oidc_payloads p USING unnest($1::text[], $2::text[]) AS d(model, id) WHERE p.model = d.model AND p.id = d.id),
-  consumed AS (UPDATE oidc_payloads p SET consumed_at = c.at, expires_at = LEAST(COALESCE(p.expires_at, c.keep_until), c.keep_until)
-    FROM unnest($3::text[], $4::text[], $5::timestamp[], $16::timestamp[]) AS c(model, id, at, keep_until) WHERE p.model = c.model AND p.id = c.id)
+  destroyed AS (DELETE FROM oidc_payloads p USING unnest($1::text[], $2::text[]) AS d(model, id) WHERE p.model = d.model AND p.id = d.id)
   INSERT INTO oidc_payloads (${UPSERT_COLUMNS})
-  SELECT * FROM unnest($6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamp[], $15::timestamp[])
+  SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamp[], $12::timestamp[])
   ${ON_CONFLICT}`;
 
 function batchValues(writes: readonly StoreWrite[]) {
-  const columns = Array.from({ length: 16 }, () => [] as unknown[]);
+  const columns = Array.from({ length: 12 }, () => [] as unknown[]);
   const push = (offset: number, values: unknown[]) => values.forEach((v, i) => columns[offset + i]!.push(v));
   for (const w of writes) {
     if (w.kind === 'destroy') push(0, [w.model, w.id]);
-    else if (w.kind === 'consume') {
-      push(2, [w.model, w.id, iso(w.at)]);
-      push(15, [iso(w.keepUntil)]);
-    }
     else {
       const c = w.columns;
-      push(5, [w.model, w.id, JSON.stringify(w.payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)]);
+      push(2, [w.model, w.id, JSON.stringify(w.payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)]);
     }
   }
   return columns;
@@ -58,12 +53,15 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       [model, id, JSON.stringify(payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
     );
   // A consumed row expires at `keepUntil` if it would live longer (see CONSUMED_TOKEN_RETENTION).
-  const consume = (model: string, id: string, at: string, keepUntil: string) =>
-    query(
-      'oidc_consume',
-      'UPDATE oidc_payloads SET consumed_at = $3::timestamp, expires_at = LEAST(COALESCE(expires_at, $4::timestamp), $4::timestamp) WHERE model = $1 AND id = $2',
-      [model, id, at, keepUntil],
-    );
+  const consume = async (model: string, id: string, at: string, keepUntil: string) =>
+    (
+      await pool.query({
+        name: 'oidc_consume',
+        text: `UPDATE oidc_payloads SET consumed_at = $3::timestamp, expires_at = LEAST(COALESCE(expires_at, $4::timestamp), $4::timestamp)
+          WHERE model = $1 AND id = $2 AND consumed_at IS NULL`,
+        values: [model, id, at, keepUntil],
+      })
+    ).rowCount === 1;
   const destroy = (model: string, id: string) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
 
   return {
@@ -75,9 +73,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       const name = column === 'uid' ? 'oidc_find_uid' : 'oidc_find_user_code';
       return toLive((await query<PayloadRow>(name, `${SELECT} WHERE model = $1 AND ${column} = $2 AND ${LIVE} LIMIT 1`, [model, value, now()]))[0]);
     },
-    async consume(model, id, keepUntil) {
-      await consume(model, id, now(), iso(keepUntil)!);
-    },
+    consume: (model, id, keepUntil) => consume(model, id, now(), iso(keepUntil)!),
     async purgeExpired(before, limit) {
       const rows = await query<{ n: number }>(
         'oidc_purge',
@@ -101,8 +97,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       // One write: its own prepared statement is cheaper than the batch's.
       const [w] = writes as [StoreWrite];
       if (w.kind === 'upsert') await upsert(w.model, w.id, w.payload, w.columns);
-      else if (w.kind === 'destroy') await destroy(w.model, w.id);
-      else await consume(w.model, w.id, iso(w.at)!, iso(w.keepUntil)!);
+      else await destroy(w.model, w.id);
     },
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const [row] = await query<{ metadata: Record<string, unknown>; trusted: boolean; resources: string }>(

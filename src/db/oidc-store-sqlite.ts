@@ -26,9 +26,8 @@ export function createSqliteOidcStore(url: string): OidcStore {
   const findByUserCode = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`);
   // A consumed row expires at `keepUntil` if it would live longer (see CONSUMED_TOKEN_RETENTION).
   const consumeRow = db.prepare<{ at: string; keep: string; model: string; id: string }>(
-    'UPDATE oidc_payloads SET consumed_at = @at, expires_at = CASE WHEN expires_at IS NULL OR expires_at > @keep THEN @keep ELSE expires_at END WHERE model = @model AND id = @id',
+    'UPDATE oidc_payloads SET consumed_at = @at, expires_at = CASE WHEN expires_at IS NULL OR expires_at > @keep THEN @keep ELSE expires_at END WHERE model = @model AND id = @id AND consumed_at IS NULL',
   );
-  const consume = (at: string, keepUntil: Date, model: string, id: string) => consumeRow.run({ at, keep: toText(keepUntil)!, model, id });
   const purge = db.prepare<[string, number]>('DELETE FROM oidc_payloads WHERE rowid IN (SELECT rowid FROM oidc_payloads WHERE expires_at < ? LIMIT ?)');
   const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
@@ -77,7 +76,6 @@ export function createSqliteOidcStore(url: string): OidcStore {
   });
   const apply = (w: StoreWrite) => {
     if (w.kind === 'upsert') upsert.run(upsertRow(w.model, w.id, w.payload, w.columns));
-    else if (w.kind === 'consume') consume(toText(w.at)!, w.keepUntil, w.model, w.id);
     else destroy.run(w.model, w.id);
   };
 
@@ -92,11 +90,13 @@ export function createSqliteOidcStore(url: string): OidcStore {
     },
     find: async (model, id) => toLive(find.get(model, id, now())),
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
-    consume: (model, id, keepUntil) => write(() => consume(now(), keepUntil, model, id)),
+    // At once, not grouped: the answer decides whether the caller may redeem the code or token.
+    consume: async (model, id, keepUntil) => consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1,
     purgeExpired: async (before, limit) => purge.run(toText(before)!, limit).changes,
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
-    writeBatch: (writes) => write(() => writes.forEach(apply)),
+    // Its own transaction (a savepoint inside the group's), so a batch is applied whole or not at all.
+    writeBatch: (writes) => write(db.transaction(() => writes.forEach(apply))),
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const row = client.get(clientId);
       return row && { metadata: JSON.parse(row.metadata) as Record<string, unknown>, trusted: row.trusted === 1, resources: row.resources };

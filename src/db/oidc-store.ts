@@ -17,7 +17,6 @@ export type LiveRow = { payload: Record<string, unknown>; consumed: number | nul
 /** One write of a batch; a batch names each (model, id) at most once. */
 export type StoreWrite =
   | { kind: 'upsert'; model: string; id: string; payload: object; columns: PayloadColumns }
-  | { kind: 'consume'; model: string; id: string; at: Date; keepUntil: Date }
   | { kind: 'destroy'; model: string; id: string };
 
 export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
@@ -47,8 +46,11 @@ export interface OidcStore {
   upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
   find(model: string, id: string): Promise<LiveRow | undefined>;
   findBy(model: string, column: 'uid' | 'user_code', value: string): Promise<LiveRow | undefined>;
-  /** Marks the row consumed; it is kept (for replay detection) until `keepUntil` at most. */
-  consume(model: string, id: string, keepUntil: Date): Promise<void>;
+  /**
+   * Marks the row consumed unless it already is, atomically: true for the one caller that
+   * consumed it. A consumed row is kept (for replay detection) until `keepUntil` at most.
+   */
+  consume(model: string, id: string, keepUntil: Date): Promise<boolean>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string, models: readonly string[]): Promise<void>;
   /** Deletes up to `limit` rows that expired before `before`; returns how many. */

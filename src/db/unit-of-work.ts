@@ -7,19 +7,10 @@ const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
 /** The provider writes of one request, held until it ends; the last write of a row wins. */
 class PendingWrites {
   readonly writes = new Map<string, StoreWrite>();
-  committed = false;
+  state: 'open' | 'committed' | 'failed' = 'open';
 
   add(w: StoreWrite) {
-    const key = keyOf(w.model, w.id);
-    const before = this.writes.get(key);
-    // Consuming a row written in this request marks the pending write; after a destroy it stays gone.
-    if (w.kind === 'consume' && before?.kind === 'upsert') {
-      const { expiresAt } = before.columns;
-      const keptUntil = expiresAt && expiresAt < w.keepUntil ? expiresAt : w.keepUntil;
-      this.writes.set(key, { ...before, columns: { ...before.columns, consumedAt: w.at, expiresAt: keptUntil } });
-    } else if (!(w.kind === 'consume' && before?.kind === 'destroy')) {
-      this.writes.set(key, w);
-    }
+    this.writes.set(keyOf(w.model, w.id), w);
   }
 
   take() {
@@ -29,72 +20,80 @@ class PendingWrites {
   }
 }
 
+// Written at once even in a request: the provider's check-then-save against reuse of a DPoP proof
+// or client assertion must not wait for the end of the request.
+const STRAIGHT_THROUGH = new Set(['ReplayDetection']);
+
 const epoch = (d: Date) => Math.floor(d.getTime() / 1000);
 
+/** A held row as a read returns it: a copy, so changes to it are not written unless saved. */
 function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
   const { expiresAt, consumedAt } = w.columns;
   if (expiresAt && expiresAt.getTime() <= Date.now()) return undefined;
-  return { payload: w.payload as Record<string, unknown>, consumed: consumedAt ? epoch(consumedAt) : null };
+  return { payload: structuredClone(w.payload) as Record<string, unknown>, consumed: consumedAt ? epoch(consumedAt) : null };
 }
 
 /**
  * A unit of work per request for the provider's store: the writes of one request (an interaction
- * saved, a session rotated, a code consumed and its tokens issued) are held in memory and applied
- * in one transaction, one round trip, before the response is sent. Reads in the same request see
- * the held writes. If the request fails (throws, or answers 5xx), none of its writes are applied. Writes outside a request
- * (or after its commit) go straight to the store.
+ * saved, a session rotated, a code's tokens issued) are held in memory and applied in one
+ * transaction, one round trip, before the response is sent. Reads in the same request see the held
+ * writes. If the request fails (throws, or answers 5xx), none of its held writes are applied.
+ * Consuming a code or token is not held: it is an atomic check-and-set in the store, so a code
+ * redeemed by two requests at once is redeemed by one. Writes outside a request (or after its
+ * commit) go straight to the store.
  */
 export function createUnitOfWork(store: OidcStore) {
   const current = new AsyncLocalStorage<PendingWrites>();
-  const open = () => {
-    const pending = current.getStore();
-    return pending && !pending.committed ? pending : undefined;
-  };
+  const held = () => current.getStore();
   const hold = (w: StoreWrite, direct: () => Promise<void>) => {
-    const pending = open();
-    if (!pending) return direct();
-    pending.add(w);
+    const pending = held();
+    if (!pending || pending.state === 'committed' || STRAIGHT_THROUGH.has(w.model)) return direct();
+    // A failed request keeps nothing, even from work still running when it failed.
+    if (pending.state === 'open') pending.add(w.kind === 'upsert' ? { ...w, payload: structuredClone(w.payload) } : w);
     return Promise.resolve();
   };
-  // A held write of this row decides what a read returns; otherwise the store's row.
-  const overlay = (pending: PendingWrites | undefined, model: string, id: string, row: LiveRow | undefined) => {
-    const held = pending?.writes.get(keyOf(model, id));
-    if (!held) return row;
-    if (held.kind === 'destroy') return undefined;
-    if (held.kind === 'upsert') return pendingRow(held);
-    return row && { ...row, consumed: epoch(held.at) };
+  const heldWrite = (model: string, id: string) => {
+    const pending = held();
+    return pending?.state === 'open' ? pending.writes.get(keyOf(model, id)) : undefined;
   };
 
   const scoped: OidcStore = {
     ...store,
     upsert: (model, id, payload, columns) => hold({ kind: 'upsert', model, id, payload, columns }, () => store.upsert(model, id, payload, columns)),
-    consume: (model, id, keepUntil) => hold({ kind: 'consume', model, id, at: new Date(), keepUntil }, () => store.consume(model, id, keepUntil)),
     destroy: (model, id) => hold({ kind: 'destroy', model, id }, () => store.destroy(model, id)),
+    async consume(model, id, keepUntil) {
+      const w = heldWrite(model, id);
+      if (!w) return store.consume(model, id, keepUntil);
+      // Written in this request: consume the held row (a destroyed one cannot be).
+      if (w.kind === 'destroy' || w.columns.consumedAt) return false;
+      const { expiresAt } = w.columns;
+      w.columns = { ...w.columns, consumedAt: new Date(), expiresAt: expiresAt && expiresAt < keepUntil ? expiresAt : keepUntil };
+      return true;
+    },
     async find(model, id) {
-      const pending = open();
-      const held = pending?.writes.get(keyOf(model, id));
-      if (held && held.kind !== 'consume') return overlay(pending, model, id, undefined);
-      return overlay(pending, model, id, await store.find(model, id));
+      const w = heldWrite(model, id);
+      if (w) return w.kind === 'upsert' ? pendingRow(w) : undefined;
+      return store.find(model, id);
     },
     async findBy(model, column, value) {
-      const pending = open();
+      const pending = held();
       const field = column === 'uid' ? 'uid' : 'userCode';
-      for (const w of pending?.writes.values() ?? []) {
-        if (w.kind === 'upsert' && w.model === model && w.columns[field] === value) return pendingRow(w);
+      if (pending?.state === 'open') {
+        for (const w of pending.writes.values()) {
+          if (w.kind === 'upsert' && w.model === model && w.columns[field] === value) return pendingRow(w);
+        }
       }
       const row = await store.findBy(model, column, value);
-      // Every provider payload carries its id as jti.
+      // Every provider payload carries its id as jti. A row rewritten or destroyed in this request
+      // no longer has this value (the loop above would have found it).
       const id = row?.payload.jti;
-      if (!row || typeof id !== 'string') return row;
-      const held = pending?.writes.get(keyOf(model, id));
-      // Rewritten in this request without this value any more (the loop above found no match).
-      if (held?.kind === 'upsert') return undefined;
-      return overlay(pending, model, id, row);
+      return typeof id === 'string' && heldWrite(model, id) ? undefined : row;
     },
     async revokeByGrantId(grantId, models) {
-      // Rare (replay detection, revocation): apply what is held first so the order stays.
-      const pending = open();
-      if (pending?.writes.size) await store.writeBatch(pending.take());
+      // Rare (replay detection, revocation): apply what is held first so the order stays. Those
+      // writes are then kept even if the request goes on to fail.
+      const pending = held();
+      if (pending?.state === 'open' && pending.writes.size) await store.writeBatch(pending.take());
       await store.revokeByGrantId(grantId, models);
     },
   };
@@ -102,12 +101,21 @@ export function createUnitOfWork(store: OidcStore) {
   /** Runs the rest of the request in a unit of work and applies its writes before answering. */
   const middleware: Middleware = async (ctx, next) => {
     const pending = new PendingWrites();
-    await current.run(pending, next);
-    pending.committed = true;
-    const batch = pending.take();
+    try {
+      await current.run(pending, next);
+    } catch (err) {
+      pending.state = 'failed';
+      throw err;
+    }
     // The provider answers its own failures (a 5xx page or JSON) instead of throwing: those are
     // failed requests too, and keep nothing.
-    if (batch.length && ctx.status < 500) await store.writeBatch(batch);
+    if (ctx.status >= 500) {
+      pending.state = 'failed';
+      return;
+    }
+    pending.state = 'committed';
+    const batch = pending.take();
+    if (batch.length) await store.writeBatch(batch);
   };
 
   return { store: scoped, middleware };

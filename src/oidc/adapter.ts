@@ -1,4 +1,4 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
 import { createTtlCache } from '../db/ttl-cache.js';
 
@@ -46,8 +46,18 @@ class PayloadAdapter implements Adapter {
   }
 
   // A consumed refresh token or code is kept a while so a replay is recognised (and its grant
-  // revoked), then purged like an expired row; until then it cannot be used again.
-  consume = (id: string) => this.store.consume(this.model, id, new Date(Date.now() + this.consumedRetentionMs));
+  // revoked), then purged like an expired row.
+  async consume(id: string) {
+    if (await this.store.consume(this.model, id, new Date(Date.now() + this.consumedRetentionMs))) return;
+    // Another request consumed it since this one read it: a replay, answered as the provider
+    // answers one (RFC 6749 4.1.2: deny, and revoke what the grant issued).
+    if (this.model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+    const grantId = (await this.store.find(this.model, id))?.payload.grantId;
+    if (typeof grantId === 'string' && isGrantable(this.model)) {
+      await Promise.all([this.store.revokeByGrantId(grantId, GRANTABLE), this.store.destroy('Grant', grantId)]);
+    }
+    throw new errors.InvalidGrant(`${this.model} already consumed`);
+  }
   destroy = (id: string) => this.store.destroy(this.model, id);
   revokeByGrantId = (grantId: string) => this.store.revokeByGrantId(grantId, GRANTABLE);
 }

@@ -56,10 +56,10 @@ describe('a unit of work per request', () => {
       expect(await scoped('Grant').find(kept)).toMatchObject({ accountId: 'a2' });
       expect(await scoped('Interaction').find(shortLived)).toBeUndefined();
 
-      // Anyone else: nothing yet.
+      // Anyone else: nothing yet, but the code is consumed at once (see below).
       expect(await outside('Session').find(destroyed)).toBeDefined();
       expect(await outside('Session').find(created)).toBeUndefined();
-      expect((await outside('AuthorizationCode').find(consumed))?.consumed).toBeUndefined();
+      expect((await outside('AuthorizationCode').find(consumed))?.consumed).toBeGreaterThan(0);
       expect(await outside('Grant').find(kept)).toMatchObject({ accountId: 'a1' });
     });
 
@@ -101,6 +101,30 @@ describe('a unit of work per request', () => {
       await scoped('RefreshToken').consume(token);
     });
     expect((await outside('RefreshToken').find(token))?.consumed).toBeGreaterThan(0);
+  });
+
+  it('redeems a code presented by two requests at once only once, and revokes what its grant issued', async () => {
+    const [code, grantId, token] = [id(), id(), id()];
+    await outside('AuthorizationCode').upsert(code, { jti: code, grantId }, 60);
+    await outside('AccessToken').upsert(token, { jti: token, grantId }, 60);
+    const attempts = await Promise.allSettled([0, 1].map(() => request(() => scoped('AuthorizationCode').consume(code))));
+    expect(attempts.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
+    const [refused] = attempts.filter((a): a is PromiseRejectedResult => a.status === 'rejected');
+    expect(refused!.reason).toMatchObject({ error: 'invalid_grant' });
+    expect(await outside('AccessToken').find(token)).toBeUndefined();
+  });
+
+  it('writes what was saved, not later changes to the same object', async () => {
+    const grant = id();
+    const payload = { jti: grant, openid: { scope: 'openid' } };
+    await request(async () => {
+      await scoped('Grant').upsert(grant, payload, 60);
+      payload.openid.scope = 'openid email';
+      const read = (await scoped('Grant').find(grant)) as unknown as typeof payload;
+      expect(read.openid.scope).toBe('openid');
+      read.openid.scope = 'changed by a reader';
+    });
+    expect(await outside('Grant').find(grant)).toMatchObject({ openid: { scope: 'openid' } });
   });
 
   it('does not find a row by a uid it no longer has', async () => {
