@@ -2,8 +2,10 @@ import type { Db } from '../db/prisma.js';
 import type { AccountRecord, OidcStore } from '../db/oidc-store.js';
 import { createTtlCache } from '../db/ttl-cache.js';
 
-// A change to a user (claims, disabled, deleted) applies at once in the process that made it and
-// within this bound in every other process; the same bound as clients.
+// A change to a user (claims, disabled, deleted) applies within this bound in every process, the
+// same bound as clients; in the process that made it, at once (a write inside an interactive
+// transaction drops the entry before its commit, so a read racing the commit may keep the old
+// one for the bound). Disabling or deleting a user also revokes their sessions and tokens at once.
 export const ACCOUNT_CACHE_MS = 5_000;
 
 /**
@@ -15,7 +17,7 @@ export function createAccountCache(store: OidcStore, ttlMs = ACCOUNT_CACHE_MS) {
 }
 export type AccountCache = ReturnType<typeof createAccountCache>;
 
-const USER_WRITES = new Set(['update', 'updateMany', 'upsert', 'delete', 'deleteMany']);
+const USER_WRITES = new Set(['update', 'updateMany', 'updateManyAndReturn', 'upsert', 'delete', 'deleteMany']);
 
 /** Every write to users through this client drops the cached account (all of them when not by id). */
 export function invalidateAccountsOnWrite(db: Db, accounts: AccountCache): Db {

@@ -55,3 +55,23 @@ describe('the account cache', () => {
     expect((await shortLived.get(user.id))?.name).toBe('Elsewhere');
   });
 });
+
+describe('a cached lookup racing a change', () => {
+  it('does not keep what it read before the change', async () => {
+    const user = await newUser();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = createAccountCache({ ...store, findAccount: async (id: string) => {
+      const read = await store.findAccount(id);
+      await gate;
+      return read;
+    } });
+    const lookup = slow.get(user.id);
+    await plain.user.update({ where: { id: user.id }, data: { name: 'Changed' } });
+    slow.invalidate(user.id);
+    release();
+    expect((await lookup)?.name).toBe('Before');
+    // The next lookup reads again instead of serving what the racing one read.
+    expect((await slow.get(user.id))?.name).toBe('Changed');
+  });
+});
