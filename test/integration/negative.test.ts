@@ -71,6 +71,18 @@ describe('the token endpoint', () => {
     expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
   });
 
+  it('redeems a code sent by two requests at once for one of them only, and revokes what it issued', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    const [a, b] = await Promise.allSettled([flow.tokens(), flow.tokens()]);
+    const won = [a, b].filter((r) => r.status === 'fulfilled');
+    const lost = [a, b].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost[0]!.reason).toMatchObject({ error: 'invalid_grant' });
+    const { access_token } = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof flow.tokens>>>).value;
+    expect((await oidc.tokenIntrospection(rp, access_token)).active).toBe(false);
+  });
+
   it('refuses a wrong PKCE verifier', async () => {
     const rp = await relyingParty(server, fixtures.confidential);
     const flow = await signIn(rp);
