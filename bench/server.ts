@@ -91,6 +91,10 @@ async function main(): Promise<Ready> {
   measureDb = async () => {
     const providerRows = await running.prisma.oidcPayload.count();
     if (target === 'postgres') {
+      // This machine's PostgreSQL may run with autovacuum off; production servers have it on (the
+      // default). Vacuum the provider table as autovacuum would, so dead rows are reused.
+      const [setting] = await running.prisma.$queryRawUnsafe<{ autovacuum: string }[]>('SHOW autovacuum');
+      if (setting?.autovacuum === 'off') await running.prisma.$executeRawUnsafe('VACUUM oidc_payloads');
       const [row] = await running.prisma.$queryRawUnsafe<{ size: bigint }[]>('SELECT pg_database_size(current_database()) AS size');
       return { bytes: Number(row!.size), providerRows };
     }
