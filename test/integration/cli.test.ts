@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase } from '../support/database.js';
-import { startTestServer } from '../support/server.js';
+import { freePort, startTestServer } from '../support/server.js';
 import { latch } from '../support/cli.js';
 import { PASSWORD, REDIRECT_URI, relyingParty, signIn } from '../support/oidc.js';
 
@@ -127,10 +127,15 @@ describe('first start', () => {
         child.stdout!.on('data', (d) => String(d).includes('Latch is running') && resolve());
         child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
       });
-    const base = 20000 + Math.floor(Math.random() * 20000);
+    // Ports the OS just handed out, not a random pick that may be another connection's.
+    const ports = [await freePort()];
+    while (ports.length < 2) {
+      const port = await freePort();
+      if (!ports.includes(port)) ports.push(port);
+    }
     try {
-      await Promise.all([start(base), start(base + 1)]);
-      const [a, b] = await Promise.all(children.map((_, i) => fetch(`http://127.0.0.1:${base + i}/o/jwks`).then((r) => r.json())));
+      await Promise.all(ports.map(start));
+      const [a, b] = await Promise.all(ports.map((port) => fetch(`http://127.0.0.1:${port}/o/jwks`).then((r) => r.json())));
       expect(a).toEqual(b);
       expect((a as { keys: unknown[] }).keys).toHaveLength(2);
       const status = await latch(['migrate', '--status'], { databaseUrl: fresh.url });
