@@ -1,10 +1,11 @@
-// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
+// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline] [--profile dir]
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, p50/p99, errors,
 // server RSS, and the ratio of each Latch target to the oidc-provider in-memory baseline.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Ready } from './fixtures.js';
 import { signInFlow } from './flow.js';
@@ -22,6 +23,8 @@ const { values: opts } = parseArgs({
     'latency-check': { type: 'boolean', default: true },
     // Minutes of the login/refresh/client-credentials mix per Latch target, reporting growth.
     soak: { type: 'string' },
+    // A folder: each measured run's server CPU profile (steady state only) is written there.
+    profile: { type: 'string' },
   },
 });
 
@@ -73,9 +76,16 @@ async function startTarget(name: string): Promise<Target> {
 type Row = { scenario: string; target: string; rps: number; perCpu: number; p50: number; p99: number; errors: number; rss: number; note?: string };
 
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
+  if (opts.profile) await ask(target.child, 'profile-start');
   const cpu0 = cpuSeconds(target.ready.pid);
   const out = await run();
   const cpu = cpuSeconds(target.ready.pid) - cpu0;
+  if (opts.profile) {
+    const { profile } = await ask(target.child, 'profile-stop');
+    const file = join(opts.profile, `${scenario}-${target.name}.cpuprofile`);
+    mkdirSync(opts.profile, { recursive: true });
+    writeFileSync(file, JSON.stringify(profile));
+  }
   return {
     scenario,
     target: target.name,

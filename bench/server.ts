@@ -2,6 +2,7 @@
 // bench/run.ts; reports readiness and storage-operation counts over IPC.
 import { createServer } from 'node:net';
 import { mkdtempSync, statSync, existsSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -15,6 +16,9 @@ import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
 
 const target = process.argv[2] as 'sqlite' | 'postgres' | 'baseline';
 const counter = { storage: 0 };
+// `--profile`: the CPU profile of a measured run only, without start-up and warm-up.
+const profiler = new Session();
+profiler.connect();
 // BENCH_TRACE_OPS=1 prints each storage operation's name, to see where a sign-in's operations go.
 const trace = process.env.BENCH_TRACE_OPS === '1' ? (name: string) => console.error(`op ${counter.storage} ${name}`) : () => {};
 // For soak runs: how big the database is and how many provider rows it holds.
@@ -117,6 +121,8 @@ main().then(
     process.send?.({ type: 'ready', ready });
     process.on('message', (msg: { type: string }) => {
       if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage });
+      if (msg.type === 'profile-start') void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => process.send?.({ type: 'profile-start' }));
+      if (msg.type === 'profile-stop') void profiler.post('Profiler.stop').then(({ profile }) => process.send?.({ type: 'profile-stop', profile }));
       if (msg.type === 'dbsize') void measureDb().then((size) => process.send?.({ type: 'dbsize', ...size }));
     });
   },
