@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { AccountRecord, ClientRecord, LiveRow, OidcStore, PayloadColumns, StoreWrite } from './oidc-store.js';
+import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -9,6 +9,29 @@ const LIVE = '(expires_at IS NULL OR expires_at > $3::timestamp)';
 const SELECT = 'SELECT payload, EXTRACT(EPOCH FROM consumed_at)::bigint AS consumed FROM oidc_payloads';
 
 type PayloadRow = { payload: Record<string, unknown>; consumed: string | null };
+type JoinedRow = PayloadRow & {
+  i: number;
+  grant_id: string | null;
+  session_uid: string | null;
+  grant_payload: Record<string, unknown> | null;
+  grant_consumed: string | null;
+  session_payload: Record<string, unknown> | null;
+  session_consumed: string | null;
+};
+
+// Rows by (model, id), each with its grant and session (see FoundRow), in one statement. The
+// session is a LATERAL ... LIMIT 1 as findBy reads it; the grant is by primary key.
+const FIND_MANY = `SELECT k.i::int AS i, t.payload, EXTRACT(EPOCH FROM t.consumed_at)::bigint AS consumed,
+    t.grant_id, t.payload->>'sessionUid' AS session_uid,
+    g.payload AS grant_payload, EXTRACT(EPOCH FROM g.consumed_at)::bigint AS grant_consumed,
+    s.payload AS session_payload, EXTRACT(EPOCH FROM s.consumed_at)::bigint AS session_consumed
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(model, id, i)
+  JOIN oidc_payloads t ON t.model = k.model AND t.id = k.id AND (t.expires_at IS NULL OR t.expires_at > $3::timestamp)
+  LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > $3::timestamp)
+  LEFT JOIN LATERAL (
+    SELECT payload, consumed_at FROM oidc_payloads
+    WHERE model = 'Session' AND uid = t.payload->>'sessionUid' AND (expires_at IS NULL OR expires_at > $3::timestamp) LIMIT 1
+  ) s ON true`;
 
 const UPSERT_COLUMNS = 'model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at';
 const ON_CONFLICT = `ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid,
@@ -45,6 +68,12 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => (await pool.query<R>({ name, text, values })).rows;
   const toLive = (row: PayloadRow | undefined): LiveRow | undefined => row && { payload: row.payload, consumed: row.consumed === null ? null : Number(row.consumed) };
   const now = () => new Date().toISOString();
+  const toFound = (row: JoinedRow): FoundRow => {
+    const found: FoundRow = toLive(row)!;
+    if (row.grant_id) found.grant = row.grant_payload === null ? null : toLive({ payload: row.grant_payload, consumed: row.grant_consumed })!;
+    if (row.session_uid) found.session = row.session_payload === null ? null : toLive({ payload: row.session_payload, consumed: row.session_consumed })!;
+    return found;
+  };
 
   const upsert = (model: string, id: string, payload: object, c: PayloadColumns) =>
     query(
@@ -69,6 +98,12 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       await upsert(model, id, payload, c);
     },
     find: async (model, id) => toLive((await query<PayloadRow>('oidc_find', `${SELECT} WHERE model = $1 AND id = $2 AND ${LIVE}`, [model, id, now()]))[0]),
+    async findMany(keys) {
+      const rows = await query<JoinedRow>('oidc_find_many', FIND_MANY, [keys.map((k) => k.model), keys.map((k) => k.id), now()]);
+      const found: (FoundRow | undefined)[] = keys.map(() => undefined);
+      for (const row of rows) found[row.i - 1] = toFound(row);
+      return found;
+    },
     async findBy(model, column, value) {
       const name = column === 'uid' ? 'oidc_find_uid' : 'oidc_find_user_code';
       return toLive((await query<PayloadRow>(name, `${SELECT} WHERE model = $1 AND ${column} = $2 AND ${LIVE} LIMIT 1`, [model, value, now()]))[0]);

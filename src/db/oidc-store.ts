@@ -14,6 +14,15 @@ export type PayloadColumns = {
 /** A live (unexpired) row: the payload and, when consumed, the epoch second it was. */
 export type LiveRow = { payload: Record<string, unknown>; consumed: number | null };
 
+export type RowKey = { model: string; id: string };
+
+/**
+ * A row as findMany returns it, with the rows the provider checks a token against, read in the
+ * same statement: the Grant its grant_id column names and the Session its payload's sessionUid
+ * names. Each is null when named but not live, and absent when the row names none.
+ */
+export type FoundRow = LiveRow & { grant?: LiveRow | null; session?: LiveRow | null };
+
 /** One write of a batch; a batch names each (model, id) at most once. */
 export type StoreWrite =
   | { kind: 'upsert'; model: string; id: string; payload: object; columns: PayloadColumns }
@@ -45,6 +54,8 @@ export type AccountRecord = {
 export interface OidcStore {
   upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
   find(model: string, id: string): Promise<LiveRow | undefined>;
+  /** Several rows in one round trip, each with its grant and session (see FoundRow), in key order. */
+  findMany(keys: readonly RowKey[]): Promise<(FoundRow | undefined)[]>;
   findBy(model: string, column: 'uid' | 'user_code', value: string): Promise<LiveRow | undefined>;
   /**
    * Marks the row consumed unless it already is, atomically: true for the one caller that

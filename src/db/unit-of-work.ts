@@ -1,13 +1,50 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import DataLoader from 'dataloader';
 import type { Middleware } from 'koa';
-import type { LiveRow, OidcStore, StoreWrite } from './oidc-store.js';
+import type { FoundRow, LiveRow, OidcStore, RowKey, StoreWrite } from './oidc-store.js';
 
 const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
+const sessionKey = (uid: string) => `Session\u0000uid\u0000${uid}`;
 
-/** The provider writes of one request, held until it ends; the last write of a row wins. */
-class PendingWrites {
+/**
+ * One request's provider storage: its writes, held until it ends (the last write of a row wins),
+ * and its reads, batched and read ahead.
+ */
+class RequestWork {
   readonly writes = new Map<string, StoreWrite>();
   state: 'open' | 'committed' | 'failed' = 'open';
+  // Rows read with another row (a token's grant and session), each handed out once; null: absent.
+  readonly readAhead = new Map<string, LiveRow | null>();
+  private loader?: DataLoader<RowKey, FoundRow | undefined>;
+
+  constructor(private readonly store: OidcStore) {}
+
+  /**
+   * Finds started in the same tick (oidc-provider looks a token up as three models at once) go to
+   * the store as one findMany; the rows that come with them are kept for the reads that follow.
+   */
+  get reads() {
+    this.loader ??= new DataLoader(
+      async (keys) => {
+        const rows = await this.store.findMany(keys);
+        for (const row of rows) {
+          const { grantId, sessionUid } = row?.payload ?? {};
+          if (row?.grant !== undefined && typeof grantId === 'string') this.readAhead.set(keyOf('Grant', grantId), row.grant);
+          if (row?.session !== undefined && typeof sessionUid === 'string') this.readAhead.set(sessionKey(sessionUid), row.session);
+        }
+        return rows;
+      },
+      { cache: false },
+    );
+    return this.loader;
+  }
+
+  /** A row read ahead, once: a second read of it goes to the store. */
+  takeReadAhead(key: string): LiveRow | null | undefined {
+    const row = this.readAhead.get(key);
+    this.readAhead.delete(key);
+    return row;
+  }
 
   add(w: StoreWrite) {
     this.writes.set(keyOf(w.model, w.id), w);
@@ -16,6 +53,8 @@ class PendingWrites {
   take() {
     const batch = [...this.writes.values()];
     this.writes.clear();
+    // Rows read ahead may predate writes now applied.
+    this.readAhead.clear();
     return batch;
   }
 }
@@ -41,9 +80,13 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
  * Consuming a code or token is not held: it is an atomic check-and-set in the store, so a code
  * redeemed by two requests at once is redeemed by one. Writes outside a request (or after its
  * commit) go straight to the store.
+ *
+ * Reads are batched the same way: a token is looked up as three models at once and then checked
+ * against its grant and session, and all of that is one findMany, one round trip. Rows read ahead
+ * are what the store held a moment earlier in the same request, as a separate read would be.
  */
 export function createUnitOfWork(store: OidcStore) {
-  const current = new AsyncLocalStorage<PendingWrites>();
+  const current = new AsyncLocalStorage<RequestWork>();
   const held = () => current.getStore();
   const hold = (w: StoreWrite, direct: () => Promise<void>) => {
     const pending = held();
@@ -71,9 +114,14 @@ export function createUnitOfWork(store: OidcStore) {
       return true;
     },
     async find(model, id) {
-      const w = heldWrite(model, id);
+      const work = held();
+      if (work?.state !== 'open') return store.find(model, id);
+      const w = work.writes.get(keyOf(model, id));
       if (w) return w.kind === 'upsert' ? pendingRow(w) : undefined;
-      return store.find(model, id);
+      const ahead = work.takeReadAhead(keyOf(model, id));
+      if (ahead !== undefined) return ahead ?? undefined;
+      const row = await work.reads.load({ model, id });
+      return row && { payload: row.payload, consumed: row.consumed };
     },
     async findBy(model, column, value) {
       const pending = held();
@@ -83,7 +131,8 @@ export function createUnitOfWork(store: OidcStore) {
           if (w.kind === 'upsert' && w.model === model && w.columns[field] === value) return pendingRow(w);
         }
       }
-      const row = await store.findBy(model, column, value);
+      const ahead = pending?.state === 'open' && model === 'Session' && column === 'uid' ? pending.takeReadAhead(sessionKey(value)) : undefined;
+      const row = ahead !== undefined ? (ahead ?? undefined) : await store.findBy(model, column, value);
       // Every provider payload carries its id as jti. A row rewritten or destroyed in this request
       // no longer has this value (the loop above would have found it).
       const id = row?.payload.jti;
@@ -100,7 +149,7 @@ export function createUnitOfWork(store: OidcStore) {
 
   /** Runs the rest of the request in a unit of work and applies its writes before answering. */
   const middleware: Middleware = async (ctx, next) => {
-    const pending = new PendingWrites();
+    const pending = new RequestWork(store);
     try {
       await current.run(pending, next);
     } catch (err) {

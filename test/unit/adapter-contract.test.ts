@@ -187,6 +187,38 @@ describe('rows written by the store, read by Prisma (one table, two layers)', ()
   });
 });
 
+describe('several rows in one read (findMany)', () => {
+  it('returns each key’s row in order, with the grant and session it names', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store));
+    const [token, grant, session, orphan, expired, plain] = [id(), id(), id(), id(), id(), id()];
+    const uid = `uid-${session}`;
+    await adapter('Grant').upsert(grant, { jti: grant, accountId: 'acc-1' }, 600);
+    await adapter('Session').upsert(session, { jti: session, uid, accountId: 'acc-1' }, 600);
+    await adapter('AccessToken').upsert(token, { jti: token, grantId: grant, sessionUid: uid }, 600);
+    // Names a grant and a session that do not exist.
+    await adapter('RefreshToken').upsert(orphan, { jti: orphan, grantId: `gone-${grant}`, sessionUid: 'gone' }, 600);
+    await adapter('AccessToken').upsert(expired, { jti: expired, grantId: grant }, 1);
+    await adapter('ClientCredentials').upsert(plain, { jti: plain }, 600);
+    await sleep(1100);
+
+    const [found, missing, gone, late, bare, otherModel] = await store.findMany([
+      { model: 'AccessToken', id: token },
+      { model: 'AccessToken', id: `no-${token}` },
+      { model: 'RefreshToken', id: orphan },
+      { model: 'AccessToken', id: expired },
+      { model: 'ClientCredentials', id: plain },
+      { model: 'ClientCredentials', id: token },
+    ]);
+    expect(found).toMatchObject({ payload: { jti: token }, consumed: null, grant: { payload: { jti: grant } }, session: { payload: { jti: session, uid } } });
+    expect(missing).toBeUndefined();
+    expect(gone).toMatchObject({ payload: { jti: orphan }, grant: null, session: null });
+    expect(late).toBeUndefined();
+    expect(bare).toEqual({ payload: expect.objectContaining({ jti: plain }), consumed: null });
+    expect(otherModel).toBeUndefined();
+    expect(await store.findMany([])).toEqual([]);
+  });
+});
+
 describe('accounts read by the store', () => {
   it('match the user Prisma wrote, including booleans and times', async () => {
     const user = await prisma.user.create({

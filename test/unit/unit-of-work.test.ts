@@ -19,7 +19,13 @@ beforeAll(async () => {
   drop = db.drop;
   await migrate(db.url);
   raw = await createOidcStore(providerOf(db.url), db.url, 2);
-  uow = createUnitOfWork(raw);
+  const counted: OidcStore = {
+    ...raw,
+    find: (...args) => ((readCount += 1), raw.find(...args)),
+    findMany: (...args) => ((readCount += 1), raw.findMany(...args)),
+    findBy: (...args) => ((readCount += 1), raw.findBy(...args)),
+  };
+  uow = createUnitOfWork(counted);
   scoped = createOidcAdapter(uow.store, createClientCache(uow.store));
   outside = createOidcAdapter(raw, createClientCache(raw));
 });
@@ -30,6 +36,13 @@ afterAll(async () => {
 
 let n = 0;
 const id = () => `uow-${Date.now()}-${(n += 1)}`;
+/** How many reads reached the store since this was called. */
+function countReads() {
+  const start = readCount;
+  return () => readCount - start;
+}
+let readCount = 0;
+
 /** Runs `work` as one request would: inside the unit of work, committed when it returns. */
 const request = (work: () => Promise<void>, ctx = { status: 200 }) => uow.middleware(ctx as Context, work);
 
@@ -147,6 +160,59 @@ describe('a unit of work per request', () => {
     });
     expect(await outside('AccessToken').find(before)).toBeUndefined();
     expect(await outside('RefreshToken').find(after)).toBeDefined();
+  });
+
+  it('looks a token up as three models, with its grant and session, in one store read', async () => {
+    const [token, grant, session] = [id(), id(), id()];
+    const uid = `uid-${session}`;
+    await outside('Grant').upsert(grant, { jti: grant, accountId: 'a1' }, 60);
+    await outside('Session').upsert(session, { jti: session, uid, accountId: 'a1' }, 60);
+    await outside('AccessToken').upsert(token, { jti: token, grantId: grant, sessionUid: uid }, 60);
+    const reads = countReads();
+    await request(async () => {
+      // As oidc-provider's introspection does: the three kinds at once, then the session and grant.
+      const found = await Promise.all(['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => scoped(model).find(token)));
+      expect(found.map((f) => f?.jti)).toEqual([token, undefined, undefined]);
+      expect(await scoped('Session').findByUid(uid)).toMatchObject({ jti: session, accountId: 'a1' });
+      expect(await scoped('Grant').find(grant)).toMatchObject({ jti: grant, accountId: 'a1' });
+      expect(reads()).toBe(1);
+      // Read ahead once: another read of the grant goes to the store.
+      expect(await scoped('Grant').find(grant)).toMatchObject({ jti: grant });
+      expect(reads()).toBe(2);
+    });
+  });
+
+  it('answers for a grant read ahead as gone without asking again', async () => {
+    const token = id();
+    await outside('RefreshToken').upsert(token, { jti: token, grantId: `revoked-${token}` }, 60);
+    const reads = countReads();
+    await request(async () => {
+      expect(await scoped('RefreshToken').find(token)).toMatchObject({ jti: token });
+      expect(await scoped('Grant').find(`revoked-${token}`)).toBeUndefined();
+      expect(reads()).toBe(1);
+    });
+  });
+
+  it('does not hand out a row read ahead that the request has since changed or destroyed', async () => {
+    const [token, grant, session] = [id(), id(), id()];
+    const uid = `uid-${session}`;
+    await outside('Grant').upsert(grant, { jti: grant, accountId: 'a1' }, 60);
+    await outside('Session').upsert(session, { jti: session, uid }, 60);
+    await outside('AccessToken').upsert(token, { jti: token, grantId: grant, sessionUid: uid }, 60);
+    await request(async () => {
+      await scoped('AccessToken').find(token);
+      await scoped('Grant').upsert(grant, { jti: grant, accountId: 'a2' }, 60);
+      await scoped('Session').destroy(session);
+      expect(await scoped('Grant').find(grant)).toMatchObject({ accountId: 'a2' });
+      expect(await scoped('Session').findByUid(uid)).toBeUndefined();
+    });
+    await request(async () => {
+      await scoped('AccessToken').find(token);
+      // Revoking applies the held writes first; what was read ahead may predate them.
+      await scoped('Grant').upsert(grant, { jti: grant, accountId: 'a3' }, 60);
+      await scoped('AccessToken').revokeByGrantId(grant);
+      expect(await scoped('Grant').find(grant)).toMatchObject({ accountId: 'a3' });
+    });
   });
 
   it('writes straight through outside a request', async () => {
