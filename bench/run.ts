@@ -1,4 +1,5 @@
-// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline] [--profile dir]
+// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
+//   [--rounds 3] [--profile dir] [--no-latency-check] [--soak minutes]
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, p50/p99, errors,
 // server RSS, and the ratio of each Latch target to the oidc-provider in-memory baseline.
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Ready } from './fixtures.js';
 import { signInFlow } from './flow.js';
-import { SCENARIOS, loop, type Outcome } from './scenarios.js';
+import { SCENARIOS, loop, paced, type Outcome } from './scenarios.js';
 
 const { values: opts } = parseArgs({
   allowNegative: true,
@@ -18,6 +19,8 @@ const { values: opts } = parseArgs({
     targets: { type: 'string', default: 'sqlite,postgres,baseline' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
+    // Each scenario runs this many times against every target in turn; the table shows medians.
+    rounds: { type: 'string', default: '1' },
     connections: { type: 'string', default: '32' },
     'login-connections': { type: 'string', default: '8' },
     'latency-check': { type: 'boolean', default: true },
@@ -73,7 +76,34 @@ async function startTarget(name: string): Promise<Target> {
   return { name, ready, child, startMs, idleRssMb, opsPerLogin };
 }
 
-type Row = { scenario: string; target: string; rps: number; perCpu: number; p50: number; p99: number; errors: number; rss: number; note?: string };
+type Row = {
+  scenario: string;
+  target: string;
+  rps: number;
+  perCpu: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  rss: number;
+  note?: string;
+  /** Over several rounds: the lowest and highest req/s, and the median of each round's ratio. */
+  range?: [number, number];
+  ratio?: number;
+};
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+/** One row per target from several interleaved rounds: the median round by req/s. */
+function medianRows(rounds: Row[][]): Row[] {
+  return rounds[0]!.map((_, t) => {
+    const runs = rounds.map((round) => round[t]!);
+    const rps = runs.map((r) => r.rps);
+    const mid = runs.find((r) => r.rps === median(rps))!;
+    const base = rounds.map((round) => round.find((r) => r.target === 'baseline'));
+    const ratios = base.every(Boolean) && mid.target !== 'baseline' ? runs.map((r, i) => r.rps / base[i]!.rps) : undefined;
+    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), range: [Math.min(...rps), Math.max(...rps)], ratio: ratios && median(ratios) };
+  });
+}
 
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
   if (opts.profile) await ask(target.child, 'profile-start');
@@ -107,8 +137,9 @@ function print(rows: Row[]) {
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
-      const ratio = b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
-      return `| ${r.scenario} | ${r.target} | ${fmt(r.rps)} | ${fmt(r.perCpu)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${ratio} |`;
+      const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
+      const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -156,22 +187,29 @@ async function main() {
   const rows: Row[] = [];
   for (const scenario of scenarios) {
     const c = scenario === 'login' ? loginConnections : connections;
-    for (const target of targets) {
-      await SCENARIOS[scenario]!.run(target.ready, { duration: warmup, connections: c });
-      rows.push(await measure(target, scenario, () => SCENARIOS[scenario]!.run(target.ready, { duration, connections: c })));
+    for (const target of targets) await SCENARIOS[scenario]!.run(target.ready, { duration: warmup, connections: c });
+    const rounds: Row[][] = [];
+    for (let round = 0; round < Number(opts.rounds); round += 1) {
+      const results: Row[] = [];
+      for (const target of targets) results.push(await measure(target, scenario, () => SCENARIOS[scenario]!.run(target.ready, { duration, connections: c })));
+      rounds.push(results);
     }
+    rows.push(...medianRows(rounds));
   }
 
-  // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins.
+  // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins,
+  // with requests sent at a steady rate (open loop).
   if (opts['latency-check']) {
     for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
       for (const target of targets) {
         const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
         const load = { duration, connections, rate: Math.round(peak * 0.7) };
-        rows.push(await measure(target, `${scenario}@70%`, () => SCENARIOS[scenario]!.run(target.ready, load)));
+        const op = await SCENARIOS[scenario]!.request!(target.ready, connections);
+        rows.push(await measure(target, `${scenario}@70%`, () => paced(load, op)));
         const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
-        rows.push(await measure(target, `${scenario}@70%+logins`, () => SCENARIOS[scenario]!.run(target.ready, load)));
-        await burst;
+        rows.push(await measure(target, `${scenario}@70%+logins`, () => paced(load, op)));
+        const logins = await burst;
+        rows.push({ ...rows.at(-1)!, scenario: `${scenario}@70%+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
       }
     }
   }

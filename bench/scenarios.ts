@@ -1,8 +1,9 @@
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 import { RESOURCE, type Ready } from './fixtures.js';
 import { basicAuth, signInFlow, type Tokens } from './flow.js';
 
-export type Load = { duration: number; connections: number; rate?: number };
+export type Load = { duration: number; connections: number };
 export type Outcome = { requests: number; seconds: number; p50: number; p99: number; errors: number; detail?: string };
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -44,6 +45,42 @@ export async function loop(load: Load, op: (worker: number) => Promise<void>): P
   return { requests: latencies.length, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), errors, detail: firstError };
 }
 
+/**
+ * Open-loop load at a fixed rate, as wrk2 makes it: request i is due at start + i / rate, whether
+ * or not earlier ones have answered, and its latency counts from when it was due. A closed loop
+ * (autocannon's rate limit lets each connection send back to back until the second's quota is
+ * spent) measures a burst at full speed and then idle time, not a steady 70 %.
+ */
+export async function paced(load: Load & { rate: number }, op: () => Promise<void>): Promise<Outcome> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const start = performance.now();
+  const total = Math.floor(load.rate * load.duration);
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * load.rate) + 1);
+    for (; sent < due; sent += 1) {
+      const scheduled = start + (sent / load.rate) * 1000;
+      const p: Promise<void> = op().then(
+        () => void latencies.push(performance.now() - scheduled),
+        (err: Error) => {
+          errors += 1;
+          firstError ??= err.message;
+        },
+      );
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(inFlight);
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0;
+  return { requests: latencies.length, seconds: (performance.now() - start) / 1000, p50: pct(0.5), p99: pct(0.99), errors, detail: firstError };
+}
+
 /** Signed-in users' tokens, one per connection (refresh chains must not share a token). */
 async function userTokens(target: Ready, count: number): Promise<Tokens[]> {
   const tokens: Tokens[] = [];
@@ -69,7 +106,28 @@ async function clientCredentials(target: Ready) {
   await res.arrayBuffer();
 }
 
-type Scenario = { describe: string; run(target: Ready, load: Load): Promise<Outcome> };
+/**
+ * One POST of a fixed form over a pool of keep-alive connections (undici: fetch costs the load
+ * generator several times more CPU per request). Requests wait in the pool when every connection
+ * is busy, and that wait counts in their latency, as it does for a client.
+ */
+function poster(target: Ready, path: string, body: string, connections: number, check: (json: Record<string, unknown>) => boolean) {
+  const pool = new Pool(target.url, { connections });
+  const url = new URL(path);
+  const headers = { authorization: basicAuth(target), 'content-type': FORM };
+  return async () => {
+    const res = await pool.request({ path: url.pathname, method: 'POST', headers, body });
+    const json = (await res.body.json()) as Record<string, unknown>;
+    if (res.statusCode !== 200 || !check(json)) throw new Error(`${path} ${res.statusCode}`);
+  };
+}
+
+type Scenario = {
+  describe: string;
+  run(target: Ready, load: Load): Promise<Outcome>;
+  /** One request of the scenario over `connections` connections, for open-loop runs at a fixed rate. */
+  request?(target: Ready, connections: number): Promise<() => Promise<void>>;
+};
 
 export const SCENARIOS: Record<string, Scenario> = {
   discovery: {
@@ -79,6 +137,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   'cc-opaque': {
     describe: 'client_credentials, opaque token',
     run: (t, load) => cannon({ url: `${t.issuer}/token`, method: 'POST', headers: { authorization: basicAuth(t), 'content-type': FORM }, body: 'grant_type=client_credentials', ...loadOpts(load) }),
+    request: async (t, connections) => poster(t, `${t.issuer}/token`, 'grant_type=client_credentials', connections, (json) => typeof json.access_token === 'string'),
   },
   'cc-jwt': {
     describe: 'client_credentials, ES256 JWT for an API',
@@ -92,6 +151,10 @@ export const SCENARIOS: Record<string, Scenario> = {
       }),
   },
   introspection: {
+    async request(t, connections) {
+      const [tokens] = await userTokens(t, 1);
+      return poster(t, `${t.issuer}/token/introspection`, `token=${tokens!.access_token}`, connections, (json) => json.active === true);
+    },
     describe: "introspection of a user's access token",
     async run(t, load) {
       const [tokens] = await userTokens(t, 1);
@@ -148,5 +211,5 @@ export const SCENARIOS: Record<string, Scenario> = {
 };
 
 function loadOpts(load: Load) {
-  return { connections: load.connections, duration: load.duration, ...(load.rate ? { overallRate: load.rate } : {}) };
+  return { connections: load.connections, duration: load.duration };
 }
