@@ -20,7 +20,8 @@ export async function startServer(config: Config, logger = createLogger(config),
   const { port } = server.address() as AddressInfo;
 
   const purge = setInterval(() => {
-    Promise.all([purgeExpired(deps.oidcStore), deps.tokens.purgeExpired()])
+    const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
+    Promise.all([purgeExpired(deps.oidcStore), deps.tokens.purgeExpired(), config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore)])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
       .catch((err) => logger.warn({ err }, 'purge failed'));
   }, config.purgeIntervalSeconds * 1000);

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { v7 as timeOrderedId } from 'uuid';
 import type { Db } from '../db/prisma.js';
+import { purgeInBatches } from '../db/purge.js';
 
 export const AUDIT_EVENTS = [
   'login.success',
@@ -64,6 +65,15 @@ export function createAudit(prisma: Db, logger: Logger) {
         logger.error({ err, event }, 'could not write audit event');
       }
     },
+
+    /** Deletes events older than `before` (AUDIT_RETENTION_DAYS), 500 at a time; returns how many. */
+    purgeOlderThan: (before: Date) =>
+      purgeInBatches(async (limit) => {
+        const old = await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take: limit });
+        if (old.length === 0) return 0;
+        await prisma.auditEvent.deleteMany({ where: { id: { in: old.map((e) => e.id) } } });
+        return old.length;
+      }),
 
     /** The audit log for admins: filters by user, event and time, newest first, paged by cursor-free offsets. */
     async search(filter: { userId?: string; event?: string; from?: Date; to?: Date; page?: number; pageSize?: number }) {

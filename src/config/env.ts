@@ -45,6 +45,7 @@ const Env = z.object({
   LOGIN_THROTTLE_WINDOW: seconds(15 * 60),
   PURGE_INTERVAL: seconds(300),
   CONSUMED_TOKEN_RETENTION: seconds(7 * 24 * 3600),
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(365),
   KEY_REFRESH_INTERVAL: seconds(10),
   PRODUCT_NAME: z.string().min(1).max(60).default('Latch'),
   SUPPORT_EMAIL: z.email().optional(),
@@ -108,6 +109,8 @@ function toConfig(env: Env) {
     },
     purgeIntervalSeconds: env.PURGE_INTERVAL,
     consumedTokenRetentionSeconds: env.CONSUMED_TOKEN_RETENTION,
+    // 0 keeps the audit log forever.
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     keyRefreshSeconds: env.KEY_REFRESH_INTERVAL,
     ops: {
       homeUrl: env.HOME_URL,

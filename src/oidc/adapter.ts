@@ -1,5 +1,6 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
+import { purgeInBatches } from '../db/purge.js';
 import { createTtlCache } from '../db/ttl-cache.js';
 
 // Models whose rows belong to a grant and are removed by revokeByGrantId (as in oidc-provider's
@@ -100,24 +101,12 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId() {}
 }
 
-/** Consumed rows are kept this long by default (CONSUMED_TOKEN_RETENTION). */
-export const CONSUMED_RETENTION_SECONDS = 7 * 24 * 3600;
-
-export function createOidcAdapter(store: OidcStore, clients: ClientCache, consumedRetentionSeconds = CONSUMED_RETENTION_SECONDS) {
+/** Consumed rows are kept `consumedRetentionSeconds` (CONSUMED_TOKEN_RETENTION), then purged. */
+export function createOidcAdapter(store: OidcStore, clients: ClientCache, consumedRetentionSeconds: number) {
   return (model: string): Adapter =>
     model === 'Client' ? new ClientAdapter(clients) : new PayloadAdapter(store, model, consumedRetentionSeconds * 1000);
 }
 
-/**
- * Deletes rows expired for longer than the provider's clock tolerance, a small batch per statement,
- * yielding between batches so requests run in between. Returns how many rows went.
- */
-export async function purgeExpired(store: OidcStore, batchSize = 500): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const count = await store.purgeExpired(new Date(Date.now() - 60_000), batchSize);
-    total += count;
-    if (count < batchSize) return total;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
+/** Deletes rows expired for longer than the provider's clock tolerance; returns how many went. */
+export const purgeExpired = (store: OidcStore, batchSize = 500) =>
+  purgeInBatches((limit) => store.purgeExpired(new Date(Date.now() - 60_000), limit), batchSize);

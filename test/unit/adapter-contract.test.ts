@@ -9,6 +9,9 @@ import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js'
 import type { Context } from 'koa';
 import { createTestDatabase } from '../support/database.js';
 
+// How long a consumed code or token is kept (CONSUMED_TOKEN_RETENTION), seconds.
+const RETENTION = 3600;
+
 type AdapterFactory = (model: string) => Adapter;
 
 // oidc-provider's own in-memory adapter is the reference for the contract.
@@ -37,13 +40,13 @@ const id = () => `id-${Date.now()}-${(n += 1)}`;
 
 const implementations: [string, () => AdapterFactory][] = [
   ['oidc-provider memory adapter', () => createMemoryAdapter()],
-  ['Latch adapter (raw driver store)', () => createOidcAdapter(store, createClientCache(store))],
+  ['Latch adapter (raw driver store)', () => createOidcAdapter(store, createClientCache(store), RETENTION)],
   ['Latch adapter, each call a request with its unit of work', () => perRequest(createUnitOfWork(store))],
 ];
 
 /** As the provider runs: every call in a request whose writes are applied when it ends. */
 function perRequest(uow: UnitOfWork): AdapterFactory {
-  const factory = createOidcAdapter(uow.store, createClientCache(uow.store));
+  const factory = createOidcAdapter(uow.store, createClientCache(uow.store), RETENTION);
   return (model) => {
     const adapter = factory(model) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
     return new Proxy(adapter, {
@@ -132,7 +135,7 @@ describe.each(implementations)('%s', (_name, make) => {
 
 describe('purging', () => {
   it('deletes expired rows in batches and keeps live ones', async () => {
-    const adapter = createOidcAdapter(store, createClientCache(store))('Interaction');
+    const adapter = createOidcAdapter(store, createClientCache(store), RETENTION)('Interaction');
     const live = id();
     await adapter.upsert(live, { jti: live }, 3600);
     const expired = Array.from({ length: 7 }, id);
@@ -147,7 +150,7 @@ describe('purging', () => {
 
 describe('consumed rows and purging at scale', () => {
   it('purges more expired rows than one statement could list', async () => {
-    const adapter = createOidcAdapter(store, createClientCache(store))('AccessToken');
+    const adapter = createOidcAdapter(store, createClientCache(store), RETENTION)('AccessToken');
     const keys = Array.from({ length: 1200 }, id);
     for (const key of keys) await adapter.upsert(key, { jti: key }, 1);
     await prisma.oidcPayload.updateMany({ where: { id: { in: keys.slice(0, 500) } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
@@ -173,7 +176,7 @@ describe('consumed rows and purging at scale', () => {
 
 describe('rows written by the store, read by Prisma (one table, two layers)', () => {
   it('agree on expiry, consumption and the indexed columns', async () => {
-    const adapter = createOidcAdapter(store, createClientCache(store))('RefreshToken');
+    const adapter = createOidcAdapter(store, createClientCache(store), RETENTION)('RefreshToken');
     const key = id();
     await adapter.upsert(key, { jti: key, grantId: 'g-1', accountId: 'acc-1', clientId: 'cl-1' }, 3600);
     await adapter.consume(key);
@@ -189,7 +192,7 @@ describe('rows written by the store, read by Prisma (one table, two layers)', ()
 
 describe('several rows in one read (findMany)', () => {
   it('returns each key’s row in order, with the grant and session it names', async () => {
-    const adapter = createOidcAdapter(store, createClientCache(store));
+    const adapter = createOidcAdapter(store, createClientCache(store), RETENTION);
     const [token, grant, session, orphan, expired, plain] = [id(), id(), id(), id(), id(), id()];
     const uid = `uid-${session}`;
     await adapter('Grant').upsert(grant, { jti: grant, accountId: 'acc-1' }, 600);

@@ -8,6 +8,9 @@ import { createClientCache, createOidcAdapter } from '../../src/oidc/adapter.js'
 import { providerOf } from '../../src/db/url.js';
 import { createTestDatabase } from '../support/database.js';
 
+// How long a consumed code or token is kept (CONSUMED_TOKEN_RETENTION), seconds.
+const RETENTION = 3600;
+
 let raw: OidcStore;
 let uow: UnitOfWork;
 let drop: () => Promise<void>;
@@ -26,8 +29,8 @@ beforeAll(async () => {
     findBy: (...args) => ((readCount += 1), raw.findBy(...args)),
   };
   uow = createUnitOfWork(counted);
-  scoped = createOidcAdapter(uow.store, createClientCache(uow.store));
-  outside = createOidcAdapter(raw, createClientCache(raw));
+  scoped = createOidcAdapter(uow.store, createClientCache(uow.store), RETENTION);
+  outside = createOidcAdapter(raw, createClientCache(raw), RETENTION);
 });
 afterAll(async () => {
   await raw?.close();

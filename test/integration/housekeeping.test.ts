@@ -1,0 +1,32 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ PURGE_INTERVAL: '1', AUDIT_RETENTION_DAYS: '30' });
+});
+afterAll(() => server?.stop());
+
+const daysAgo = (days: number) => new Date(Date.now() - days * 24 * 3600_000);
+
+describe('housekeeping on a running server', () => {
+  it('deletes expired provider rows and audit events past AUDIT_RETENTION_DAYS, and keeps the rest', async () => {
+    const { prisma } = server;
+    const row = (id: string, expiresAt: Date) => ({ model: 'AccessToken', id, payload: { jti: id }, expiresAt });
+    await prisma.oidcPayload.createMany({ data: [row('expired', daysAgo(1)), row('live', new Date(Date.now() + 3600_000))] });
+    // More than one purge batch of old events, so the batches are seen to continue.
+    await prisma.auditEvent.createMany({
+      data: Array.from({ length: 1_100 }, (_, i) => ({ id: `old-${i}`, event: 'login.success', createdAt: daysAgo(31) })),
+    });
+    await prisma.auditEvent.createMany({ data: [{ id: 'recent', event: 'login.success', createdAt: daysAgo(29) }] });
+
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && ((await prisma.auditEvent.count({ where: { id: { startsWith: 'old-' } } })) > 0 || (await prisma.oidcPayload.count({ where: { id: 'expired' } })) > 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(await prisma.auditEvent.count({ where: { id: { startsWith: 'old-' } } })).toBe(0);
+    expect(await prisma.oidcPayload.count({ where: { id: 'expired' } })).toBe(0);
+    expect(await prisma.auditEvent.findUnique({ where: { id: 'recent' } })).not.toBeNull();
+    expect(await prisma.oidcPayload.findUnique({ where: { model_id: { model: 'AccessToken', id: 'live' } } })).not.toBeNull();
+  });
+});
