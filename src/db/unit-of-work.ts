@@ -1,6 +1,6 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import DataLoader from 'dataloader';
 import type { Middleware } from 'koa';
+import { currentRequest, runInRequest } from '../oidc/request-context.js';
 import type { FoundRow, LiveRow, OidcStore, RowKey, StoreWrite } from './oidc-store.js';
 
 const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
@@ -86,8 +86,9 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
  * are what the store held a moment earlier in the same request, as a separate read would be.
  */
 export function createUnitOfWork(store: OidcStore) {
-  const current = new AsyncLocalStorage<RequestWork>();
-  const held = () => current.getStore();
+  // Each unit of work is kept on its request's context, under a key of its own.
+  const WORK = Symbol('unit of work');
+  const held = () => (currentRequest() as { [WORK]?: RequestWork } | undefined)?.[WORK];
   const hold = (w: StoreWrite, direct: () => Promise<void>) => {
     const pending = held();
     if (!pending || pending.state === 'committed' || STRAIGHT_THROUGH.has(w.model)) return direct();
@@ -150,8 +151,9 @@ export function createUnitOfWork(store: OidcStore) {
   /** Runs the rest of the request in a unit of work and applies its writes before answering. */
   const middleware: Middleware = async (ctx, next) => {
     const pending = new RequestWork(store);
+    (ctx as { [WORK]?: RequestWork })[WORK] = pending;
     try {
-      await current.run(pending, next);
+      await runInRequest(ctx, next);
     } catch (err) {
       pending.state = 'failed';
       throw err;
