@@ -20,6 +20,7 @@ import { loadExistingGrant } from './grants.js';
 import { createPageRenderers } from './pages.js';
 import { forwardEvents } from './events.js';
 import { registerFirstPartyGrants } from './first-party-grants.js';
+import { reuseClientInstances } from './client-instances.js';
 
 export type ProviderDeps = {
   config: Config;
@@ -88,6 +89,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.Client.prototype.compareClientSecret = function compareClientSecret(actual: string) {
     return clientSecretMatches(this.clientSecret, actual);
   };
+  reuseClientInstances(provider, deps.clientCache);
   registerFirstPartyGrants(provider, { authenticate: deps.authenticate, accounts: deps.accounts, findAccount });
   forwardEvents(provider, deps.logger, deps.audit);
   provider.on('grant.success', (ctx) => deps.metrics.tokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown')));
