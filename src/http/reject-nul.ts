@@ -34,7 +34,7 @@ export function assertNoNul(value: unknown) {
  * field by field, and /o's token lookups ignore such values.)
  */
 export function rejectNulInUrl(): Middleware {
-  return async (ctx, next) => {
+  return (ctx, next) => {
     let path: string;
     try {
       path = decodeURIComponent(ctx.path);
@@ -43,6 +43,6 @@ export function rejectNulInUrl(): Middleware {
     }
     if (path.includes(NUL)) throw new AppError('NOT_FOUND');
     if (!ctx.path.startsWith('/api/')) assertNoNul(ctx.query);
-    await next();
+    return next();
   };
 }

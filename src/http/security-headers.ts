@@ -1,4 +1,4 @@
-import helmet from 'koa-helmet';
+import helmet from 'helmet';
 import type { Middleware } from 'koa';
 
 /**
@@ -7,7 +7,7 @@ import type { Middleware } from 'koa';
  * browsers apply form-action to those redirects, which no static list could cover.
  */
 export function securityHeaders(): Middleware {
-  return helmet({
+  const setHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -26,5 +26,12 @@ export function securityHeaders(): Middleware {
     referrerPolicy: { policy: 'same-origin' },
     // Relying parties fetch discovery and JWKS from other origins.
     crossOriginResourcePolicy: { policy: 'cross-origin' },
-  }) as Middleware;
+  });
+  // Helmet only sets headers, synchronously: call it in place rather than through a promise.
+  return (ctx, next) => {
+    let failure: unknown;
+    setHeaders(ctx.req, ctx.res, (err?: unknown) => void (failure = err));
+    if (failure) throw failure;
+    return next();
+  };
 }
