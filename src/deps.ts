@@ -66,7 +66,12 @@ export type DepsOptions = {
 export async function createDeps(config: Config, logger: Logger = createLogger(config), options: DepsOptions = {}) {
   const applied = await migrate(config.db.url);
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
-  const rawStore = (options.instrumentStore ?? ((s) => s))(await createOidcStore(providerOf(config.db.url), config.db.url, config.db.poolSize, (err) => logger.warn({ err }, 'database connection lost; it will be replaced')));
+  const store = await createOidcStore(providerOf(config.db.url), config.db.url, {
+    poolSize: config.db.poolSize,
+    nice: config.threadPoolNice,
+    onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
+  });
+  const rawStore = (options.instrumentStore ?? ((s) => s))(store);
   const unitOfWork = createUnitOfWork(rawStore);
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);

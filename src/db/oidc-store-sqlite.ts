@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RowKey, StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
+import { CHECKPOINT_BACKSTOP_PAGES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
 // Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
 // in time order, so expiry checks are string comparisons, as Prisma's own are.
@@ -16,11 +17,15 @@ type JoinedRow = PayloadRow & {
   session_consumed_at: string | null;
 };
 
-export function createSqliteOidcStore(url: string): OidcStore {
-  const db = new Database(sqliteFile(url), { timeout: 5000 });
+export function createSqliteOidcStore(url: string, { nice = 0, onError }: Pick<CheckpointerOptions, 'nice' | 'onError'> = { nice: 0 }): OidcStore {
+  const file = sqliteFile(url);
+  const db = new Database(file, { timeout: 5000 });
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
   // last transactions but never corrupts the file.
   db.pragma('synchronous = NORMAL');
+  // Checkpoints run on a thread of their own; this connection makes one only as a backstop.
+  db.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
+  const checkpointer = createCheckpointer(file, { nice, onError });
 
   const upsert = db.prepare(`
     INSERT INTO oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)
@@ -65,6 +70,7 @@ export function createSqliteOidcStore(url: string): OidcStore {
   let pending: Pending[] = [];
   const commitAll = db.transaction((batch: Pending[]) => batch.forEach((p) => p.write()));
   function flush() {
+    checkpointer.wake();
     const batch = pending;
     pending = [];
     try {
@@ -123,7 +129,10 @@ export function createSqliteOidcStore(url: string): OidcStore {
     },
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
-    consume: async (model, id, keepUntil) => consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1,
+    async consume(model, id, keepUntil) {
+      checkpointer.wake();
+      return consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1;
+    },
     purgeExpired: async (before, limit) => purge.run(toText(before)!, limit).changes,
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
@@ -151,6 +160,7 @@ export function createSqliteOidcStore(url: string): OidcStore {
       );
     },
     async close() {
+      await checkpointer.stop();
       if (pending.length) flush();
       db.close();
     },

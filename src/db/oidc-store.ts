@@ -73,12 +73,16 @@ export interface OidcStore {
   close(): Promise<void>;
 }
 
-export async function createOidcStore(
-  provider: Provider,
-  url: string,
-  poolSize: number,
-  onIdleError: (err: Error) => void = () => {},
-): Promise<OidcStore> {
-  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url);
-  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onIdleError);
+export type OidcStoreOptions = {
+  /** PostgreSQL connections. */
+  poolSize: number;
+  /** SQLite: how far below the event loop the checkpoint thread runs (nice steps, Linux). */
+  nice?: number;
+  /** A lost idle PostgreSQL connection, or a failed SQLite checkpoint thread. */
+  onError?: (err: Error) => void;
+};
+
+export async function createOidcStore(provider: Provider, url: string, { poolSize, nice = 0, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
+  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { nice, onError });
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onError);
 }

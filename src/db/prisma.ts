@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
+import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
 
 /**
  * The Prisma client type. Both generated clients (sqlite, postgresql) come from one schema and
@@ -17,6 +18,8 @@ export async function createPrisma(db: { url: string; poolSize: number }): Promi
     const client = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: sqliteFile(db.url), timeout: 5000 }) });
     // In WAL mode (set by the migrator), NORMAL skips the fsync per commit and stays corruption-safe.
     await client.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
+    // The store's checkpoint thread keeps the log short; this connection checkpoints only as a backstop.
+    await client.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
     return client;
   }
   const [{ PrismaClient }, { PrismaPg }] = await Promise.all([

@@ -16,7 +16,7 @@ beforeAll(async () => {
   drop = db.drop;
   await migrate(db.url);
   plain = await createPrisma({ url: db.url, poolSize: 2 });
-  store = await createOidcStore(providerOf(db.url), db.url, 2);
+  store = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
   accounts = createAccountCache(store);
   prisma = invalidateAccountsOnWrite(plain, accounts);
 });

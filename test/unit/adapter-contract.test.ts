@@ -26,7 +26,7 @@ beforeAll(async () => {
   drop = db.drop;
   await migrate(db.url);
   prisma = await createPrisma({ url: db.url, poolSize: 2 });
-  store = await createOidcStore(providerOf(db.url), db.url, 2);
+  store = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
 });
 afterAll(async () => {
   await prisma?.$disconnect();

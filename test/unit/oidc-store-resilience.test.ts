@@ -9,7 +9,7 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('the Postg
     const db = await createTestDatabase();
     await migrate(db.url);
     const lost: Error[] = [];
-    const store = await createOidcStore('postgresql', db.url, 2, (err) => lost.push(err));
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 2, onError: (err) => lost.push(err) });
     try {
       expect(await store.findClient('nope')).toBeUndefined();
       const admin = new pg.Client({ connectionString: db.url });

@@ -21,7 +21,7 @@ beforeAll(async () => {
   const db = await createTestDatabase();
   drop = db.drop;
   await migrate(db.url);
-  raw = await createOidcStore(providerOf(db.url), db.url, 2);
+  raw = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
   const counted: OidcStore = {
     ...raw,
     find: (...args) => ((readCount += 1), raw.find(...args)),

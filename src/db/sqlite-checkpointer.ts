@@ -1,0 +1,79 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * A connection checkpoints the write-ahead log itself, inside the commit that takes the log past
+ * this many pages. The checkpointer below keeps the log far shorter, so this is only a backstop
+ * for a thread starved of CPU (about 40 MB of log).
+ */
+export const CHECKPOINT_BACKSTOP_PAGES = 10_000;
+
+// The thread's whole program (CommonJS): its own connection, and every `intervalMs` a PASSIVE
+// checkpoint, which copies committed pages from the log into the database file and syncs it
+// without waiting for or blocking readers and writers. It lowers its own CPU priority (Linux
+// sets it per thread) and ends after `idleMs` without new pages.
+const PROGRAM = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+try { require('node:os').setPriority(w.nice); } catch {}
+const db = new (require(w.driver))(w.file, { fileMustExist: true });
+db.pragma('synchronous = NORMAL');
+db.pragma('wal_autocheckpoint = 0');
+let last = -1, idle = 0;
+const timer = setInterval(() => {
+  const [{ log, checkpointed }] = db.pragma('wal_checkpoint(PASSIVE)');
+  idle = log === last && checkpointed === log ? idle + w.intervalMs : 0;
+  last = log;
+  parentPort.postMessage(log);
+  if (idle >= w.idleMs) stop();
+}, w.intervalMs);
+function stop() { clearInterval(timer); db.close(); parentPort.close(); }
+parentPort.on('message', stop);
+`;
+
+export type CheckpointerOptions = { nice: number; intervalMs?: number; idleMs?: number; onError?: (err: Error) => void };
+
+/**
+ * Moves SQLite's checkpoints off the event loop. A checkpoint copies every page written since
+ * the last one and syncs the file: about 15 µs a page here, so 15-20 ms for the 1,000 pages a
+ * connection lets accumulate by default, a stall every few hundred issued tokens. On a thread of
+ * its own it only takes CPU the event loop leaves. The thread (about 20 MB) starts with the
+ * first write after start or after `idleMs` of quiet, so an idle server does not carry it.
+ */
+export function createCheckpointer(file: string, { nice, intervalMs = 100, idleMs = 60_000, onError = () => {} }: CheckpointerOptions) {
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  let worker: Worker | undefined;
+  /** Frames in the log at the last checkpoint (for tests and diagnostics). */
+  let logFrames = 0;
+  return {
+    /** Called on every write: starts the thread if it is not running. */
+    wake() {
+      if (worker) return;
+      const started = new Worker(PROGRAM, { eval: true, workerData: { file, driver, nice, intervalMs, idleMs } });
+      started.unref();
+      started.on('message', (frames: number) => void (logFrames = frames));
+      started.on('error', onError);
+      started.on('exit', () => {
+        if (worker === started) worker = undefined;
+      });
+      worker = started;
+    },
+    get running() {
+      return worker !== undefined;
+    },
+    get logFrames() {
+      return logFrames;
+    },
+    /** Ends the thread after its current checkpoint; it closes its connection. */
+    async stop() {
+      const running = worker;
+      worker = undefined;
+      if (!running) return;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.postMessage('stop');
+      const timeout = setTimeout(() => void running.terminate(), 5_000);
+      await exited;
+      clearTimeout(timeout);
+    },
+  };
+}
+export type Checkpointer = ReturnType<typeof createCheckpointer>;
