@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 // Client secrets are 256 random bits, so a plain SHA-256 digest is enough to store them safely;
 // a slow hash would only slow down the token endpoint.
@@ -6,7 +6,8 @@ const PREFIX = 'sha256:';
 
 export const generateClientSecret = () => randomBytes(32).toString('base64url');
 
-export const hashClientSecret = (secret: string) => PREFIX + createHash('sha256').update(secret).digest('base64url');
+// Checked on every token request: a one-shot digest, without a Hash object.
+export const hashClientSecret = (secret: string) => PREFIX + hash('sha256', secret, 'base64url');
 
 export function clientSecretMatches(stored: string | undefined, presented: string): boolean {
   if (!stored?.startsWith(PREFIX)) return false;
