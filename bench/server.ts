@@ -74,6 +74,24 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
     ]),
   ) as unknown as OidcStore;
 
+/**
+ * This machine's PostgreSQL may run with autovacuum off; production servers have it on (the
+ * default). Without it the provider table is never analysed, and the planner, knowing nothing of
+ * it, reads a token's session by intersecting the uid index with every Session row's primary key
+ * (0.7 ms a lookup with 1,300 sessions, against 0.05 ms once analysed), and deleted rows are
+ * never reused. So vacuum and analyse the table every 10 seconds, as autovacuum would.
+ */
+async function standInForAutovacuum(url: string) {
+  // Its own connection, so that the storage operations counted for Latch stay Latch's.
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  const { rows } = await db.query<{ autovacuum: string }>('SHOW autovacuum');
+  if (rows[0]?.autovacuum !== 'off') return void (await db.end());
+  const run = () => db.query('VACUUM ANALYZE oidc_payloads').catch((err) => console.error('vacuum failed', err));
+  await run();
+  setInterval(run, 10_000).unref();
+}
+
 async function main(): Promise<Ready> {
   const port = await freePort();
   if (target === 'baseline') {
@@ -95,10 +113,6 @@ async function main(): Promise<Ready> {
   measureDb = async () => {
     const providerRows = await running.prisma.oidcPayload.count();
     if (target === 'postgres') {
-      // This machine's PostgreSQL may run with autovacuum off; production servers have it on (the
-      // default). Vacuum the provider table as autovacuum would, so dead rows are reused.
-      const [setting] = await running.prisma.$queryRawUnsafe<{ autovacuum: string }[]>('SHOW autovacuum');
-      if (setting?.autovacuum === 'off') await running.prisma.$executeRawUnsafe('VACUUM oidc_payloads');
       const [row] = await running.prisma.$queryRawUnsafe<{ size: bigint }[]>('SELECT pg_database_size(current_database()) AS size');
       return { bytes: Number(row!.size), providerRows };
     }
@@ -106,6 +120,7 @@ async function main(): Promise<Ready> {
     const bytes = [file, `${file}-wal`].filter(existsSync).reduce((sum, f) => sum + statSync(f).size, 0);
     return { bytes, providerRows };
   };
+  if (target === 'postgres') await standInForAutovacuum(config.db.url);
   await running.users.create({ ...USER, emailVerified: true });
   await running.resources.create({ indicator: RESOURCE.indicator, name: 'Bench API', scopes: RESOURCE.scopes });
   const created = await running.clients.create({
