@@ -9,7 +9,7 @@ const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCo
 const isGrantable = (model: string) => (GRANTABLE as readonly string[]).includes(model);
 
 // Token values come from clients; one holding a NUL cannot exist (and PostgreSQL would reject it).
-const impossible = (value: string) => value.includes('\u0000');
+export const impossible = (value: string) => value.includes('\u0000');
 
 const toPayload = (row: LiveRow | undefined): AdapterPayload | undefined =>
   row && ((row.consumed ? { ...row.payload, consumed: row.consumed } : row.payload) as AdapterPayload);

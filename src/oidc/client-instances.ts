@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { ClientRecord } from '../db/oidc-store.js';
-import type { ClientCache } from './adapter.js';
+import { impossible, type ClientCache } from './adapter.js';
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
@@ -14,7 +14,7 @@ export function reuseClientInstances(provider: Provider, clients: ClientCache) {
   const find = provider.Client.find.bind(provider.Client);
   const built = new WeakMap<ClientRecord, Client>();
   provider.Client.find = async (id: string) => {
-    const record = typeof id === 'string' && !id.includes('\u0000') ? await clients.get(id) : undefined;
+    const record = typeof id === 'string' && !impossible(id) ? await clients.get(id) : undefined;
     const known = record && built.get(record);
     if (known) return known;
     const client = await find(id);
