@@ -68,7 +68,6 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
   const store = await createOidcStore(providerOf(config.db.url), config.db.url, {
     poolSize: config.db.poolSize,
-    nice: config.threadPoolNice,
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);

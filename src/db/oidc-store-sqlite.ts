@@ -17,7 +17,7 @@ type JoinedRow = PayloadRow & {
   session_consumed_at: string | null;
 };
 
-export function createSqliteOidcStore(url: string, { nice = 0, onError }: Pick<CheckpointerOptions, 'nice' | 'onError'> = { nice: 0 }): OidcStore {
+export function createSqliteOidcStore(url: string, { onError }: Pick<CheckpointerOptions, 'onError'> = {}): OidcStore {
   const file = sqliteFile(url);
   const db = new Database(file, { timeout: 5000 });
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
@@ -25,7 +25,7 @@ export function createSqliteOidcStore(url: string, { nice = 0, onError }: Pick<C
   db.pragma('synchronous = NORMAL');
   // Checkpoints run on a thread of their own; this connection makes one only as a backstop.
   db.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
-  const checkpointer = createCheckpointer(file, { nice, onError });
+  const checkpointer = createCheckpointer(file, { onError });
 
   const upsert = db.prepare(`
     INSERT INTO oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)

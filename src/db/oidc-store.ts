@@ -76,13 +76,11 @@ export interface OidcStore {
 export type OidcStoreOptions = {
   /** PostgreSQL connections. */
   poolSize: number;
-  /** SQLite: how far below the event loop the checkpoint thread runs (nice steps, Linux). */
-  nice?: number;
   /** A lost idle PostgreSQL connection, or a failed SQLite checkpoint thread. */
   onError?: (err: Error) => void;
 };
 
-export async function createOidcStore(provider: Provider, url: string, { poolSize, nice = 0, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
-  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { nice, onError });
+export async function createOidcStore(provider: Provider, url: string, { poolSize, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
+  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError });
   return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onError);
 }

@@ -10,11 +10,9 @@ export const CHECKPOINT_BACKSTOP_PAGES = 10_000;
 
 // The thread's whole program (CommonJS): its own connection, and every `intervalMs` a PASSIVE
 // checkpoint, which copies committed pages from the log into the database file and syncs it
-// without waiting for or blocking readers and writers. It lowers its own CPU priority (Linux
-// sets it per thread) and ends after `idleMs` without new pages.
+// without waiting for or blocking readers and writers. It ends after `idleMs` without new pages.
 const PROGRAM = `
 const { parentPort, workerData: w } = require('node:worker_threads');
-try { require('node:os').setPriority(w.nice); } catch {}
 const db = new (require(w.driver))(w.file, { fileMustExist: true });
 db.pragma('synchronous = NORMAL');
 db.pragma('wal_autocheckpoint = 0');
@@ -30,16 +28,24 @@ function stop() { clearInterval(timer); db.close(); parentPort.close(); }
 parentPort.on('message', stop);
 `;
 
-export type CheckpointerOptions = { nice: number; intervalMs?: number; idleMs?: number; onError?: (err: Error) => void };
+export type CheckpointerOptions = { intervalMs?: number; idleMs?: number; onError?: (err: Error) => void };
 
 /**
  * Moves SQLite's checkpoints off the event loop. A checkpoint copies every page written since
  * the last one and syncs the file: about 15 µs a page here, so 15-20 ms for the 1,000 pages a
  * connection lets accumulate by default, a stall every few hundred issued tokens. On a thread of
- * its own it only takes CPU the event loop leaves. The thread (about 20 MB) starts with the
- * first write after start or after `idleMs` of quiet, so an idle server does not carry it.
+ * its own it runs beside the event loop, or takes turns with it on a single core.
+ *
+ * It runs at the process's own priority, not below it like the thread pool: the copying has to
+ * be done by someone, and a thread below a saturated event loop is starved while it holds the
+ * checkpoint lock, so neither it nor the connections' backstop can checkpoint and the log grows
+ * without bound (measured: 134 MB in 10 s of client credentials on one core at nice 19; 26-41
+ * MB at the process's priority).
+ *
+ * The thread (about 20 MB) starts with the first write after start or after `idleMs` of quiet,
+ * so an idle server does not carry it.
  */
-export function createCheckpointer(file: string, { nice, intervalMs = 100, idleMs = 60_000, onError = () => {} }: CheckpointerOptions) {
+export function createCheckpointer(file: string, { intervalMs = 100, idleMs = 60_000, onError = () => {} }: CheckpointerOptions = {}) {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   let worker: Worker | undefined;
   /** Frames in the log at the last checkpoint (for tests and diagnostics). */
@@ -48,7 +54,7 @@ export function createCheckpointer(file: string, { nice, intervalMs = 100, idleM
     /** Called on every write: starts the thread if it is not running. */
     wake() {
       if (worker) return;
-      const started = new Worker(PROGRAM, { eval: true, workerData: { file, driver, nice, intervalMs, idleMs } });
+      const started = new Worker(PROGRAM, { eval: true, workerData: { file, driver, intervalMs, idleMs } });
       started.unref();
       started.on('message', (frames: number) => void (logFrames = frames));
       started.on('error', onError);

@@ -43,7 +43,7 @@ const until = async (check: () => boolean, ms = 5_000) => {
 describe('the SQLite checkpoint thread', () => {
   it('copies committed pages from the log into the database file, off the event loop', async () => {
     const { file, db, write, size } = walDatabase();
-    const checkpointer = createCheckpointer(file, { nice: 0, intervalMs: 20 });
+    const checkpointer = createCheckpointer(file, { intervalMs: 20 });
     checkpointers.push(checkpointer);
     const before = size();
     write(2_000);
@@ -57,7 +57,7 @@ describe('the SQLite checkpoint thread', () => {
 
   it('starts on demand, ends itself after a quiet spell, and starts again on the next write', async () => {
     const { file, db, write } = walDatabase();
-    const checkpointer = createCheckpointer(file, { nice: 0, intervalMs: 10, idleMs: 100 });
+    const checkpointer = createCheckpointer(file, { intervalMs: 10, idleMs: 100 });
     checkpointers.push(checkpointer);
     expect(checkpointer.running).toBe(false);
     write(10);
