@@ -23,7 +23,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
   // last transactions but never corrupts the file.
   db.pragma('synchronous = NORMAL');
-  // Checkpoints run on a thread of their own; this connection makes one only as a backstop.
+  // Checkpoints run on a thread of their own; this connection makes one only past the backstop.
   db.pragma(`wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
   const checkpointer = createCheckpointer(file, { onError });
 

@@ -18,7 +18,7 @@ export async function createPrisma(db: { url: string; poolSize: number }): Promi
     const client = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: sqliteFile(db.url), timeout: 5000 }) });
     // In WAL mode (set by the migrator), NORMAL skips the fsync per commit and stays corruption-safe.
     await client.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
-    // The store's checkpoint thread keeps the log short; this connection checkpoints only as a backstop.
+    // The store's checkpoint thread copies the log; this connection checkpoints only past the backstop.
     await client.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
     return client;
   }

@@ -3,8 +3,9 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * A connection checkpoints the write-ahead log itself, inside the commit that takes the log past
- * this many pages. The checkpointer below keeps the log far shorter, so this is only a backstop
- * for a thread starved of CPU (about 40 MB of log).
+ * this many pages (about 40 MB). By then the thread below has copied nearly all of them, so that
+ * checkpoint is short, and it completes, which lets the log restart from its beginning: the
+ * thread's own checkpoints, racing a steady stream of commits, seldom do.
  */
 export const CHECKPOINT_BACKSTOP_PAGES = 10_000;
 
