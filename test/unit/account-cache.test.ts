@@ -45,13 +45,13 @@ describe('the account cache', () => {
   });
 
   it('serves another process’s change once the cache bound has passed', async () => {
-    const shortLived = createAccountCache(store, 300);
+    const shortLived = createAccountCache(store, 1_000);
     const user = await newUser();
     expect((await shortLived.get(user.id))?.name).toBe('Before');
     // Another process's write: not through this process's client, so not seen yet.
     await plain.user.update({ where: { id: user.id }, data: { name: 'Elsewhere' } });
     expect((await shortLived.get(user.id))?.name).toBe('Before');
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 1_050));
     expect((await shortLived.get(user.id))?.name).toBe('Elsewhere');
   });
 });
@@ -61,12 +61,17 @@ describe('a cached lookup racing a change', () => {
     const user = await newUser();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let readDone!: () => void;
+    const read = new Promise<void>((resolve) => (readDone = resolve));
     const slow = createAccountCache({ ...store, findAccount: async (id: string) => {
-      const read = await store.findAccount(id);
+      const row = await store.findAccount(id);
+      readDone();
       await gate;
-      return read;
+      return row;
     } });
     const lookup = slow.get(user.id);
+    // The change commits after the lookup has read (on PostgreSQL the read is a round trip of its own).
+    await read;
     await plain.user.update({ where: { id: user.id }, data: { name: 'Changed' } });
     slow.invalidate(user.id);
     release();
