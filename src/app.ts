@@ -10,7 +10,7 @@ import { interactionRoutes } from './oidc/interactions.js';
 import { hideFirstPartyGrants } from './oidc/discovery-filter.js';
 import { createTokenBridge } from './oidc/token-bridge.js';
 import { createPreauthenticatedLogin } from './oidc/preauthenticated-login.js';
-import { requestLogger } from './http/request-logger.js';
+import { requestTelemetry } from './http/request-telemetry.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
@@ -59,8 +59,7 @@ export function createApp(deps: Deps) {
   // writes of one request, and those of the interaction pages, are applied together at the end.
   const openIdProvider = compose<Koa.Context>([deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
 
-  app.use(requestLogger(deps.logger));
-  app.use(deps.metrics.middleware());
+  app.use(requestTelemetry(deps.logger, deps.metrics));
   app.use(securityHeaders());
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());

@@ -35,13 +35,16 @@ export function assertNoNul(value: unknown) {
  */
 export function rejectNulInUrl(): Middleware {
   return (ctx, next) => {
-    let path: string;
-    try {
-      path = decodeURIComponent(ctx.path);
-    } catch {
-      throw new AppError('NOT_FOUND');
+    // Only an escaped path can hold a NUL (Node refuses a raw one in the request line).
+    if (ctx.path.includes('%')) {
+      let path: string;
+      try {
+        path = decodeURIComponent(ctx.path);
+      } catch {
+        throw new AppError('NOT_FOUND');
+      }
+      if (path.includes(NUL)) throw new AppError('NOT_FOUND');
     }
-    if (path.includes(NUL)) throw new AppError('NOT_FOUND');
     if (!ctx.path.startsWith('/api/')) assertNoNul(ctx.query);
     return next();
   };

@@ -1,5 +1,5 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Middleware } from 'koa';
+import type { Context } from 'koa';
 
 /** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, plus process defaults. */
 export function createMetrics() {
@@ -20,21 +20,12 @@ export function createMetrics() {
     registry,
     login: (result: string) => logins.inc({ result }),
     tokenIssued: (grantType: string) => tokens.inc({ grant_type: grantType }),
-    /** Times every request; routes are labelled by pattern (never by raw path) to bound cardinality. */
-    middleware(): Middleware {
-      return async (ctx, next) => {
-        const end = duration.startTimer();
-        try {
-          await next();
-        } finally {
-          const matched = (ctx as { _matchedRoute?: string })._matchedRoute;
-          const route =
-            (ctx.state.route as string | undefined) ??
-            (ctx.path.startsWith('/o/') ? `/o${matched ?? ''}` : (matched ?? 'unmatched'));
-          end({ method: ctx.method, route });
-          requests.inc({ method: ctx.method, route, status: String(ctx.status) });
-        }
-      };
+    /** One request's sample; routes are labelled by pattern (never by raw path) to bound cardinality. */
+    recordRequest(ctx: Context, seconds: number) {
+      const matched = (ctx as { _matchedRoute?: string })._matchedRoute;
+      const route = (ctx.state.route as string | undefined) ?? (ctx.path.startsWith('/o/') ? `/o${matched ?? ''}` : (matched ?? 'unmatched'));
+      duration.observe({ method: ctx.method, route }, seconds);
+      requests.inc({ method: ctx.method, route, status: String(ctx.status) });
     },
   };
 }

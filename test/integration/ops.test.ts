@@ -88,6 +88,33 @@ describe('API documentation', () => {
     }
   });
 
+  it('sends pages the document security headers and JSON answers the API set, keeping what a route set', async () => {
+    const page = await fetch(`${server.url}/forgot-password`);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(page.headers.get('referrer-policy')).toBe('same-origin');
+    expect(page.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('strict-transport-security')).toMatch(/^max-age=\d+/);
+    // A page reached from an emailed link keeps its own no-referrer policy.
+    expect((await fetch(`${server.url}/reset-password?token=x`)).headers.get('referrer-policy')).toBe('no-referrer');
+    // The API docs keep their own CSP (Swagger UI needs inline styles).
+    expect((await fetch(`${server.url}/api/docs`)).headers.get('content-security-policy')).toContain("style-src 'self' 'unsafe-inline'");
+
+    for (const res of [await fetch(`${server.issuer}/.well-known/openid-configuration`), await fetch(`${server.url}/api/users`)]) {
+      expect(res.headers.get('content-type')).toMatch(/json/);
+      expect(res.headers.get('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('strict-transport-security')).toMatch(/^max-age=\d+/);
+      expect(res.headers.get('referrer-policy')).toBeNull();
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    // A request id the caller sent is echoed back.
+    expect((await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': 'trace-42' } })).headers.get('x-request-id')).toBe('trace-42');
+  });
+
   it('serves interactive docs from the swagger-ui-dist package, not a CDN', async () => {
     const page = await (await fetch(`${server.url}/api/docs`)).text();
     expect(page).toContain('/api/docs/swagger-ui-bundle.js');
