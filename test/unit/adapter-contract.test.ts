@@ -220,6 +220,23 @@ describe('several rows in one read (findMany)', () => {
     expect(otherModel).toBeUndefined();
     expect(await store.findMany([])).toEqual([]);
   });
+
+  it('answers each kind of one token id asked together (as introspection asks) from its own row', async () => {
+    const adapter = createOidcAdapter(store, createClientCache(store), RETENTION);
+    const [token, grant] = [id(), id()];
+    await adapter('Grant').upsert(grant, { jti: grant, accountId: 'acc-2' }, 600);
+    await adapter('RefreshToken').upsert(token, { jti: token, kind: 'RefreshToken', grantId: grant }, 600);
+    const kinds = ['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => ({ model, id: token }));
+    const [access, credentials, refresh] = await store.findMany(kinds);
+    expect(access).toBeUndefined();
+    expect(credentials).toBeUndefined();
+    expect(refresh).toMatchObject({ payload: { kind: 'RefreshToken' }, grant: { payload: { jti: grant } } });
+    // The same key twice, and one kind alone, read the same row.
+    const twice = await store.findMany([kinds[2]!, kinds[2]!]);
+    expect(twice).toEqual([refresh, refresh]);
+    expect(await store.findMany([kinds[2]!])).toEqual([refresh]);
+    expect(await store.findMany([kinds[0]!])).toEqual([undefined]);
+  });
 });
 
 describe('accounts read by the store', () => {
