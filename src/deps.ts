@@ -66,12 +66,13 @@ export type DepsOptions = {
 export async function createDeps(config: Config, logger: Logger = createLogger(config), options: DepsOptions = {}) {
   const applied = await migrate(config.db.url);
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
-  const store = await createOidcStore(providerOf(config.db.url), config.db.url, {
+  const provider = providerOf(config.db.url);
+  const store = await createOidcStore(provider, config.db.url, {
     poolSize: config.db.poolSize,
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);
-  const unitOfWork = createUnitOfWork(rawStore);
+  const unitOfWork = createUnitOfWork(rawStore, { batchReads: provider === 'postgresql' });
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
   const accountCache = createAccountCache(oidcStore);
@@ -79,7 +80,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const services = createServices(config, prisma, clientCache.invalidate);
 
   // First start: keys and the bootstrap admin, created once even when processes start together.
-  const cookieKeys = await withLock(prisma, providerOf(config.db.url), 'startup', async (tx) => {
+  const cookieKeys = await withLock(prisma, provider, 'startup', async (tx) => {
     const created = await ensureSigningKeys(tx);
     if (created) logger.info({ keys: created }, 'generated signing keys');
     if (config.bootstrapAdmin && !(await tx.user.findFirst({ where: { isAdmin: true } }))) {
@@ -158,7 +159,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     federated,
     upstream: createUpstream({ connections }),
     sessions: createSessionsService(prisma, audit),
-    usersAdmin: createUsersAdmin({ prisma, provider: providerOf(config.db.url), users: services.users, audit }),
+    usersAdmin: createUsersAdmin({ prisma, provider, users: services.users, audit }),
     startedAt: new Date(),
     views: createViews({ cache: config.env !== 'development', productName: config.product.name }),
   };

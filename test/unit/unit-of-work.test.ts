@@ -22,15 +22,16 @@ beforeAll(async () => {
   drop = db.drop;
   await migrate(db.url);
   raw = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
-  const counted: OidcStore = {
-    ...raw,
-    find: (...args) => ((readCount += 1), raw.find(...args)),
-    findMany: (...args) => ((readCount += 1), raw.findMany(...args)),
-    findBy: (...args) => ((readCount += 1), raw.findBy(...args)),
-  };
-  uow = createUnitOfWork(counted);
+  uow = createUnitOfWork(countedStore());
   scoped = createOidcAdapter(uow.store, createClientCache(uow.store), RETENTION);
   outside = createOidcAdapter(raw, createClientCache(raw), RETENTION);
+});
+/** The store, counting its reads (see countReads). */
+const countedStore = (): OidcStore => ({
+  ...raw,
+  find: (...args) => ((readCount += 1), raw.find(...args)),
+  findMany: (...args) => ((readCount += 1), raw.findMany(...args)),
+  findBy: (...args) => ((readCount += 1), raw.findBy(...args)),
 });
 afterAll(async () => {
   await raw?.close();
@@ -216,6 +217,33 @@ describe('a unit of work per request', () => {
       await scoped('AccessToken').revokeByGrantId(grant);
       expect(await scoped('Grant').find(grant)).toMatchObject({ accountId: 'a3' });
     });
+  });
+
+  it('without read batching (as on SQLite), reads each row from the store and still sees held writes', async () => {
+    const unbatched = createUnitOfWork(countedStore(), { batchReads: false });
+    const adapter = createOidcAdapter(unbatched.store, createClientCache(unbatched.store), RETENTION);
+    const [token, grant, session, fresh] = [id(), id(), id(), id()];
+    const uid = `uid-${session}`;
+    await outside('Grant').upsert(grant, { jti: grant, accountId: 'a1' }, 60);
+    await outside('Session').upsert(session, { jti: session, uid, accountId: 'a1' }, 60);
+    await outside('AccessToken').upsert(token, { jti: token, grantId: grant, sessionUid: uid }, 60);
+    const reads = countReads();
+    await unbatched.middleware({ status: 200 } as Context, async () => {
+      const found = await Promise.all(['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => adapter(model).find(token)));
+      expect(found.map((f) => f?.jti)).toEqual([token, undefined, undefined]);
+      expect(await adapter('Session').findByUid(uid)).toMatchObject({ jti: session });
+      expect(await adapter('Grant').find(grant)).toMatchObject({ accountId: 'a1' });
+      expect(reads()).toBe(5);
+      await adapter('Grant').upsert(grant, { jti: grant, accountId: 'a2' }, 60);
+      await adapter('AccessToken').upsert(fresh, { jti: fresh, grantId: grant }, 60);
+      expect(await adapter('Grant').find(grant)).toMatchObject({ accountId: 'a2' });
+      expect(await adapter('AccessToken').find(fresh)).toMatchObject({ jti: fresh });
+      // Held writes are answered without the store, and are not visible outside yet.
+      expect(reads()).toBe(5);
+      expect(await outside('AccessToken').find(fresh)).toBeUndefined();
+    });
+    expect(await outside('AccessToken').find(fresh)).toMatchObject({ jti: fresh });
+    expect(await outside('Grant').find(grant)).toMatchObject({ accountId: 'a2' });
   });
 
   it('writes straight through outside a request', async () => {
