@@ -1,7 +1,7 @@
 // One benchmark target in its own process (so its CPU time and memory are its own). Started by
 // bench/run.ts; reports readiness and storage-operation counts over IPC.
 import { createServer } from 'node:net';
-import { mkdtempSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,15 +32,25 @@ async function freePort() {
   return port;
 }
 
+// What the target made for itself (a temporary folder or database), removed when it is stopped.
+let removeDatabase = async () => {};
+
 async function databaseUrl() {
-  if (target === 'sqlite') return `file:${join(mkdtempSync(join(tmpdir(), 'latch-bench-')), 'latch.db')}`;
+  if (target === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'latch-bench-'));
+    removeDatabase = async () => rmSync(dir, { recursive: true, force: true });
+    return `file:${join(dir, 'latch.db')}`;
+  }
   const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const name = `latch_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: server });
+    await client.connect();
+    await client.query(sql).finally(() => client.end());
+  };
+  await admin(`DROP DATABASE IF EXISTS ${name}`);
+  await admin(`CREATE DATABASE ${name}`);
+  removeDatabase = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   const url = new URL(server);
   url.pathname = `/${name}`;
   return url.toString();
@@ -84,6 +94,8 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
 async function standInForAutovacuum(url: string) {
   // Its own connection, so that the storage operations counted for Latch stay Latch's.
   const db = new pg.Client({ connectionString: url });
+  // Its connection ends when the bench drops the database.
+  db.on('error', () => {});
   await db.connect();
   const { rows } = await db.query<{ autovacuum: string }>('SHOW autovacuum');
   if (rows[0]?.autovacuum !== 'off') return void (await db.end());
@@ -110,6 +122,10 @@ async function main(): Promise<Ready> {
     LOGIN_MAX_FAILURES_PER_IP: '1000000',
   });
   const running = await startServer(config, createLogger(config), { instrumentDb: countQueries, instrumentStore: countStoreCalls });
+  process.once('SIGTERM', () => {
+    const stopped = running.close().catch(() => {});
+    void stopped.then(removeDatabase).finally(() => process.exit(0));
+  });
   measureDb = async () => {
     const providerRows = await running.prisma.oidcPayload.count();
     if (target === 'postgres') {
