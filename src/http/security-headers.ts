@@ -62,8 +62,8 @@ function recorded(setHeaders: typeof documentHeaders): HeaderList {
   return headers;
 }
 
-export const DOCUMENT_HEADERS = recorded(documentHeaders);
-export const DATA_HEADERS = recorded(dataHeaders);
+const DOCUMENT_HEADERS = recorded(documentHeaders);
+const DATA_HEADERS = recorded(dataHeaders);
 
 const isData = (type: string) => type === 'application/json' || type.endsWith('+json') || type === 'application/jwt' || type.endsWith('+jwt');
 
