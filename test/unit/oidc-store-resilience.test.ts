@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { createOidcStore } from '../../src/db/oidc-store.js';
+import { prepareConnection } from '../../src/db/oidc-store-postgres.js';
 import { createTestDatabase } from '../support/database.js';
 
 describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('the PostgreSQL store', () => {
@@ -22,6 +23,17 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('the Postg
     } finally {
       await store.close();
       await db.drop();
+    }
+  });
+
+  it('prepares its connections to use the generic plans of its prepared statements', async () => {
+    const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await prepareConnection(client);
+      expect((await client.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode).toBe('force_generic_plan');
+    } finally {
+      await client.end();
     }
   });
 });
