@@ -91,9 +91,8 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
  * (0.7 ms a lookup with 1,300 sessions, against 0.05 ms once analysed), and deleted rows are
  * never reused. So do what autovacuum would, with its default thresholds, checked every 10
  * seconds: vacuum once dead rows pass 50 + 20 % of the table, analyse once changes since the last
- * analysis pass 50 + 10 %. (Vacuuming the whole table every 10 seconds regardless took the shared
- * cores from the run: PostgreSQL introspection measured 0.34 of the ceiling after the
- * client-credentials scenarios had filled the table.)
+ * analysis pass 50 + 10 %, rather than vacuuming the whole table every 10 seconds regardless,
+ * which no production server does and which competes with the run for the shared cores.
  */
 async function standInForAutovacuum(url: string) {
   // Its own connection, so that the storage operations counted for Latch stay Latch's.
