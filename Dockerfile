@@ -30,11 +30,13 @@ WORKDIR /app
 ENV CHECKPOINT_DISABLE=1 PRISMA_HIDE_UPDATE_MESSAGE=1
 
 # Dependencies first, so this layer is reused while only the sources change. `npm ci` runs the
-# postinstall script (scripts/postinstall.js), which generates both Prisma clients into
-# src/generated/{sqlite,postgresql}; it needs prisma.config.ts and the schemas under prisma/.
+# postinstall script (scripts/postinstall.js), which applies patches/ to installed packages and
+# generates both Prisma clients into src/generated/{sqlite,postgresql}; it needs prisma.config.ts,
+# the schemas under prisma/ and patches/.
 COPY package.json package-lock.json prisma.config.ts ./
 COPY scripts ./scripts
 COPY prisma ./prisma
+COPY patches ./patches
 RUN npm ci
 
 COPY . .
