@@ -68,14 +68,16 @@ function batchValues(writes: readonly StoreWrite[]) {
  * (measured: introspection 0.33 of the ceiling with 70,000 rows in the table, 0.56 with this).
  */
 export const prepareConnection = (client: pg.ClientBase) => client.query('SET plan_cache_mode = force_generic_plan');
+const noop = () => {};
 
 export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void): OidcStore {
-  const pool = new pg.Pool({ connectionString: url, max });
+  // The pool hands a new connection out once `onConnect` has settled, so the setting comes before
+  // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
+  // server that refuses the setting keeps its default.
+  const pool = new pg.Pool({ connectionString: url, max, onConnect: (client) => prepareConnection(client).then(noop, noop) });
   // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
   // replaces the connection on next use. Without a listener the process would crash.
   pool.on('error', onIdleError);
-  // Queued before the connection's first query. A server that refuses it keeps its default.
-  pool.on('connect', (client) => void prepareConnection(client).catch(() => {}));
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => (await pool.query<R>({ name, text, values })).rows;
   const toLive = (row: PayloadRow | undefined): LiveRow | undefined => row && { payload: row.payload, consumed: row.consumed === null ? null : Number(row.consumed) };
   const now = () => new Date().toISOString();

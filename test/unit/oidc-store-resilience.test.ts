@@ -6,6 +6,26 @@ import { prepareConnection } from '../../src/db/oidc-store-postgres.js';
 import { createTestDatabase } from '../support/database.js';
 
 describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('the PostgreSQL store', () => {
+  // First: pg warns of a deprecation once per process.
+  it('prepares each new connection before its first query, without running two at once', async () => {
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 4 });
+    try {
+      // Four lookups at once open four connections, each prepared and then queried.
+      expect(await Promise.all(['a', 'b', 'c', 'd'].map((id) => store.findClient(id)))).toEqual([undefined, undefined, undefined, undefined]);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.map((w) => w.message)).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await store.close();
+      await db.drop();
+    }
+  });
+
   it('survives the server cutting its idle connections, and reconnects', async () => {
     const db = await createTestDatabase();
     await migrate(db.url);
