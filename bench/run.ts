@@ -35,7 +35,8 @@ type Target = { name: string; ready: Ready; child: ChildProcess; startMs: number
 const CLK_TCK = 100;
 const pinned = cpus().length >= 2;
 
-// Server on core 0, load generator (this process) on core 1, so they do not compete.
+// Server on core 0, load generator (this process) on core 1, so they do not compete. PostgreSQL's
+// backends for a target's database join the load generator (bench/server.ts, moveBackendsToLoadCore).
 if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 
 function cpuSeconds(pid: number) {
@@ -85,6 +86,9 @@ type Row = {
   p99: number;
   errors: number;
   rss: number;
+  /** The server's garbage-collection pauses: share of the run's wall time, and the longest. */
+  gcShare: number;
+  gcMaxMs: number;
   note?: string;
   /** Over several rounds: the lowest and highest req/s, and the median of each round's ratio. */
   range?: [number, number];
@@ -107,9 +111,12 @@ function medianRows(rounds: Row[][]): Row[] {
 
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
   if (opts.profile) await ask(target.child, 'profile-start');
+  if (pinned) await ask(target.child, 'pin-database');
+  await ask(target.child, 'gc');
   const cpu0 = cpuSeconds(target.ready.pid);
   const out = await run();
   const cpu = cpuSeconds(target.ready.pid) - cpu0;
+  const gc = (await ask(target.child, 'gc')) as { totalMs: number; maxMs: number };
   if (opts.profile) {
     const { profile } = await ask(target.child, 'profile-stop');
     const file = join(opts.profile, `${scenario}-${target.name}.cpuprofile`);
@@ -125,6 +132,8 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
     p99: out.p99,
     errors: out.errors,
     rss: rssMb(target.ready.pid),
+    gcShare: gc.totalMs / 1000 / out.seconds,
+    gcMaxMs: gc.maxMs,
     note: out.detail,
   };
 }
@@ -133,13 +142,13 @@ function print(rows: Row[]) {
   const base = (scenario: string) => rows.find((r) => r.scenario === scenario && r.target === 'baseline');
   const fmt = (n: number, d = 0) => n.toFixed(d);
   const lines = [
-    '| scenario | target | req/s | req per CPU-s | p50 ms | p99 ms | errors | RSS MB | vs baseline |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | target | req/s | req per CPU-s | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
       const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
       const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
-      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${ratio} |`;
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -205,6 +214,9 @@ async function main() {
         const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
         const load = { duration, connections, rate: Math.round(peak * 0.7) };
         const op = await SCENARIOS[scenario]!.request!(target.ready, connections);
+        // Unmeasured first, as before the peak runs: a cold pool (connections opened, the load
+        // generator's code not yet compiled) put 40-70 ms into the p99 of a trivial server.
+        await paced({ ...load, duration: warmup }, op);
         rows.push(await measure(target, `${scenario}@70%`, () => paced(load, op)));
         const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
         rows.push(await measure(target, `${scenario}@70%+logins`, () => paced(load, op)));
