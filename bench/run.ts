@@ -19,7 +19,8 @@ const { values: opts } = parseArgs({
     targets: { type: 'string', default: 'sqlite,postgres,baseline' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
-    // Each scenario runs this many times against every target in turn; the table shows medians.
+    // Each scenario runs this many times against every target in turn; the table shows medians
+    // (for the latency runs at 70 %, the round with the median p99, and the range).
     rounds: { type: 'string', default: '1' },
     connections: { type: 'string', default: '32' },
     'login-connections': { type: 'string', default: '8' },
@@ -92,6 +93,8 @@ type Row = {
   note?: string;
   /** Over several rounds: the lowest and highest req/s, and the median of each round's ratio. */
   range?: [number, number];
+  /** Over several rounds of a latency run: the lowest and highest p99. */
+  p99Range?: [number, number];
   ratio?: number;
 };
 
@@ -106,6 +109,16 @@ function medianRows(rounds: Row[][]): Row[] {
     const base = rounds.map((round) => round.find((r) => r.target === 'baseline'));
     const ratios = base.every(Boolean) && mid.target !== 'baseline' ? runs.map((r, i) => r.rps / base[i]!.rps) : undefined;
     return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), range: [Math.min(...rps), Math.max(...rps)], ratio: ratios && median(ratios) };
+  });
+}
+
+/** One row per latency run from several rounds: the round with the median p99, and the p99 range. */
+function medianP99Rows(rounds: Row[][]): Row[] {
+  return rounds[0]!.map((_, i) => {
+    const runs = rounds.map((round) => round[i]!);
+    const p99s = runs.map((r) => r.p99);
+    const mid = runs.find((r) => r.p99 === median(p99s))!;
+    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), p99Range: [Math.min(...p99s), Math.max(...p99s)] };
   });
 }
 
@@ -148,7 +161,8 @@ function print(rows: Row[]) {
       const b = base(r.scenario);
       const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
       const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
-      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
+      const p99 = r.p99Range && r.p99Range[0] !== r.p99Range[1] ? `${fmt(r.p99, 1)} (${fmt(r.p99Range[0], 1)}–${fmt(r.p99Range[1], 1)})` : fmt(r.p99, 1);
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -207,22 +221,34 @@ async function main() {
   }
 
   // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins,
-  // with requests sent at a steady rate (open loop).
+  // with requests sent at a steady rate (open loop), in rounds interleaved like the peak runs.
   if (opts['latency-check']) {
     for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
-      for (const target of targets) {
-        const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
-        const load = { duration, connections, rate: Math.round(peak * 0.7) };
-        const op = await SCENARIOS[scenario]!.request!(target.ready, connections);
-        // Unmeasured first, as before the peak runs: a cold pool (connections opened, the load
-        // generator's code not yet compiled) put 40-70 ms into the p99 of a trivial server.
-        await paced({ ...load, duration: warmup }, op);
-        rows.push(await measure(target, `${scenario}@70%`, () => paced(load, op)));
-        const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
-        rows.push(await measure(target, `${scenario}@70%+logins`, () => paced(load, op)));
-        const logins = await burst;
-        rows.push({ ...rows.at(-1)!, scenario: `${scenario}@70%+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
+      const ops = new Map<string, () => Promise<void>>();
+      const rounds: Row[][] = [];
+      for (let round = 0; round < Number(opts.rounds); round += 1) {
+        const results: Row[] = [];
+        for (const target of targets) {
+          const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
+          const load = { duration, connections, rate: Math.round(peak * 0.7) };
+          let op = ops.get(target.name);
+          if (!op) {
+            op = await SCENARIOS[scenario]!.request!(target.ready, connections);
+            ops.set(target.name, op);
+            // Unmeasured first, as before the peak runs: a cold pool (connections opened, the load
+            // generator's code not yet compiled) put 40-70 ms into the p99 of a trivial server.
+            await paced({ ...load, duration: warmup }, op);
+          }
+          const send = op;
+          results.push(await measure(target, `${scenario}@70%`, () => paced(load, send)));
+          const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
+          results.push(await measure(target, `${scenario}@70%+logins`, () => paced(load, send)));
+          const logins = await burst;
+          results.push({ ...results.at(-1)!, scenario: `${scenario}@70%+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
+        }
+        rounds.push(results);
       }
+      rows.push(...medianP99Rows(rounds));
     }
   }
   print(rows);
