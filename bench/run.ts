@@ -37,7 +37,7 @@ const CLK_TCK = 100;
 const pinned = cpus().length >= 2;
 
 // Server on core 0, load generator (this process) on core 1, so they do not compete. PostgreSQL's
-// backends for a target's database join the load generator (bench/server.ts, moveBackendsToLoadCore).
+// backends for a target's database join the load generator (see databaseBackends in server.ts).
 if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 
 function cpuSeconds(pid: number) {
@@ -124,7 +124,7 @@ function medianP99Rows(rounds: Row[][]): Row[] {
 
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
   if (opts.profile) await ask(target.child, 'profile-start');
-  if (pinned) await ask(target.child, 'pin-database');
+  if (pinned) for (const pid of (await ask(target.child, 'backends')).pids as number[]) execFileSync('taskset', ['-cp', '1', String(pid)], { stdio: 'ignore' });
   await ask(target.child, 'gc');
   const cpu0 = cpuSeconds(target.ready.pid);
   const out = await run();

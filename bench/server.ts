@@ -1,6 +1,5 @@
 // One benchmark target in its own process (so its CPU time and memory are its own). Started by
 // bench/run.ts; reports readiness and storage-operation counts over IPC.
-import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -131,23 +130,22 @@ async function standInForAutovacuum(url: string) {
 }
 
 /**
- * Moves the PostgreSQL backends serving `url`'s database to the load generator's core (1), as if
- * the database ran on a host of its own, as it does in production. Left to the scheduler, they
- * took turns with Latch on its core: client credentials at 70 % of the peak had p99 170-225 ms,
- * against 41-69 ms with them moved. Asked before every measured run, since pools open connections
- * as they need them.
+ * The PostgreSQL backends serving `url`'s database, for the bench to move to the load generator's
+ * core (1), as if the database ran on a host of its own, as it does in production. Left to the
+ * scheduler, they took turns with Latch on its core: client credentials at 70 % of the peak had
+ * p99 170-225 ms, against 41-69 ms with them moved. Asked before every measured run, since pools
+ * open connections as they need them.
  */
-async function moveBackendsToLoadCore(url: string) {
+async function databaseBackends(url: string): Promise<number[]> {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-    for (const { pid } of rows) execFileSync('taskset', ['-cp', '1', String(pid)], { stdio: 'ignore' });
+    return (await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')).rows.map((row) => row.pid);
   } finally {
     await db.end();
   }
 }
-let pinDatabase = async () => {};
+let listBackends = async (): Promise<number[]> => [];
 
 async function main(): Promise<Ready> {
   const port = await freePort();
@@ -183,7 +181,7 @@ async function main(): Promise<Ready> {
   };
   if (target === 'postgres') {
     await standInForAutovacuum(config.db.url);
-    pinDatabase = () => moveBackendsToLoadCore(config.db.url);
+    listBackends = () => databaseBackends(config.db.url);
   }
   await running.users.create({ ...USER, emailVerified: true });
   await running.resources.create({ indicator: RESOURCE.indicator, name: 'Bench API', scopes: RESOURCE.scopes });
@@ -202,7 +200,7 @@ main().then(
       if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage });
       if (msg.type === 'profile-start') void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => process.send?.({ type: 'profile-start' }));
       if (msg.type === 'profile-stop') void profiler.post('Profiler.stop').then(({ profile }) => process.send?.({ type: 'profile-stop', profile }));
-      if (msg.type === 'pin-database') void pinDatabase().then(() => process.send?.({ type: 'pin-database' }));
+      if (msg.type === 'backends') void listBackends().then((pids) => process.send?.({ type: 'backends', pids }));
       if (msg.type === 'gc') {
         process.send?.({ type: 'gc', ...gc });
         Object.assign(gc, { pauses: 0, totalMs: 0, maxMs: 0 });
