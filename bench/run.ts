@@ -40,6 +40,15 @@ const pinned = cpus().length >= 2;
 // backends for a target's database join the load generator (see databaseBackends in server.ts).
 if (pinned) execFileSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' });
 
+/** A database backend joins the load generator; one that has ended meanwhile is left alone. */
+function moveToLoadCore(pid: number) {
+  try {
+    execFileSync('taskset', ['-cp', '1', String(pid)], { stdio: 'ignore' });
+  } catch {
+    // The connection closed between the listing and now.
+  }
+}
+
 function cpuSeconds(pid: number) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
@@ -124,7 +133,7 @@ function medianP99Rows(rounds: Row[][]): Row[] {
 
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
   if (opts.profile) await ask(target.child, 'profile-start');
-  if (pinned) for (const pid of (await ask(target.child, 'backends')).pids as number[]) execFileSync('taskset', ['-cp', '1', String(pid)], { stdio: 'ignore' });
+  if (pinned) for (const pid of (await ask(target.child, 'backends')).pids as number[]) moveToLoadCore(pid);
   await ask(target.child, 'gc');
   const cpu0 = cpuSeconds(target.ready.pid);
   const out = await run();

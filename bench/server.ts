@@ -140,7 +140,7 @@ async function databaseBackends(url: string): Promise<number[]> {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    return (await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')).rows.map((row) => row.pid);
+    return (await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((row) => row.pid);
   } finally {
     await db.end();
   }
