@@ -1,5 +1,5 @@
 // npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
-//   [--rounds 3] [--profile dir] [--no-latency-check] [--soak minutes]
+//   [--rounds 3] [--profile dir] [--no-latency-check] [--latency-load 0.7] [--soak minutes]
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, p50/p99, errors,
 // server RSS, and the ratio of each Latch target to the oidc-provider in-memory baseline.
@@ -25,6 +25,8 @@ const { values: opts } = parseArgs({
     connections: { type: 'string', default: '32' },
     'login-connections': { type: 'string', default: '8' },
     'latency-check': { type: 'boolean', default: true },
+    // The latency runs' rate as a share of each target's measured peak.
+    'latency-load': { type: 'string', default: '0.7' },
     // Minutes of the login/refresh/client-credentials mix per Latch target, reporting growth.
     soak: { type: 'string' },
     // A folder: each measured run's server CPU profile (steady state only) is written there.
@@ -92,6 +94,8 @@ type Row = {
   target: string;
   rps: number;
   perCpu: number;
+  /** The server's CPU time over the run's wall time: how busy its core was. */
+  busy: number;
   p50: number;
   p99: number;
   errors: number;
@@ -150,6 +154,7 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
     target: target.name,
     rps: out.requests / out.seconds,
     perCpu: cpu > 0 ? out.requests / cpu : 0,
+    busy: cpu / out.seconds,
     p50: out.p50,
     p99: out.p99,
     errors: out.errors,
@@ -164,14 +169,14 @@ function print(rows: Row[]) {
   const base = (scenario: string) => rows.find((r) => r.scenario === scenario && r.target === 'baseline');
   const fmt = (n: number, d = 0) => n.toFixed(d);
   const lines = [
-    '| scenario | target | req/s | req per CPU-s | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | vs baseline |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | target | req/s | req per CPU-s | server CPU % | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
       const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
       const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
       const p99 = r.p99Range && r.p99Range[0] !== r.p99Range[1] ? `${fmt(r.p99, 1)} (${fmt(r.p99Range[0], 1)}–${fmt(r.p99Range[1], 1)})` : fmt(r.p99, 1);
-      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${r.perCpu ? fmt(r.busy * 100) : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -232,6 +237,8 @@ async function main() {
   // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins,
   // with requests sent at a steady rate (open loop), in rounds interleaved like the peak runs.
   if (opts['latency-check']) {
+    const share = Number(opts['latency-load']);
+    const at = `@${Math.round(share * 100)}%`;
     for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
       const ops = new Map<string, () => Promise<void>>();
       const rounds: Row[][] = [];
@@ -239,7 +246,7 @@ async function main() {
         const results: Row[] = [];
         for (const target of targets) {
           const peak = rows.find((r) => r.scenario === scenario && r.target === target.name)!.rps;
-          const load = { duration, connections, rate: Math.round(peak * 0.7) };
+          const load = { duration, connections, rate: Math.round(peak * share) };
           let op = ops.get(target.name);
           if (!op) {
             op = await SCENARIOS[scenario]!.request!(target.ready, connections);
@@ -249,11 +256,11 @@ async function main() {
             await paced({ ...load, duration: warmup }, op);
           }
           const send = op;
-          results.push(await measure(target, `${scenario}@70%`, () => paced(load, send)));
+          results.push(await measure(target, `${scenario}${at}`, () => paced(load, send)));
           const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
-          results.push(await measure(target, `${scenario}@70%+logins`, () => paced(load, send)));
+          results.push(await measure(target, `${scenario}${at}+logins`, () => paced(load, send)));
           const logins = await burst;
-          results.push({ ...results.at(-1)!, scenario: `${scenario}@70%+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
+          results.push({ ...results.at(-1)!, scenario: `${scenario}${at}+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
         }
         rounds.push(results);
       }
