@@ -54,7 +54,7 @@ function batchValues(writes: readonly StoreWrite[]) {
     if (w.kind === 'destroy') push(0, [w.model, w.id]);
     else {
       const c = w.columns;
-      push(2, [w.model, w.id, JSON.stringify(w.payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)]);
+      push(2, [w.model, w.id, w.json, c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)]);
     }
   }
   return columns;
@@ -88,11 +88,11 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     return found;
   };
 
-  const upsert = (model: string, id: string, payload: object, c: PayloadColumns) =>
+  const upsert = (model: string, id: string, json: string, c: PayloadColumns) =>
     query(
       'oidc_upsert',
       `INSERT INTO oidc_payloads (${UPSERT_COLUMNS}) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::timestamp, $10::timestamp) ${ON_CONFLICT}`,
-      [model, id, JSON.stringify(payload), c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
+      [model, id, json, c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
     );
   // A consumed row expires at `keepUntil` if it would live longer (see CONSUMED_TOKEN_RETENTION).
   const consume = async (model: string, id: string, at: string, keepUntil: string) =>
@@ -107,8 +107,8 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   const destroy = (model: string, id: string) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
 
   return {
-    async upsert(model, id, payload, c) {
-      await upsert(model, id, payload, c);
+    async upsert(model, id, json, c) {
+      await upsert(model, id, json, c);
     },
     find: async (model, id) => toLive((await query<PayloadRow>('oidc_find', `${SELECT} WHERE model = $1 AND id = $2 AND ${LIVE}`, [model, id, now()]))[0]),
     async findMany(keys) {
@@ -144,7 +144,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
       }
       // One write: its own prepared statement is cheaper than the batch's.
       const [w] = writes as [StoreWrite];
-      if (w.kind === 'upsert') await upsert(w.model, w.id, w.payload, w.columns);
+      if (w.kind === 'upsert') await upsert(w.model, w.id, w.json, w.columns);
       else await destroy(w.model, w.id);
     },
     async findClient(clientId): Promise<ClientRecord | undefined> {

@@ -93,16 +93,16 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
       if (pending.push({ write: fn, resolve, reject }) === 1) setImmediate(flush);
     });
 
-  const upsertRow = (model: string, id: string, payload: object, c: PayloadColumns) => ({
+  const upsertRow = (model: string, id: string, json: string, c: PayloadColumns) => ({
     model,
     id,
-    payload: JSON.stringify(payload),
+    payload: json,
     ...c,
     expiresAt: toText(c.expiresAt),
     consumedAt: toText(c.consumedAt),
   });
   const apply = (w: StoreWrite) => {
-    if (w.kind === 'upsert') upsert.run(upsertRow(w.model, w.id, w.payload, w.columns));
+    if (w.kind === 'upsert') upsert.run(upsertRow(w.model, w.id, w.json, w.columns));
     else destroy.run(w.model, w.id);
   };
 
@@ -118,8 +118,8 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   };
 
   return {
-    upsert(model, id, payload, c: PayloadColumns) {
-      const row = upsertRow(model, id, payload, c);
+    upsert(model, id, json, c: PayloadColumns) {
+      const row = upsertRow(model, id, json, c);
       return write(() => upsert.run(row));
     },
     find: async (model, id) => toLive(find.get(model, id, now())),

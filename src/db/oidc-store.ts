@@ -23,9 +23,13 @@ export type RowKey = { model: string; id: string };
  */
 export type FoundRow = LiveRow & { grant?: LiveRow | null; session?: LiveRow | null };
 
-/** One write of a batch; a batch names each (model, id) at most once. */
+/**
+ * One write of a batch; a batch names each (model, id) at most once. An upsert carries its payload
+ * serialized (JSON), as the adapter wrote it: both stores write it as text, and a write held until
+ * the end of its request is a snapshot the provider's later changes to the object cannot reach.
+ */
 export type StoreWrite =
-  | { kind: 'upsert'; model: string; id: string; payload: object; columns: PayloadColumns }
+  | { kind: 'upsert'; model: string; id: string; json: string; columns: PayloadColumns }
   | { kind: 'destroy'; model: string; id: string };
 
 export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
@@ -52,7 +56,8 @@ export type AccountRecord = {
  * better-sqlite3 statement, and the token endpoint makes several per request.
  */
 export interface OidcStore {
-  upsert(model: string, id: string, payload: object, columns: PayloadColumns): Promise<void>;
+  /** `json`: the payload, serialized. */
+  upsert(model: string, id: string, json: string, columns: PayloadColumns): Promise<void>;
   find(model: string, id: string): Promise<LiveRow | undefined>;
   /** Several rows in one round trip, each with its grant and session (see FoundRow), in key order. */
   findMany(keys: readonly RowKey[]): Promise<(FoundRow | undefined)[]>;

@@ -65,11 +65,11 @@ const STRAIGHT_THROUGH = new Set(['ReplayDetection']);
 
 const epoch = (d: Date) => Math.floor(d.getTime() / 1000);
 
-/** A held row as a read returns it: a copy, so changes to it are not written unless saved. */
+/** A held row as a read returns it: a new object, so changes to it are not written unless saved. */
 function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
   const { expiresAt, consumedAt } = w.columns;
   if (expiresAt && expiresAt.getTime() <= Date.now()) return undefined;
-  return { payload: structuredClone(w.payload) as Record<string, unknown>, consumed: consumedAt ? epoch(consumedAt) : null };
+  return { payload: JSON.parse(w.json) as Record<string, unknown>, consumed: consumedAt ? epoch(consumedAt) : null };
 }
 
 export type UnitOfWorkOptions = {
@@ -103,7 +103,7 @@ export function createUnitOfWork(store: OidcStore, { batchReads = true }: UnitOf
     const pending = held();
     if (!pending || pending.state === 'committed' || STRAIGHT_THROUGH.has(w.model)) return direct();
     // A failed request keeps nothing, even from work still running when it failed.
-    if (pending.state === 'open') pending.add(w.kind === 'upsert' ? { ...w, payload: structuredClone(w.payload) } : w);
+    if (pending.state === 'open') pending.add(w);
     return Promise.resolve();
   };
   const heldWrite = (model: string, id: string) => {
@@ -113,7 +113,7 @@ export function createUnitOfWork(store: OidcStore, { batchReads = true }: UnitOf
 
   const scoped: OidcStore = {
     ...store,
-    upsert: (model, id, payload, columns) => hold({ kind: 'upsert', model, id, payload, columns }, () => store.upsert(model, id, payload, columns)),
+    upsert: (model, id, json, columns) => hold({ kind: 'upsert', model, id, json, columns }, () => store.upsert(model, id, json, columns)),
     destroy: (model, id) => hold({ kind: 'destroy', model, id }, () => store.destroy(model, id)),
     async consume(model, id, keepUntil) {
       const w = heldWrite(model, id);

@@ -23,7 +23,7 @@ class PayloadAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-    await this.store.upsert(this.model, id, payload, {
+    await this.store.upsert(this.model, id, JSON.stringify(payload), {
       grantId: isGrantable(this.model) ? (payload.grantId ?? null) : null,
       uid: payload.uid ?? null,
       userCode: payload.userCode ?? null,

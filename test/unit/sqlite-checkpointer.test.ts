@@ -83,7 +83,7 @@ describe('the SQLite checkpoint thread', () => {
       Array.from({ length: 1_000 }, () => {
         const id = randomBytes(32).toString('base64url');
         const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'c', expiresAt: new Date(Date.now() + 60_000), consumedAt: null };
-        return store.upsert('ClientCredentials', id, { jti: id, kind: 'ClientCredentials', clientId: 'c' }, columns);
+        return store.upsert('ClientCredentials', id, JSON.stringify({ jti: id, kind: 'ClientCredentials', clientId: 'c' }), columns);
       }),
     );
     // Far below the connection's own backstop (CHECKPOINT_BACKSTOP_PAGES): only the thread copies
