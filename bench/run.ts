@@ -121,7 +121,7 @@ function medianRows(rounds: Row[][]): Row[] {
     const mid = runs.find((r) => r.rps === median(rps))!;
     const base = rounds.map((round) => round.find((r) => r.target === 'baseline'));
     const ratios = base.every(Boolean) && mid.target !== 'baseline' ? runs.map((r, i) => r.rps / base[i]!.rps) : undefined;
-    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), range: [Math.min(...rps), Math.max(...rps)], ratio: ratios && median(ratios) };
+    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), note: runs.find((r) => r.note)?.note, range: [Math.min(...rps), Math.max(...rps)], ratio: ratios && median(ratios) };
   });
 }
 
@@ -131,7 +131,7 @@ function medianP99Rows(rounds: Row[][]): Row[] {
     const runs = rounds.map((round) => round[i]!);
     const p99s = runs.map((r) => r.p99);
     const mid = runs.find((r) => r.p99 === median(p99s))!;
-    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), p99Range: [Math.min(...p99s), Math.max(...p99s)] };
+    return { ...mid, errors: runs.reduce((sum, r) => sum + r.errors, 0), note: runs.find((r) => r.note)?.note, p99Range: [Math.min(...p99s), Math.max(...p99s)] };
   });
 }
 

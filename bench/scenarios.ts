@@ -96,7 +96,7 @@ async function refreshOnce(target: Ready, token: string): Promise<string> {
     headers: { authorization: basicAuth(target), 'content-type': FORM },
     body: `grant_type=refresh_token&refresh_token=${token}`,
   });
-  if (res.status !== 200) throw new Error(`refresh ${res.status}`);
+  if (res.status !== 200) throw new Error(`refresh ${res.status} ${await res.text()}`);
   return ((await res.json()) as Tokens).refresh_token;
 }
 
