@@ -1,8 +1,9 @@
 // npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
 //   [--rounds 3] [--profile dir] [--no-latency-check] [--latency-load 0.7] [--soak minutes]
 // Starts each target on loopback in its own process, runs every scenario against every target in
-// turn (interleaved), and prints requests/s, requests per server CPU-second, p50/p99, errors,
-// server RSS, and the ratio of each Latch target to the oidc-provider in-memory baseline.
+// turn (interleaved), and prints requests/s, requests per server CPU-second, how busy the server's
+// core was, p50/p99, errors, server RSS, GC pauses, and the ratio of each Latch target to the
+// oidc-provider in-memory baseline.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -207,6 +208,8 @@ async function main() {
   const warmup = Number(opts.warmup);
   const connections = Number(opts.connections);
   const loginConnections = Number(opts['login-connections']);
+  const share = Number(opts['latency-load']);
+  if (!(share > 0 && share <= 1)) throw new Error(`--latency-load is a share of the peak, above 0 and at most 1; got ${opts['latency-load']}`);
 
   const targets: Target[] = [];
   for (const name of opts.targets!.split(',')) targets.push(await startTarget(name));
@@ -237,7 +240,6 @@ async function main() {
   // p99 of token and introspection at 70% of the measured peak, alone and during a burst of logins,
   // with requests sent at a steady rate (open loop), in rounds interleaved like the peak runs.
   if (opts['latency-check']) {
-    const share = Number(opts['latency-load']);
     const at = `@${Math.round(share * 100)}%`;
     for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
       const ops = new Map<string, () => Promise<void>>();
