@@ -12,6 +12,7 @@ import { applyConsent } from '../src/oidc/grants.js';
 import { REDIRECT_URI, RESOURCE, USER } from './fixtures.js';
 
 const memoryAdapterModule = 'oidc-provider/lib/adapters/memory_adapter.js';
+const lruModule = 'oidc-provider/lib/helpers/lru.js';
 
 /**
  * The ceiling: oidc-provider with its own in-memory adapter and Latch's protocol configuration
@@ -31,8 +32,15 @@ export async function startBaseline(port: number, counter: { storage: number }) 
   const client = { id: 'bench-client', secret: 'bench-secret-0123456789abcdefghijklmnop' };
 
   // Count every adapter call, as Latch counts its queries.
-  const { createMemoryAdapter } = (await import(memoryAdapterModule)) as { createMemoryAdapter: () => (model: string) => Adapter };
-  const memory = createMemoryAdapter();
+  // oidc-provider's memory adapter, over a store of its own LRU with room for 20,000 entries
+  // instead of createMemoryAdapter's 1,000: at today's rates the mix issued that many entries in
+  // about a second, and its refresh chains' tokens were evicted between two uses ("refresh token
+  // not found"), a ceiling that forgets the tokens it issued.
+  type Adapters = { default: new (model: string, store: unknown) => Adapter };
+  const { default: MemoryAdapter } = (await import(memoryAdapterModule)) as Adapters;
+  const { default: LRU } = (await import(lruModule)) as { default: new (options: { maxSize: number }) => unknown };
+  const store = new LRU({ maxSize: Number(process.env.BENCH_BASELINE_ENTRIES ?? 20_000) });
+  const memory = (model: string) => new MemoryAdapter(model, store);
   const adapter = (model: string) => {
     const inner = memory(model);
     return new Proxy(inner, {
