@@ -31,9 +31,8 @@ export async function startBaseline(port: number, counter: { storage: number }) 
   };
   const client = { id: 'bench-client', secret: 'bench-secret-0123456789abcdefghijklmnop' };
 
-  // Count every adapter call, as Latch counts its queries.
-  // oidc-provider's memory adapter, over a store of its own LRU with room for 20,000 entries
-  // instead of createMemoryAdapter's 1,000: at today's rates the mix issued that many entries in
+  // oidc-provider's memory adapter, over one LRU store with room for 20,000 entries instead of
+  // createMemoryAdapter's 1,000: at a few thousand requests a second the mix issued that many in
   // about a second, and its refresh chains' tokens were evicted between two uses ("refresh token
   // not found"), a ceiling that forgets the tokens it issued.
   type Adapters = { default: new (model: string, store: unknown) => Adapter };
@@ -41,6 +40,7 @@ export async function startBaseline(port: number, counter: { storage: number }) 
   const { default: LRU } = (await import(lruModule)) as { default: new (options: { maxSize: number }) => unknown };
   const store = new LRU({ maxSize: Number(process.env.BENCH_BASELINE_ENTRIES ?? 20_000) });
   const memory = (model: string) => new MemoryAdapter(model, store);
+  // Count every adapter call, as Latch counts its queries.
   const adapter = (model: string) => {
     const inner = memory(model);
     return new Proxy(inner, {
