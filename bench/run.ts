@@ -2,7 +2,8 @@
 //   [--rounds 3] [--profile dir] [--no-latency-check] [--latency-load 0.7] [--soak minutes]
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, how busy the server's
-// core was, p50/p99, errors, server RSS, GC pauses, and the ratio of each Latch target to the
+// core and the load generator's core were, p50/p99, errors, server RSS, GC pauses, how late the
+// server's event loop and the load generator ran, and the ratio of each Latch target to the
 // oidc-provider in-memory baseline.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -52,9 +53,29 @@ function moveToLoadCore(pid: number) {
   }
 }
 
+/**
+ * The machine's own stalls: a thread spinning alone on the server's core for `seconds`, counting
+ * the moments it did not run (longer than 0.5 ms). On a VM the host takes the core away now and
+ * then; a server on that core stops as long, and no change to the server can make up for it.
+ */
+function machineStalls(seconds: number) {
+  const probe = `let prev = performance.now(); const end = prev + ${seconds * 1000}; const gaps = [];
+    for (let t = prev; t < end; prev = t) { t = performance.now(); if (t - prev > 0.5) gaps.push(t - prev); }
+    process.stdout.write(JSON.stringify(gaps));`;
+  const gaps = JSON.parse(execFileSync(pinned ? 'taskset' : process.execPath, [...(pinned ? ['-c', '0', process.execPath] : []), '-e', probe], { encoding: 'utf8' })) as number[];
+  return { lostMs: gaps.reduce((sum, g) => sum + g, 0), longestMs: Math.max(0, ...gaps) };
+}
+
 function cpuSeconds(pid: number) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+/** A core's busy and total time so far, in clock ticks (from /proc/stat). */
+function coreTicks(core: number) {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${core} `));
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line!.split(/\s+/).slice(1, 9).map(Number) as number[];
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy, total: busy + idle! + iowait! };
 }
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -97,6 +118,11 @@ type Row = {
   perCpu: number;
   /** The server's CPU time over the run's wall time: how busy its core was. */
   busy: number;
+  /** How busy the load generator's core was (it also runs PostgreSQL's backends): near 100 %, the
+   * run measured the load generator or the database, not the server. */
+  loadBusy?: number;
+  /** The load generator's own share of that core (this process's CPU time over wall time). */
+  generatorBusy: number;
   p50: number;
   p99: number;
   errors: number;
@@ -104,6 +130,11 @@ type Row = {
   /** The server's garbage-collection pauses: share of the run's wall time, and the longest. */
   gcShare: number;
   gcMaxMs: number;
+  /** How late the server's event loop ran its timers: p99 and longest, ms. */
+  loopP99Ms: number;
+  loopMaxMs: number;
+  /** Open-loop runs: how late the load generator sent (its own stalls), p99 and longest, ms. */
+  sendLate?: { p99: number; max: number };
   note?: string;
   /** Over several rounds: the lowest and highest req/s, and the median of each round's ratio. */
   range?: [number, number];
@@ -139,11 +170,15 @@ function medianP99Rows(rounds: Row[][]): Row[] {
 async function measure(target: Target, scenario: string, run: () => Promise<Outcome>): Promise<Row> {
   if (opts.profile) await ask(target.child, 'profile-start');
   if (pinned) for (const pid of (await ask(target.child, 'backends')).pids as number[]) moveToLoadCore(pid);
-  await ask(target.child, 'gc');
+  await ask(target.child, 'pauses');
   const cpu0 = cpuSeconds(target.ready.pid);
+  const load0 = pinned ? coreTicks(1) : undefined;
+  const generator0 = process.cpuUsage();
   const out = await run();
+  const generator = process.cpuUsage(generator0);
   const cpu = cpuSeconds(target.ready.pid) - cpu0;
-  const gc = (await ask(target.child, 'gc')) as { totalMs: number; maxMs: number };
+  const load1 = pinned ? coreTicks(1) : undefined;
+  const pauses = (await ask(target.child, 'pauses')) as { totalMs: number; maxMs: number; loopP99Ms: number; loopMaxMs: number };
   if (opts.profile) {
     const { profile } = await ask(target.child, 'profile-stop');
     const file = join(opts.profile, `${scenario}-${target.name}.cpuprofile`);
@@ -156,12 +191,17 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
     rps: out.requests / out.seconds,
     perCpu: cpu > 0 ? out.requests / cpu : 0,
     busy: cpu / out.seconds,
+    loadBusy: load0 && load1 ? (load1.busy - load0.busy) / (load1.total - load0.total) : undefined,
+    generatorBusy: (generator.user + generator.system) / 1e6 / out.seconds,
     p50: out.p50,
     p99: out.p99,
     errors: out.errors,
     rss: rssMb(target.ready.pid),
-    gcShare: gc.totalMs / 1000 / out.seconds,
-    gcMaxMs: gc.maxMs,
+    gcShare: pauses.totalMs / 1000 / out.seconds,
+    gcMaxMs: pauses.maxMs,
+    loopP99Ms: pauses.loopP99Ms,
+    loopMaxMs: pauses.loopMaxMs,
+    sendLate: out.sendLate,
     note: out.detail,
   };
 }
@@ -170,14 +210,15 @@ function print(rows: Row[]) {
   const base = (scenario: string) => rows.find((r) => r.scenario === scenario && r.target === 'baseline');
   const fmt = (n: number, d = 0) => n.toFixed(d);
   const lines = [
-    '| scenario | target | req/s | req per CPU-s | server CPU % | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | vs baseline |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | target | req/s | req per CPU-s | server CPU % | load core % (load gen) | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | server loop delay p99 / max ms | load gen late p99 / max ms | vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
       const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
       const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
       const p99 = r.p99Range && r.p99Range[0] !== r.p99Range[1] ? `${fmt(r.p99, 1)} (${fmt(r.p99Range[0], 1)}–${fmt(r.p99Range[1], 1)})` : fmt(r.p99, 1);
-      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${r.perCpu ? fmt(r.busy * 100) : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${ratio} |`;
+      const late = r.sendLate ? `${fmt(r.sendLate.p99, 1)} / ${fmt(r.sendLate.max, 1)}` : '';
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${r.perCpu ? fmt(r.busy * 100) : ''} | ${r.loadBusy !== undefined ? `${fmt(r.loadBusy * 100)} (${fmt(r.generatorBusy * 100)})` : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${fmt(r.loopP99Ms, 1)} / ${fmt(r.loopMaxMs, 1)} | ${late} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -211,9 +252,11 @@ async function main() {
   const share = Number(opts['latency-load']);
   if (!(share > 0 && share <= 1)) throw new Error(`--latency-load is a share of the peak, above 0 and at most 1; got ${opts['latency-load']}`);
 
+  const stalls = machineStalls(5);
   const targets: Target[] = [];
   for (const name of opts.targets!.split(',')) targets.push(await startTarget(name));
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}; node ${process.version}; server pinned to core 0, load to core 1: ${pinned}`);
+  console.log(`machine stalls: a thread spinning alone on the server's core lost ${stalls.lostMs.toFixed(0)} ms of 5 s, longest ${stalls.longestMs.toFixed(1)} ms`);
   console.log('| target | ready after start | idle RSS MB | storage ops per sign-in |\n|---|---:|---:|---:|');
   for (const t of targets) console.log(`| ${t.name} | ${t.startMs.toFixed(0)} ms | ${t.idleRssMb.toFixed(0)} | ${t.opsPerLogin} |`);
   console.log('');
@@ -262,7 +305,7 @@ async function main() {
           const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
           results.push(await measure(target, `${scenario}${at}+logins`, () => paced(load, send)));
           const logins = await burst;
-          results.push({ ...results.at(-1)!, scenario: `${scenario}${at}+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors });
+          results.push({ ...results.at(-1)!, scenario: `${scenario}${at}+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors, sendLate: undefined });
         }
         rounds.push(results);
       }

@@ -4,7 +4,16 @@ import { RESOURCE, type Ready } from './fixtures.js';
 import { basicAuth, signInFlow, type Tokens } from './flow.js';
 
 export type Load = { duration: number; connections: number };
-export type Outcome = { requests: number; seconds: number; p50: number; p99: number; errors: number; detail?: string };
+export type Outcome = {
+  requests: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  detail?: string;
+  /** Open-loop runs: how late the load generator itself handed requests over (p99 and longest, ms). */
+  sendLate?: { p99: number; max: number };
+};
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -17,6 +26,12 @@ async function cannon(opts: autocannon.Options): Promise<Outcome> {
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
   };
+}
+
+/** The `q` quantile of `xs` (sorts it in place). */
+function percentile(xs: number[], q: number) {
+  xs.sort((a, b) => a - b);
+  return xs[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? 0;
 }
 
 /** Runs `op` from `connections` workers for `duration` seconds; latencies per op. */
@@ -40,9 +55,7 @@ export async function loop(load: Load, op: (worker: number) => Promise<void>): P
       }
     }),
   );
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  return { requests: latencies.length, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), errors, detail: firstError };
+  return { requests: latencies.length, seconds: (Date.now() - started) / 1000, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors, detail: firstError };
 }
 
 /**
@@ -53,6 +66,9 @@ export async function loop(load: Load, op: (worker: number) => Promise<void>): P
  */
 export async function paced(load: Load & { rate: number }, op: () => Promise<void>): Promise<Outcome> {
   const latencies: number[] = [];
+  // A stalled load generator sends late, and that lateness counts in the latencies as it should;
+  // recorded apart so that a tail of its own making is not read as the server's.
+  const late: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   const inFlight = new Set<Promise<void>>();
@@ -63,6 +79,7 @@ export async function paced(load: Load & { rate: number }, op: () => Promise<voi
     const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * load.rate) + 1);
     for (; sent < due; sent += 1) {
       const scheduled = start + (sent / load.rate) * 1000;
+      late.push(performance.now() - scheduled);
       const p: Promise<void> = op().then(
         () => void latencies.push(performance.now() - scheduled),
         (err: Error) => {
@@ -76,9 +93,9 @@ export async function paced(load: Load & { rate: number }, op: () => Promise<voi
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   await Promise.all(inFlight);
-  latencies.sort((a, b) => a - b);
-  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0;
-  return { requests: latencies.length, seconds: (performance.now() - start) / 1000, p50: pct(0.5), p99: pct(0.99), errors, detail: firstError };
+  const seconds = (performance.now() - start) / 1000;
+  const sendLate = { p99: percentile(late, 0.99), max: late.at(-1) ?? 0 };
+  return { requests: latencies.length, seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors, detail: firstError, sendLate };
 }
 
 /** Signed-in users' tokens, one per connection (refresh chains must not share a token). */

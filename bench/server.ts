@@ -3,7 +3,7 @@
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -22,7 +22,7 @@ const profiler = new Session();
 profiler.connect();
 // BENCH_TRACE_OPS=1 prints each storage operation's name, to see where a sign-in's operations go.
 const trace = process.env.BENCH_TRACE_OPS === '1' ? (name: string) => console.error(`op ${counter.storage} ${name}`) : () => {};
-// Garbage-collection pauses since the last `gc` question: every pause stops the event loop, so the
+// Garbage-collection pauses since the last `pauses` question: every pause stops the event loop, so the
 // longest of them is where a request's latency tail starts.
 const gc = { totalMs: 0, maxMs: 0 };
 new PerformanceObserver((list) => {
@@ -31,6 +31,12 @@ new PerformanceObserver((list) => {
     gc.maxMs = Math.max(gc.maxMs, entry.duration);
   }
 }).observe({ entryTypes: ['gc'] });
+// How late the event loop ran its timers since the last `pauses` question: every stall of the server's
+// own (a long task, a pause, the core taken by another thread) shows here, whatever caused it.
+// The histogram counts the timer's own interval in, so that is taken off.
+const LOOP_RESOLUTION_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
 // For soak runs: how big the database is and how many provider rows it holds.
 let measureDb: () => Promise<{ bytes: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
 
@@ -200,9 +206,12 @@ main().then(
       if (msg.type === 'profile-start') void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => process.send?.({ type: 'profile-start' }));
       if (msg.type === 'profile-stop') void profiler.post('Profiler.stop').then(({ profile }) => process.send?.({ type: 'profile-stop', profile }));
       if (msg.type === 'backends') void listBackends().then((pids) => process.send?.({ type: 'backends', pids }));
-      if (msg.type === 'gc') {
-        process.send?.({ type: 'gc', ...gc });
+      if (msg.type === 'pauses') {
+        const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+        const loop = { loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max) };
+        process.send?.({ type: 'pauses', ...gc, ...loop });
         Object.assign(gc, { totalMs: 0, maxMs: 0 });
+        loopDelay.reset();
       }
       if (msg.type === 'dbsize') void measureDb().then((size) => process.send?.({ type: 'dbsize', ...size }));
     });
