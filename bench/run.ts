@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { optionsWithContextFrame } from '../src/context-frame.js';
 import type { Ready } from './fixtures.js';
 import { signInFlow } from './flow.js';
 import { SCENARIOS, loop, paced, type Outcome } from './scenarios.js';
@@ -94,7 +95,10 @@ function ask(child: ChildProcess, type: string): Promise<Record<string, unknown>
 async function startTarget(name: string): Promise<Target> {
   const started = performance.now();
   const command = pinned ? 'taskset' : process.execPath;
-  const args = [...(pinned ? ['-c', '0', process.execPath] : []), '--import', 'tsx', 'bench/server.ts', name];
+  // Every target runs as `npm start` runs Latch: on Node 22 with AsyncContextFrame (the ceiling too,
+  // so that the ratio compares the servers, not two runtimes).
+  const contextFrame = optionsWithContextFrame({ version: process.version, execArgv: [], nodeOptions: process.env.NODE_OPTIONS }) ?? [];
+  const args = [...(pinned ? ['-c', '0', process.execPath] : []), ...contextFrame, '--import', 'tsx', 'bench/server.ts', name];
   const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '4' } });
   const ready = await new Promise<Ready>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));

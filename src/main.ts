@@ -2,6 +2,7 @@ import 'dotenv/config';
 import cluster from 'node:cluster';
 import { loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
+import { contextFrameInUse, currentRuntime } from './context-frame.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -52,7 +53,7 @@ if (config.http.workers > 1 && cluster.isPrimary) {
   }
 } else {
   const running = await startServer(config);
-  running.logger.info({ issuer: config.oidc.issuer, pid: process.pid }, 'Latch is listening');
+  running.logger.info({ issuer: config.oidc.issuer, pid: process.pid, asyncContextFrame: contextFrameInUse(currentRuntime()) }, 'Latch is listening');
   const users = await running.users.count();
   if (cluster.isWorker) process.send?.({ type: 'ready', users });
   else banner(users);

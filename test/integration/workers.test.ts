@@ -7,10 +7,12 @@ import { latch } from '../support/cli.js';
 import { PASSWORD, REDIRECT_URI, signIn } from '../support/oidc.js';
 
 // WORKERS=2: two processes share one port; every request may land on either. A full sign-in and
-// refresh work regardless, because all state is in the database.
+// refresh work regardless, because all state is in the database. Started through `npm start`'s
+// entry, which turns AsyncContextFrame on (see src/context-frame.ts).
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let primary: ChildProcess;
 let issuer: string;
+const logLines: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -19,14 +21,21 @@ beforeAll(async () => {
   const { port } = probe.address() as { port: number };
   await new Promise((resolve) => probe.close(resolve));
   issuer = `http://127.0.0.1:${port}/o`;
-  primary = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, WORKERS: '2', DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1' },
+  primary = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+    env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
     let err = '';
+    let out = '';
     primary.stderr!.on('data', (d) => (err += d));
-    primary.stdout!.on('data', (d) => String(d).includes('with 2 worker processes') && resolve());
+    primary.stdout!.on('data', (d) => {
+      out += d;
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const line of lines.filter((l) => l.startsWith('{'))) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      if (lines.some((l) => l.includes('with 2 worker processes'))) resolve();
+    });
     primary.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
   });
 });
@@ -38,9 +47,13 @@ afterAll(async () => {
 
 describe('WORKERS', () => {
   it('runs that many processes on one port, and a sign-in works across them', async () => {
-    // Worker processes run src/main.ts; tsx may also run an esbuild service as a child.
-    const children = execFileSync('pgrep', ['-P', String(primary.pid), '-f', 'src/main.ts'], { encoding: 'utf8' }).trim().split('\n');
+    // Worker processes run src/start.ts; tsx may also run an esbuild service as a child.
+    const children = execFileSync('pgrep', ['-P', String(primary.pid), '-f', 'src/start.ts'], { encoding: 'utf8' }).trim().split('\n');
     expect(children).toHaveLength(2);
+    // The entry started again in place with AsyncContextFrame (same pid), and the workers inherited it.
+    const listening = logLines.filter((l) => l.msg === 'Latch is listening');
+    expect(listening.map((l) => l.pid).sort()).toEqual(children.map(Number).sort());
+    expect(listening.every((l) => l.asyncContextFrame === true)).toBe(true);
 
     await latch(['users', 'create', '--email', 'w@example.com', '--password-stdin'], { databaseUrl: db.url, stdin: PASSWORD });
     const created = JSON.parse((await latch(['clients', 'create', '--name', 'W', '--redirect-uri', REDIRECT_URI, '--json'], { databaseUrl: db.url })).stdout);
