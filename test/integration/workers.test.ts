@@ -28,13 +28,17 @@ beforeAll(async () => {
   await new Promise<void>((resolve, reject) => {
     let err = '';
     let out = '';
+    let bannerSeen = false;
     primary.stderr!.on('data', (d) => (err += d));
     primary.stdout!.on('data', (d) => {
       out += d;
       const lines = out.split('\n');
       out = lines.pop()!;
       for (const line of lines.filter((l) => l.startsWith('{'))) logLines.push(JSON.parse(line) as Record<string, unknown>);
-      if (lines.some((l) => l.includes('with 2 worker processes'))) resolve();
+      if (lines.some((l) => l.includes('with 2 worker processes'))) bannerSeen = true;
+      // Each process writes its own lines (the workers' logger buffers), so the primary's banner
+      // may arrive before a worker's log line.
+      if (bannerSeen && logLines.filter((l) => l.msg === 'Latch is listening').length === 2) resolve();
     });
     primary.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
   });
