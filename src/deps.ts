@@ -104,7 +104,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   });
   await settings.init();
   const metrics = createMetrics();
-  const audit = createAudit(prisma, logger);
+  const audit = createAudit(prisma, rawStore, logger);
   const apiKeys = createApiKeysService(prisma);
   const tokens = createOneTimeTokens(prisma);
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
@@ -121,9 +121,9 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     ttl: config.accounts.ttl,
   });
   const authenticate = createAuthenticator({
-    users: services.users,
+    store: rawStore,
     hasher: services.hasher,
-    throttle: createLoginThrottle(prisma, () => {
+    throttle: createLoginThrottle(prisma, rawStore, () => {
       const s = settings.snapshot();
       return { maxFailuresPerAccount: s.loginMaxFailuresPerAccount, maxFailuresPerIp: s.loginMaxFailuresPerIp, windowSeconds: s.loginThrottleWindow };
     }),

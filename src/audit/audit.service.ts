@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { v7 as timeOrderedId } from 'uuid';
 import type { Db } from '../db/prisma.js';
+import type { OidcStore } from '../db/oidc-store.js';
 import { purgeInBatches } from '../db/purge.js';
 
 export const AUDIT_EVENTS = [
@@ -42,24 +43,24 @@ export type AuditEventName = (typeof AUDIT_EVENTS)[number];
 /** Who did it and from where: the HTTP layer fills this from the request. */
 export type RequestMeta = { ip?: string; userAgent?: string };
 
-export function createAudit(prisma: Db, logger: Logger) {
+/** Events are written through the hot path store (every sign-in writes one); read through Prisma. */
+export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent'>, logger: Logger) {
   return {
     /** Records an event; an audit failure is logged, never turned into a failed login. */
     async record(event: AuditEventName, input: { userId?: string | null; actorId?: string | null; detail?: object } & RequestMeta) {
       logger.info({ event, userId: input.userId, ip: input.ip }, 'audit');
       try {
-        await prisma.auditEvent.create({
-          data: {
-            // Time-ordered ids break ties between events written in the same millisecond, so a
-            // logout right after a login still lists after it.
-            id: timeOrderedId(),
-            event,
-            userId: input.userId ?? null,
-            actorId: input.actorId ?? input.userId ?? null,
-            ip: input.ip ?? null,
-            userAgent: input.userAgent?.slice(0, 500) ?? null,
-            detail: input.detail ?? undefined,
-          },
+        await store.insertAuditEvent({
+          // Time-ordered ids break ties between events written in the same millisecond, so a
+          // logout right after a login still lists after it.
+          id: timeOrderedId(),
+          event,
+          userId: input.userId ?? null,
+          actorId: input.actorId ?? input.userId ?? null,
+          ip: input.ip ?? null,
+          userAgent: input.userAgent?.slice(0, 500) ?? null,
+          detail: input.detail ?? null,
+          createdAt: new Date(),
         });
       } catch (err) {
         logger.error({ err, event }, 'could not write audit event');

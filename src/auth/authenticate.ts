@@ -1,7 +1,8 @@
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import type { OidcStore } from '../db/oidc-store.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
-import { normalizeLogin, type User, type UsersService } from '../users/users.service.js';
+import { normalizeLogin, type User } from '../users/users.service.js';
 
 export type LoginResult =
   | { ok: true; user: User }
@@ -10,10 +11,11 @@ export type LoginResult =
 
 /**
  * Password login shared by the login page, the JSON API and the password grant. Unknown user,
- * wrong password and disabled account give the same answer after the same argon2 work.
+ * wrong password and disabled account give the same answer after the same argon2 work. Its reads
+ * and writes go through the hot path store: a sign-in is argon2 plus these, many times a second.
  */
 export function createAuthenticator(deps: {
-  users: UsersService;
+  store: Pick<OidcStore, 'findUserByLogin' | 'recordLogin'>;
   hasher: PasswordHasher;
   throttle: LoginThrottle;
   audit: Audit;
@@ -31,7 +33,7 @@ export function createAuthenticator(deps: {
       return { ok: false, reason: 'throttled', retryAfter };
     }
 
-    const user = await deps.users.findByLogin(account);
+    const user = await deps.store.findUserByLogin(account);
     const passwordOk = await deps.hasher.verify(user?.passwordHash, input.password);
     if (!user || !passwordOk || !user.active) {
       await deps.throttle.recordFailure(account, ip);
@@ -45,8 +47,13 @@ export function createAuthenticator(deps: {
       return { ok: false, reason: 'email_not_verified' };
     }
     deps.onResult?.('success');
-    await Promise.all([accountHasFailures ? deps.throttle.recordSuccess(account) : undefined, deps.users.recordLogin(user, input.password)]);
-    await deps.audit.record('login.success', { userId: user.id, ...meta, detail: { method: 'password' } });
+    // Upgrade the stored hash when the configured argon2 cost changed since it was made.
+    const passwordHash = user.passwordHash !== null && deps.hasher.needsRehash(user.passwordHash) ? await deps.hasher.hash(input.password) : undefined;
+    await Promise.all([
+      accountHasFailures ? deps.throttle.recordSuccess(account) : undefined,
+      deps.store.recordLogin(user.id, new Date(), passwordHash),
+      deps.audit.record('login.success', { userId: user.id, ...meta, detail: { method: 'password' } }),
+    ]);
     return { ok: true, user };
   };
 }

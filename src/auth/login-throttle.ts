@@ -1,13 +1,15 @@
-import { RateLimiterPrisma, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Db } from '../db/prisma.js';
+import type { OidcStore, RateLimitRow } from '../db/oidc-store.js';
 
 export type ThrottleLimits = { maxFailuresPerAccount: number; maxFailuresPerIp: number; windowSeconds: number };
 
 /**
  * Counts failed logins per account and per IP in the database, so every process shares them.
- * The limits are read on every call, so an admin's change applies at once.
+ * The limits are read on every call, so an admin's change applies at once. rate-limiter-flexible
+ * keeps the counters; every attempt's check reads both in one statement of the hot path store.
  */
-export function createLoginThrottle(prisma: Db, limits: () => ThrottleLimits) {
+export function createLoginThrottle(prisma: Db, store: Pick<OidcStore, 'findRateLimits'>, limits: () => ThrottleLimits) {
   const limiters = new Map<string, RateLimiterPrisma>();
   // One limiter per (kind, limit, window); counters live in the database, not in these objects.
   function limiter(kind: 'account' | 'ip', points: number, duration: number) {
@@ -23,8 +25,10 @@ export function createLoginThrottle(prisma: Db, limits: () => ThrottleLimits) {
     const l = limits();
     return { byAccount: limiter('account', l.maxFailuresPerAccount, l.windowSeconds), byIp: limiter('ip', l.maxFailuresPerIp, l.windowSeconds), l };
   };
-  const blockedFor = (res: RateLimiterRes | null, limit: number) =>
-    res && res.consumedPoints >= limit ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : 0;
+  // As rate-limiter-flexible reads a counter: an expired one counts nothing, one without an expiry
+  // lasts until deleted.
+  const blockedFor = (row: RateLimitRow | undefined, limit: number) =>
+    row && row.points >= limit ? Math.max(1, Math.ceil((row.expire ? row.expire.getTime() - Date.now() : 0) / 1000)) : 0;
 
   return {
     /**
@@ -33,10 +37,12 @@ export function createLoginThrottle(prisma: Db, limits: () => ThrottleLimits) {
      */
     async check(account: string, ip: string): Promise<{ retryAfter: number; accountHasFailures: boolean }> {
       const { byAccount, byIp, l } = current();
-      const [a, i] = await Promise.all([byAccount.get(account), byIp.get(ip)]);
+      const [accountKey, ipKey] = [byAccount.getKey(account), byIp.getKey(ip)];
+      const rows = await store.findRateLimits([accountKey, ipKey]);
+      const a = rows.find((r) => r.key === accountKey);
       return {
-        retryAfter: Math.max(blockedFor(a, l.maxFailuresPerAccount), blockedFor(i, l.maxFailuresPerIp)),
-        accountHasFailures: (a?.consumedPoints ?? 0) > 0,
+        retryAfter: Math.max(blockedFor(a, l.maxFailuresPerAccount), blockedFor(rows.find((r) => r.key === ipKey), l.maxFailuresPerIp)),
+        accountHasFailures: (a?.points ?? 0) > 0,
       };
     },
     async recordFailure(account: string, ip: string) {

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, StoreWrite } from './oidc-store.js';
+import type { User } from '../generated/sqlite/client.js';
+import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RateLimitRow, StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -32,6 +33,15 @@ const FIND_MANY = `SELECT k.i::int AS i, t.payload, EXTRACT(EPOCH FROM t.consume
     SELECT payload, consumed_at FROM oidc_payloads
     WHERE model = 'Session' AND uid = t.payload->>'sessionUid' AND (expires_at IS NULL OR expires_at > $3::timestamp) LIMIT 1
   ) s ON true`;
+
+const epochMs = (column: string) => `EXTRACT(EPOCH FROM ${column}) * 1000`;
+// Emails hold an @ and usernames cannot, so at most one user matches.
+const USER_BY_LOGIN = `SELECT id, email, email_normalized AS "emailNormalized", username, username_normalized AS "usernameNormalized",
+    given_name AS "givenName", family_name AS "familyName", name, email_verified AS "emailVerified", active, is_staff AS "isStaff",
+    is_admin AS "isAdmin", is_developer AS "isDeveloper", password_hash AS "passwordHash", picture,
+    ${epochMs('last_login_at')} AS "lastLoginAt", ${epochMs('created_at')} AS "createdAt", ${epochMs('updated_at')} AS "updatedAt"
+  FROM users WHERE email_normalized = $1 OR username_normalized = $1 LIMIT 1`;
+type UserRow = Omit<User, 'lastLoginAt' | 'createdAt' | 'updatedAt'> & { lastLoginAt: string | null; createdAt: string; updatedAt: string };
 
 const UPSERT_COLUMNS = 'model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at';
 const ON_CONFLICT = `ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid,
@@ -163,6 +173,39 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
         [userId],
       );
       return u && { ...u, updatedAt: new Date(Number(u.updatedAt)) };
+    },
+    async findUserByLogin(login) {
+      const [u] = await query<UserRow>('user_by_login', USER_BY_LOGIN, [login]);
+      return (
+        u && {
+          ...u,
+          lastLoginAt: u.lastLoginAt === null ? null : new Date(Number(u.lastLoginAt)),
+          createdAt: new Date(Number(u.createdAt)),
+          updatedAt: new Date(Number(u.updatedAt)),
+        }
+      );
+    },
+    async findRateLimits(keys): Promise<RateLimitRow[]> {
+      const rows = await query<{ key: string; points: number; expire: string | null }>(
+        'rate_limits',
+        `SELECT key, points, ${epochMs('expire')} AS expire FROM rate_limits WHERE key = ANY($1) AND (expire IS NULL OR expire > $2::timestamp)`,
+        [keys, now()],
+      );
+      return rows.map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(Number(r.expire)) }));
+    },
+    async recordLogin(userId, at, passwordHash) {
+      await query('record_login', 'UPDATE users SET last_login_at = $2::timestamp, password_hash = COALESCE($3, password_hash) WHERE id = $1', [
+        userId,
+        iso(at),
+        passwordHash ?? null,
+      ]);
+    },
+    async insertAuditEvent(e) {
+      await query(
+        'audit_insert',
+        'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)',
+        [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
+      );
     },
     close: () => pool.end(),
   };

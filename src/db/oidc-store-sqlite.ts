@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RowKey, StoreWrite } from './oidc-store.js';
+import type { User } from '../generated/sqlite/client.js';
+import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RateLimitRow, RowKey, StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
@@ -8,6 +9,16 @@ import { CHECKPOINT_BACKSTOP_PAGES, createCheckpointer, type CheckpointerOptions
 const toText = (d: Date | null) => (d ? d.toISOString().replace('Z', '+00:00') : null);
 
 type PayloadRow = { payload: string; consumed_at: string | null };
+type UserRow = Omit<User, 'emailVerified' | 'active' | 'isStaff' | 'isAdmin' | 'isDeveloper' | 'lastLoginAt' | 'createdAt' | 'updatedAt'> & {
+  emailVerified: number;
+  active: number;
+  isStaff: number;
+  isAdmin: number;
+  isDeveloper: number;
+  lastLoginAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+};
 type JoinedRow = PayloadRow & {
   grant_id: string | null;
   session_uid: string | null;
@@ -61,6 +72,23 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
 
   const account = db.prepare<[string], { id: string; email: string; email_verified: number; username: string | null; name: string | null; given_name: string | null; family_name: string | null; picture: string | null; active: number; updated_at: string }>(
     'SELECT id, email, email_verified, username, name, given_name, family_name, picture, active, updated_at FROM users WHERE id = ?',
+  );
+
+  // Emails hold an @ and usernames cannot, so at most one user matches.
+  const userByLogin = db.prepare<[string, string], UserRow>(`
+    SELECT id, email, email_normalized AS emailNormalized, username, username_normalized AS usernameNormalized,
+      given_name AS givenName, family_name AS familyName, name, email_verified AS emailVerified, active, is_staff AS isStaff,
+      is_admin AS isAdmin, is_developer AS isDeveloper, password_hash AS passwordHash, picture, last_login_at AS lastLoginAt,
+      created_at AS createdAt, updated_at AS updatedAt
+    FROM users WHERE email_normalized = ? OR username_normalized = ? LIMIT 1`);
+  const rateLimits = db.prepare<[string, string], { key: string; points: number; expire: string | null }>(
+    'SELECT key, points, expire FROM rate_limits WHERE key IN (SELECT value FROM json_each(?)) AND (expire IS NULL OR expire > ?)',
+  );
+  const lastLogin = db.prepare<{ id: string; at: string; hash: string | null }>(
+    'UPDATE users SET last_login_at = @at, password_hash = COALESCE(@hash, password_hash) WHERE id = @id',
+  );
+  const auditInsert = db.prepare(
+    'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES (@id, @event, @userId, @actorId, @ip, @userAgent, @detail, @createdAt)',
   );
 
   // Group commit: writes issued in the same event-loop turn share one transaction (a commit costs
@@ -159,6 +187,27 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
         }
       );
     },
+    async findUserByLogin(login) {
+      const u = userByLogin.get(login, login);
+      return (
+        u && {
+          ...u,
+          emailVerified: u.emailVerified === 1,
+          active: u.active === 1,
+          isStaff: u.isStaff === 1,
+          isAdmin: u.isAdmin === 1,
+          isDeveloper: u.isDeveloper === 1,
+          lastLoginAt: u.lastLoginAt === null ? null : new Date(u.lastLoginAt),
+          createdAt: new Date(u.createdAt),
+          updatedAt: new Date(u.updatedAt),
+        }
+      );
+    },
+    findRateLimits: async (keys): Promise<RateLimitRow[]> =>
+      rateLimits.all(JSON.stringify(keys), now()).map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(r.expire) })),
+    recordLogin: (userId, at, passwordHash) => write(() => lastLogin.run({ id: userId, at: toText(at)!, hash: passwordHash ?? null })),
+    insertAuditEvent: (e) =>
+      write(() => auditInsert.run({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail), createdAt: toText(e.createdAt) })),
     async close() {
       await checkpointer.stop();
       if (pending.length) flush();

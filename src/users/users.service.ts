@@ -144,13 +144,6 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
       prisma.$transaction([prisma.federatedIdentity.deleteMany({ where: { userId } }), prisma.user.delete({ where: { id: userId } })]),
 
     grantDeveloper: (userId: string) => prisma.user.update({ where: { id: userId }, data: { isDeveloper: true } }),
-
-    async recordLogin(user: User, password: string) {
-      // Upgrade the stored hash when the configured argon2 cost changed since it was made.
-      const passwordHash =
-        user.passwordHash && hasher.needsRehash(user.passwordHash) ? await hasher.hash(password) : undefined;
-      await prisma.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date(), passwordHash } });
-    },
   };
 }
 

@@ -260,3 +260,49 @@ describe('accounts read by the store', () => {
     expect(await store.findAccount('nobody')).toBeUndefined();
   });
 });
+
+describe('a password sign-in’s reads and writes through the store', () => {
+  it('finds the user Prisma wrote by email or username, every column as Prisma reads it', async () => {
+    const user = await prisma.user.create({
+      data: { email: 'Bo@Example.com', emailNormalized: 'bo@example.com', username: 'Bo.Li', usernameNormalized: 'bo.li', passwordHash: '$argon2id$x', isStaff: true, isDeveloper: true, lastLoginAt: new Date('2026-01-02T03:04:05.678Z') },
+    });
+    expect(await store.findUserByLogin('bo@example.com')).toEqual(user);
+    expect(await store.findUserByLogin('bo.li')).toEqual(user);
+    expect(await store.findUserByLogin('nobody@example.com')).toBeUndefined();
+  });
+
+  it('records a sign-in: the time and an upgraded hash, leaving the rest (updated_at too) as it was', async () => {
+    const user = await prisma.user.create({ data: { email: 'cy@example.com', emailNormalized: 'cy@example.com', passwordHash: 'old' } });
+    const at = new Date(Date.now() + 1000);
+    await store.recordLogin(user.id, at);
+    expect(await prisma.user.findUnique({ where: { id: user.id } })).toEqual({ ...user, lastLoginAt: at });
+    await store.recordLogin(user.id, at, 'new');
+    expect(await prisma.user.findUnique({ where: { id: user.id } })).toEqual({ ...user, lastLoginAt: at, passwordHash: 'new' });
+  });
+
+  it('reads the live counters among the keys asked for, as rate-limiter-flexible wrote them', async () => {
+    const soon = new Date(Date.now() + 60_000);
+    await prisma.rateLimiterFlexible.createMany({
+      data: [
+        { key: 'rl:live', points: 3, expire: soon },
+        { key: 'rl:forever', points: 1, expire: null },
+        { key: 'rl:gone', points: 9, expire: new Date(Date.now() - 1000) },
+        { key: 'rl:other', points: 2, expire: soon },
+      ],
+    });
+    const rows = await store.findRateLimits(['rl:live', 'rl:forever', 'rl:gone', 'rl:missing']);
+    expect(rows.sort((a, b) => a.key.localeCompare(b.key))).toEqual([
+      { key: 'rl:forever', points: 1, expire: null },
+      { key: 'rl:live', points: 3, expire: soon },
+    ]);
+  });
+
+  it('writes audit events that Prisma reads back whole', async () => {
+    const createdAt = new Date('2026-03-04T05:06:07.089Z');
+    const event = { id: `audit-${id()}`, event: 'login.success', userId: 'u1', actorId: 'u1', ip: '192.0.2.1', userAgent: 'test', detail: { method: 'password' }, createdAt };
+    await store.insertAuditEvent(event);
+    await store.insertAuditEvent({ ...event, id: `${event.id}-b`, userId: null, actorId: null, ip: null, userAgent: null, detail: null });
+    expect(await prisma.auditEvent.findUnique({ where: { id: event.id } })).toEqual(event);
+    expect(await prisma.auditEvent.findUnique({ where: { id: `${event.id}-b` } })).toMatchObject({ userId: null, detail: null, createdAt });
+  });
+});
