@@ -72,7 +72,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);
-  const unitOfWork = createUnitOfWork(rawStore, { batchReads: provider === 'postgresql' });
+  const unitOfWork = createUnitOfWork(rawStore);
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
   const accountCache = createAccountCache(oidcStore);

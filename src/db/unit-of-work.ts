@@ -72,15 +72,6 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
   return { payload: JSON.parse(w.json) as Record<string, unknown>, consumed: consumedAt ? epoch(consumedAt) : null };
 }
 
-export type UnitOfWorkOptions = {
-  /**
-   * Batch a request's reads into findMany and read grants and sessions ahead (default). Worth it
-   * where a read is a network round trip (PostgreSQL); an in-process SQLite lookup is cheaper
-   * than the batching itself (measured: 20 % more introspections per second without it).
-   */
-  batchReads?: boolean;
-};
-
 /**
  * A unit of work per request for the provider's store: the writes of one request (an interaction
  * saved, a session rotated, a code's tokens issued) are held in memory and applied in one
@@ -90,12 +81,13 @@ export type UnitOfWorkOptions = {
  * redeemed by two requests at once is redeemed by one. Writes outside a request (or after its
  * commit) go straight to the store.
  *
- * Reads are batched the same way (see batchReads): a token is looked up as three models at once
- * and then checked against its grant and session, and all of that is one findMany, one round
- * trip. Rows read ahead are what the store held a moment earlier in the same request, as a
+ * Reads are batched the same way: a token is looked up as three models at once and then checked
+ * against its grant and session, and all of that is one findMany, one round trip on PostgreSQL
+ * and one read transaction on SQLite (measured on SQLite: 9 % less CPU per introspection than five
+ * lookups, each of which takes and releases the WAL's shared-memory lock). Rows read ahead are what the store held a moment earlier in the same request, as a
  * separate read would be.
  */
-export function createUnitOfWork(store: OidcStore, { batchReads = true }: UnitOfWorkOptions = {}) {
+export function createUnitOfWork(store: OidcStore) {
   // Each unit of work is kept on its request's context, under a key of its own.
   const WORK = Symbol('unit of work');
   const held = () => (currentRequest() as { [WORK]?: RequestWork } | undefined)?.[WORK];
@@ -129,7 +121,6 @@ export function createUnitOfWork(store: OidcStore, { batchReads = true }: UnitOf
       if (work?.state !== 'open') return store.find(model, id);
       const w = work.writes.get(keyOf(model, id));
       if (w) return w.kind === 'upsert' ? pendingRow(w) : undefined;
-      if (!batchReads) return store.find(model, id);
       const ahead = work.takeReadAhead(keyOf(model, id));
       if (ahead !== undefined) return ahead ?? undefined;
       const row = await work.reads.load({ model, id });
@@ -143,7 +134,7 @@ export function createUnitOfWork(store: OidcStore, { batchReads = true }: UnitOf
           if (w.kind === 'upsert' && w.model === model && w.columns[field] === value) return pendingRow(w);
         }
       }
-      const ahead = batchReads && pending?.state === 'open' && model === 'Session' && column === 'uid' ? pending.takeReadAhead(sessionKey(value)) : undefined;
+      const ahead = pending?.state === 'open' && model === 'Session' && column === 'uid' ? pending.takeReadAhead(sessionKey(value)) : undefined;
       const row = ahead !== undefined ? (ahead ?? undefined) : await store.findBy(model, column, value);
       // Every provider payload carries its id as jti. A row rewritten or destroyed in this request
       // no longer has this value (the loop above would have found it).

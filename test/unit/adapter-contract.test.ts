@@ -42,7 +42,6 @@ const implementations: [string, () => AdapterFactory][] = [
   ['oidc-provider memory adapter', () => createMemoryAdapter()],
   ['Latch adapter (raw driver store)', () => createOidcAdapter(store, createClientCache(store), RETENTION)],
   ['Latch adapter, each call a request with its unit of work', () => perRequest(createUnitOfWork(store))],
-  ['Latch adapter, each call a request with its unit of work, reads not batched', () => perRequest(createUnitOfWork(store, { batchReads: false }))],
 ];
 
 /** As the provider runs: every call in a request whose writes are applied when it ends. */
