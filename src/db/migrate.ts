@@ -3,7 +3,6 @@ import { fromRoot } from '../paths.js';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { UmzugStorage } from 'umzug';
 import { providerOf, sqliteFile, type Provider } from './url.js';
 
 const MIGRATIONS_ROOT = fromRoot('prisma', 'migrations');
@@ -37,30 +36,21 @@ async function pendingNames(provider: Provider, exec: Exec): Promise<string[]> {
 }
 
 /**
- * Applies the pending migrations in order. Umzug is only imported when there is something to
- * apply: loading it takes about 150 ms, an eighth of a start here.
+ * Applies the pending migrations in order, each in a transaction with its record, so a migration
+ * is applied and recorded together or not at all. The caller holds the database lock. Plain SQL
+ * files in order need no more than this loop; umzug, which did it before, loaded a command-line
+ * framework with it: about 190 ms and 20 MB of a first start here.
  */
 async function applyPending(provider: Provider, exec: Exec, inTransaction: (fn: () => Promise<void>) => Promise<void>): Promise<string[]> {
-  if (!(await pendingNames(provider, exec)).length) return [];
-  const { Umzug } = await import('umzug');
-  const storage: UmzugStorage = {
-    executed: () => appliedMigrations(exec),
-    async logMigration({ name }) {
+  const applied = new Set(await appliedMigrations(exec));
+  const pending = migrationFiles(provider).filter(({ name }) => !applied.has(name));
+  for (const { name, sql } of pending) {
+    await inTransaction(async () => {
+      await exec(sql);
       await exec(`INSERT INTO ${TABLE} (name, applied_at) VALUES ($1, $2)`, [name, new Date().toISOString()]);
-    },
-    async unlogMigration({ name }) {
-      await exec(`DELETE FROM ${TABLE} WHERE name = $1`, [name]);
-    },
-  };
-  const umzug = new Umzug({
-    migrations: migrationFiles(provider).map(({ name, sql }) => ({
-      name,
-      up: () => inTransaction(async () => void (await exec(sql))),
-    })),
-    storage,
-    logger: undefined,
-  });
-  return (await umzug.up()).map((m) => m.name);
+    });
+  }
+  return pending.map(({ name }) => name);
 }
 
 /** Applies pending migrations under a lock, so processes starting together apply each once. */
