@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Logger } from 'pino';
 
 export type Mail = { to: string; subject: string; text: string; html: string };
@@ -9,16 +9,21 @@ export type Mailer = { send(mail: Mail): Promise<void>; close(): void };
 /**
  * SMTP through nodemailer when SMTP_URL is set. Otherwise an outbox folder: each message is
  * written as an .eml file (nodemailer's stream transport) and its first link is logged, so a
- * fresh install works with no mail server.
+ * fresh install works with no mail server. nodemailer is loaded with the first message, not at
+ * start: it is about 40-70 ms and 4 MB of a start here, and many servers send no mail for a while.
  */
 export function createMailer(options: { smtpUrl?: string; from: string; outboxDir: string }, logger: Logger): Mailer {
-  const transport: Transporter = options.smtpUrl
-    ? nodemailer.createTransport(options.smtpUrl)
-    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  let transport: Promise<Transporter> | undefined;
+  const open = () =>
+    (transport ??= import('nodemailer').then(({ default: nodemailer }) =>
+      options.smtpUrl
+        ? nodemailer.createTransport(options.smtpUrl)
+        : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }),
+    ));
 
   return {
     async send(mail) {
-      const info = await transport.sendMail({ from: options.from, ...mail });
+      const info = await (await open()).sendMail({ from: options.from, ...mail });
       if (options.smtpUrl) return;
       mkdirSync(options.outboxDir, { recursive: true });
       const file = join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${info.messageId.replace(/[^\w.-]/g, '')}.eml`);
@@ -26,6 +31,6 @@ export function createMailer(options: { smtpUrl?: string; from: string; outboxDi
       const link = /https?:\/\/\S+/.exec(mail.text)?.[0];
       logger.info({ to: mail.to, subject: mail.subject, file, link }, 'mail written to outbox (SMTP_URL not set)');
     },
-    close: () => transport.close(),
+    close: () => void transport?.then((t) => t.close()),
   };
 }
