@@ -30,9 +30,9 @@ async function appliedMigrations(exec: Exec): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-async function pendingNames(provider: Provider, exec: Exec): Promise<string[]> {
+async function pendingFiles(provider: Provider, exec: Exec) {
   const applied = new Set(await appliedMigrations(exec));
-  return migrationNames(provider).filter((name) => !applied.has(name));
+  return migrationFiles(provider).filter(({ name }) => !applied.has(name));
 }
 
 /**
@@ -42,8 +42,7 @@ async function pendingNames(provider: Provider, exec: Exec): Promise<string[]> {
  * framework with it: about 190 ms and 20 MB of a first start here.
  */
 async function applyPending(provider: Provider, exec: Exec, inTransaction: (fn: () => Promise<void>) => Promise<void>): Promise<string[]> {
-  const applied = new Set(await appliedMigrations(exec));
-  const pending = migrationFiles(provider).filter(({ name }) => !applied.has(name));
+  const pending = await pendingFiles(provider, exec);
   for (const { name, sql } of pending) {
     await inTransaction(async () => {
       await exec(sql);
@@ -60,7 +59,7 @@ export async function migrate(url: string): Promise<string[]> {
 
 /** Names of migrations not yet applied (for readiness checks and `latch migrate --status`). */
 export async function pendingMigrations(url: string): Promise<string[]> {
-  return withConnection(url, (exec) => pendingNames(providerOf(url), exec));
+  return withConnection(url, async (exec) => (await pendingFiles(providerOf(url), exec)).map(({ name }) => name));
 }
 
 /**
