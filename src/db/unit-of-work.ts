@@ -83,9 +83,9 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
  *
  * Reads are batched the same way: a token is looked up as three models at once and then checked
  * against its grant and session, and all of that is one findMany, one round trip on PostgreSQL
- * and one read transaction on SQLite (measured on SQLite: 9 % less CPU per introspection than five
- * lookups, each of which takes and releases the WAL's shared-memory lock). Rows read ahead are what the store held a moment earlier in the same request, as a
- * separate read would be.
+ * and one read transaction on SQLite (measured on SQLite: 9 % less CPU per introspection than
+ * five lookups, each of which takes and releases the WAL's shared-memory lock). Rows read ahead
+ * are what the store held a moment earlier in the same request, as a separate read would be.
  */
 export function createUnitOfWork(store: OidcStore) {
   // Each unit of work is kept on its request's context, under a key of its own.
