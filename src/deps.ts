@@ -22,7 +22,9 @@ import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
 import { createUnitOfWork } from './db/unit-of-work.js';
-import { createAccountCache, invalidateAccountsOnWrite } from './oidc/account-cache.js';
+import { createAccountCache } from './oidc/account-cache.js';
+import { invalidateOnWrite } from './db/invalidate-on-write.js';
+import { cacheTokenReads } from './db/token-cache.js';
 import { createClientCache } from './oidc/adapter.js';
 import { createSettings } from './settings/settings.service.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -72,11 +74,15 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);
-  const unitOfWork = createUnitOfWork(rawStore);
+  const tokenCache = cacheTokenReads(rawStore);
+  const unitOfWork = createUnitOfWork(tokenCache.store);
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
   const accountCache = createAccountCache(oidcStore);
-  const prisma = invalidateAccountsOnWrite((options.instrumentDb ?? ((db) => db))(await createPrisma(config.db)), accountCache);
+  const prisma = invalidateOnWrite((options.instrumentDb ?? ((db) => db))(await createPrisma(config.db)), {
+    user: (id) => accountCache.invalidate(id),
+    oidcPayload: tokenCache.clear,
+  });
   const services = createServices(config, prisma, clientCache.invalidate);
 
   // First start: keys and the bootstrap admin, created once even when processes start together.

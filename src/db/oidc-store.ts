@@ -20,7 +20,8 @@ export type RowKey = { model: string; id: string };
 /**
  * A row as findMany returns it, with the rows the provider checks a token against, read in the
  * same statement: the Grant its grant_id column names and the Session its payload's sessionUid
- * names. Each is null when named but not live, and absent when the row names none.
+ * names. Each is null when named but not live, and absent when the row names none (or, for a
+ * token answered from the token cache, when its session was not kept: see token-cache.ts).
  */
 export type FoundRow = LiveRow & { grant?: LiveRow | null; session?: LiveRow | null };
 

@@ -6,6 +6,7 @@ import { createLogger } from '../../src/deps.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { rotateSigningKeys } from '../../src/keys/signing-keys.js';
 import { CLIENT_CACHE_MS } from '../../src/oidc/adapter.js';
+import { TOKEN_CACHE_MS } from '../../src/db/token-cache.js';
 import { createTestDatabase } from '../support/database.js';
 import { freePort } from '../support/server.js';
 import { PASSWORD, REDIRECT_URI, authorizationRequest, signIn } from '../support/oidc.js';
@@ -124,5 +125,19 @@ describe('two instances, one database', () => {
     expect(await ok(b, secret)).toBe(true);
     expect(await ok(b, client.clientSecret!)).toBe(false);
     client = { ...client, clientSecret: secret };
+  });
+
+  it('refuse at one, within the token cache bound, a token revoked at the other', async () => {
+    const [rpA, rpB] = [await rpVia(a), await rpVia(b)];
+    const { access_token } = await oidc.clientCredentialsGrant(rpA);
+    // Both have read it (and keep it for the bound).
+    expect((await oidc.tokenIntrospection(rpA, access_token)).active).toBe(true);
+    expect((await oidc.tokenIntrospection(rpB, access_token)).active).toBe(true);
+    await oidc.tokenRevocation(rpA, access_token);
+    const revokedAt = Date.now();
+    // At once where it was revoked.
+    expect((await oidc.tokenIntrospection(rpA, access_token)).active).toBe(false);
+    await expect.poll(async () => (await oidc.tokenIntrospection(rpB, access_token)).active, { timeout: TOKEN_CACHE_MS + 500, interval: 50 }).toBe(false);
+    expect(Date.now() - revokedAt).toBeLessThanOrEqual(TOKEN_CACHE_MS + 500);
   });
 });

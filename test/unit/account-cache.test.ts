@@ -3,7 +3,8 @@ import { createPrisma, type Db } from '../../src/db/prisma.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
 import { providerOf } from '../../src/db/url.js';
-import { createAccountCache, invalidateAccountsOnWrite, type AccountCache } from '../../src/oidc/account-cache.js';
+import { createAccountCache, type AccountCache } from '../../src/oidc/account-cache.js';
+import { invalidateOnWrite } from '../../src/db/invalidate-on-write.js';
 import { createTestDatabase } from '../support/database.js';
 
 let plain: Db;
@@ -18,7 +19,7 @@ beforeAll(async () => {
   plain = await createPrisma({ url: db.url, poolSize: 2 });
   store = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
   accounts = createAccountCache(store);
-  prisma = invalidateAccountsOnWrite(plain, accounts);
+  prisma = invalidateOnWrite(plain, { user: (id) => accounts.invalidate(id) });
 });
 afterAll(async () => {
   await plain?.$disconnect();

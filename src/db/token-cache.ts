@@ -1,0 +1,109 @@
+import type { FoundRow, OidcStore, RowKey } from './oidc-store.js';
+
+// A revoked access token is refused at once by the process that revoked it (every write of a
+// token or grant through this process drops what it cached) and within this bound by every other
+// process, as RFC 7009 (2.2) allows for servers that share a store.
+export const TOKEN_CACHE_MS = 1_000;
+
+// Kept: access tokens and client-credentials tokens, written once when issued and then only
+// destroyed (refresh tokens and codes are consumed, so they are always read from the store).
+const CACHED = new Set(['AccessToken', 'ClientCredentials']);
+// oidc-provider looks a presented token up as these three at once. Token values are random, so a
+// value known to be one kind of token is none of the others.
+const LOOKED_UP_TOGETHER = new Set([...CACHED, 'RefreshToken']);
+
+type Cached = { json: string; consumed: number | null };
+type Entry = Cached & { at: number; model: string; grant?: Cached | null };
+
+const MISS = Symbol('miss');
+const parse = (c: Cached) => ({ payload: JSON.parse(c.json) as Record<string, unknown>, consumed: c.consumed });
+
+/**
+ * Resource servers introspect the same token on every request they serve, and userinfo reads it
+ * on every call: the token and its grant are kept in memory for TOKEN_CACHE_MS after they are read,
+ * as JSON (each read gets objects of its own). Only findMany is cached: the provider's reads go
+ * through it (see unit-of-work.ts).
+ */
+export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEntries = 10_000) {
+  const entries = new Map<string, Entry>();
+  // Bumped by every write: a read that started before one must not store what it read.
+  let generation = 0;
+  const clear = () => {
+    generation += 1;
+    entries.clear();
+  };
+  const written = (model: string, id: string) => {
+    if (model === 'Grant') clear();
+    else if (CACHED.has(model)) {
+      generation += 1;
+      entries.delete(id);
+    }
+  };
+
+  function lookup({ model, id }: RowKey): FoundRow | undefined | typeof MISS {
+    if (!LOOKED_UP_TOGETHER.has(model)) return MISS;
+    const hit = entries.get(id);
+    if (!hit || Date.now() - hit.at >= ttlMs) return MISS;
+    if (hit.model !== model) return undefined;
+    const row: FoundRow = parse(hit);
+    if (hit.grant !== undefined) row.grant = hit.grant && parse(hit.grant);
+    return row;
+  }
+
+  function keep({ model, id }: RowKey, row: FoundRow | undefined) {
+    // A token whose grant is gone is dead: read again, not kept.
+    if (!row || !CACHED.has(model) || row.consumed !== null || row.grant === null) return;
+    const now = Date.now();
+    entries.delete(id);
+    // Entries are in the order they were kept: those past the bound, and past the limit the
+    // oldest, go from the front.
+    for (const [oldId, old] of entries) {
+      if (now - old.at < ttlMs && entries.size < maxEntries) break;
+      entries.delete(oldId);
+    }
+    const grant = row.grant && { json: JSON.stringify(row.grant.payload), consumed: row.grant.consumed };
+    entries.set(id, { at: now, model, json: JSON.stringify(row.payload), consumed: null, ...(grant ? { grant } : {}) });
+  }
+
+  const cached: OidcStore = {
+    ...store,
+    async findMany(keys) {
+      const rows: (FoundRow | undefined)[] = [];
+      const missing: number[] = [];
+      keys.forEach((key, i) => {
+        const hit = lookup(key);
+        if (hit === MISS) missing.push(i);
+        else rows[i] = hit;
+      });
+      if (!missing.length) return rows;
+      const startedAt = generation;
+      const read = await store.findMany(missing.map((i) => keys[i]!));
+      missing.forEach((i, j) => (rows[i] = read[j]));
+      if (startedAt === generation) missing.forEach((i, j) => keep(keys[i]!, read[j]));
+      return rows;
+    },
+    async upsert(model, id, json, columns) {
+      await store.upsert(model, id, json, columns);
+      written(model, id);
+    },
+    async destroy(model, id) {
+      await store.destroy(model, id);
+      written(model, id);
+    },
+    async consume(model, id, keepUntil) {
+      const consumed = await store.consume(model, id, keepUntil);
+      written(model, id);
+      return consumed;
+    },
+    async revokeByGrantId(grantId, models) {
+      await store.revokeByGrantId(grantId, models);
+      clear();
+    },
+    async writeBatch(writes) {
+      await store.writeBatch(writes);
+      for (const w of writes) written(w.model, w.id);
+    },
+  };
+  return { store: cached, clear, size: () => entries.size };
+}
+export type TokenCache = ReturnType<typeof cacheTokenReads>;
