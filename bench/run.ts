@@ -231,7 +231,7 @@ function print(rows: Row[]) {
 
 /** Runs the mix for `minutes` per Latch target, a minute at a time, printing RSS and database size. */
 async function soak(targets: Target[], minutes: number, connections: number) {
-  console.log(`soak: ${minutes} min of the 1:8:8 mix per target (on PostgreSQL with autovacuum off, the bench vacuums and analyses the provider table at autovacuum's default thresholds)\n`);
+  console.log(`soak: ${minutes} min of the 1:8:8 mix per target (on PostgreSQL with autovacuum off, the bench vacuums and analyses each table at autovacuum's default thresholds)\n`);
   console.log('| target | minute | req/s | errors | RSS MB | database MB | provider rows |\n|---|---:|---:|---:|---:|---:|---:|');
   for (const target of targets.filter((t) => t.name !== 'baseline')) {
     const report = async (minute: number, rps: number, errors: number) => {
