@@ -105,10 +105,11 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
  * default). Without it the provider table is never analysed, and the planner, knowing nothing of
  * it, reads a token's session by intersecting the uid index with every Session row's primary key
  * (0.7 ms a lookup with 1,300 sessions, against 0.05 ms once analysed), and the space of deleted
- * and updated rows is never reused. So do what autovacuum would, with its default thresholds, checked every 10
- * seconds: vacuum once dead rows pass 50 + 20 % of the table, analyse once changes since the last
- * analysis pass 50 + 10 %, rather than vacuuming the whole table every 10 seconds regardless,
- * which no production server does and which competes with the run for the shared cores.
+ * and updated rows is never reused. So do what autovacuum would, with its default thresholds,
+ * checked every 10 seconds: vacuum once dead rows pass 50 + 20 % of the table, analyse once
+ * changes since the last analysis pass 50 + 10 %, rather than vacuuming the whole table every 10
+ * seconds regardless, which no production server does and which competes with the run for the
+ * shared cores.
  */
 async function standInForAutovacuum(url: string) {
   // Its own connection, so that the storage operations counted for Latch stay Latch's.

@@ -26,7 +26,8 @@ const parse = (c: Cached) => ({ payload: JSON.parse(c.json) as Record<string, un
  */
 export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEntries = 10_000) {
   const entries = new Map<string, Entry>();
-  // Bumped by every write: a read that started before one must not store what it read.
+  // Bumped by every write of a kept kind or a grant: a read that started before one must not keep
+  // what it read.
   let generation = 0;
   const clear = () => {
     generation += 1;
