@@ -3,7 +3,7 @@ import type { Adapter } from 'oidc-provider';
 import { createPrisma, type Db } from '../../src/db/prisma.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createClientCache, createOidcAdapter, purgeExpired } from '../../src/oidc/adapter.js';
-import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
+import { createOidcStore, type OidcStore, type StoreWrite } from '../../src/db/oidc-store.js';
 import { providerOf } from '../../src/db/url.js';
 import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js';
 import type { Context } from 'koa';
@@ -236,6 +236,44 @@ describe('several rows in one read (findMany)', () => {
     expect(twice).toEqual([refresh, refresh]);
     expect(await store.findMany([kinds[2]!])).toEqual([refresh]);
     expect(await store.findMany([kinds[0]!])).toEqual([undefined]);
+  });
+});
+
+describe('batches of requests that end at once (group commit)', () => {
+  const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: null, consumedAt: null, expiresAt: new Date(Date.now() + 600_000) };
+  const up = (model: string, key: string, n: number): StoreWrite => ({ kind: 'upsert', model, id: key, json: JSON.stringify({ jti: key, n }), columns });
+  const payloadOf = async (model: string, key: string) => (await store.find(model, key))?.payload;
+
+  it('leave each row as the last of them wrote it, and each resolves once its writes are stored', async () => {
+    const [a, b, c] = [id(), id(), id()];
+    await store.writeBatch([up('Session', c, 0)]);
+    // Three requests ending in one turn of the event loop: their batches touch the same rows.
+    const done = await Promise.all([
+      store.writeBatch([up('Session', a, 1), up('Grant', b, 1)]).then(() => payloadOf('Session', a)),
+      store.writeBatch([up('Session', a, 2), { kind: 'destroy', model: 'Session', id: c }]),
+      store.writeBatch([{ kind: 'destroy', model: 'Grant', id: b }, up('Grant', c, 3)]),
+    ]);
+    expect(done[0]).toMatchObject({ n: 2 });
+    expect(await payloadOf('Session', a)).toMatchObject({ n: 2 });
+    expect(await payloadOf('Grant', b)).toBeUndefined();
+    expect(await payloadOf('Session', c)).toBeUndefined();
+    expect(await payloadOf('Grant', c)).toMatchObject({ n: 3 });
+  });
+
+  it('fail only the request whose write cannot be stored', async () => {
+    const [a, b, c] = [id(), id(), id()];
+    const bad: StoreWrite = { ...up('Grant', c, 1), columns: { ...columns, expiresAt: new Date(Number.NaN) } } as StoreWrite;
+    const outcomes = await Promise.allSettled([
+      store.writeBatch([up('Session', a, 1)]),
+      store.writeBatch([up('Session', b, 1), bad]),
+      store.writeBatch([up('Grant', a, 1)]),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await payloadOf('Session', a)).toMatchObject({ n: 1 });
+    expect(await payloadOf('Grant', a)).toMatchObject({ n: 1 });
+    // The failed request's batch is applied whole or not at all.
+    expect(await payloadOf('Session', b)).toBeUndefined();
+    expect(await payloadOf('Grant', c)).toBeUndefined();
   });
 });
 
