@@ -1,4 +1,4 @@
-import type { FoundRow, OidcStore, RowKey } from './oidc-store.js';
+import type { FoundRow, LiveRow, OidcStore, RowKey } from './oidc-store.js';
 
 // A revoked access token is refused at once by the process that revoked it (every write of a
 // token or grant through this process drops what it cached) and within this bound by every other
@@ -13,16 +13,18 @@ const CACHED = new Set(['AccessToken', 'ClientCredentials']);
 const LOOKED_UP_TOGETHER = new Set([...CACHED, 'RefreshToken']);
 
 type Cached = { json: string; consumed: number | null };
-type Entry = Cached & { at: number; model: string; grant?: Cached | null };
+// grantId, sessionId: the ids (jti) the token's grant and session are stored under.
+type Entry = Cached & { at: number; model: string; grant?: Cached | null; grantId?: string; session?: Cached; sessionId?: string };
 
 const MISS = Symbol('miss');
 const parse = (c: Cached) => ({ payload: JSON.parse(c.json) as Record<string, unknown>, consumed: c.consumed });
+const serialize = (row: LiveRow): Cached => ({ json: JSON.stringify(row.payload), consumed: row.consumed });
 
 /**
  * Resource servers introspect the same token on every request they serve, and userinfo reads it
- * on every call: the token and its grant are kept in memory for TOKEN_CACHE_MS after they are read,
- * as JSON (each read gets objects of its own). Only findMany is cached: the provider's reads go
- * through it (see unit-of-work.ts).
+ * on every call: the token, its grant and its session (the provider checks a token against both)
+ * are kept in memory for TOKEN_CACHE_MS after they are read, as JSON (each read gets objects of its
+ * own). Only findMany is cached: the provider's reads go through it (see unit-of-work.ts).
  */
 export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEntries = 10_000) {
   const entries = new Map<string, Entry>();
@@ -34,10 +36,15 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
     entries.clear();
   };
   const written = (model: string, id: string) => {
-    if (model === 'Grant') clear();
-    else if (CACHED.has(model)) {
+    if (CACHED.has(model)) {
       generation += 1;
       entries.delete(id);
+    } else if (model === 'Grant' || model === 'Session') {
+      generation += 1;
+      // The tokens checked against this grant or session (a scan: these writes come with
+      // sign-ins and sign-outs, not with the token reads the cache is for).
+      const field = model === 'Grant' ? 'grantId' : 'sessionId';
+      for (const [tokenId, entry] of entries) if (entry[field] === id) entries.delete(tokenId);
     }
   };
 
@@ -48,6 +55,7 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
     if (hit.model !== model) return undefined;
     const row: FoundRow = parse(hit);
     if (hit.grant !== undefined) row.grant = hit.grant && parse(hit.grant);
+    if (hit.session) row.session = parse(hit.session);
     return row;
   }
 
@@ -62,8 +70,18 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
       if (now - old.at < ttlMs && entries.size < maxEntries) break;
       entries.delete(oldId);
     }
-    const grant = row.grant && { json: JSON.stringify(row.grant.payload), consumed: row.grant.consumed };
-    entries.set(id, { at: now, model, json: JSON.stringify(row.payload), consumed: null, ...(grant ? { grant } : {}) });
+    const entry: Entry = { at: now, model, ...serialize(row) };
+    if (row.grant) {
+      entry.grant = serialize(row.grant);
+      entry.grantId = row.grant.payload.jti as string;
+    }
+    // A session that is gone is not kept: whether that ends the token is the provider's to say, and
+    // a session written later under the same uid would have an id the cache cannot know.
+    if (row.session) {
+      entry.session = serialize(row.session);
+      entry.sessionId = row.session.payload.jti as string;
+    }
+    entries.set(id, entry);
   }
 
   const cached: OidcStore = {

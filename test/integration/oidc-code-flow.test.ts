@@ -156,6 +156,9 @@ describe('RP-initiated logout', () => {
     const rp = await relyingParty(server, fixtures.confidential);
     const flow = await signIn(rp);
     const tokens = await flow.tokens();
+    // Introspected and used just before: read from the token cache, with its session, until then.
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+    await oidc.fetchUserInfo(rp, tokens.access_token, fixtures.user.id);
     const endSession = oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT_URI, state: 'bye' });
     const confirm = await flow.agent.navigate(endSession.toString());
     expect(confirm.html).toContain('Sign out');
@@ -166,6 +169,9 @@ describe('RP-initiated logout', () => {
     const events = await server.audit.listForUser(fixtures.user.id);
     expect(events[0]).toMatchObject({ event: 'logout', detail: { via: 'browser', client: fixtures.confidential.clientId } });
 
+    // Its access token ended with it, at once.
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+    await expect(oidc.fetchUserInfo(rp, tokens.access_token, fixtures.user.id)).rejects.toBeTruthy();
     // The session is gone: a new authorization request asks for the password again.
     const again = await flow.agent.navigate((await authorizationRequest(rp)).url);
     expect(again.html).toContain('Email or username');

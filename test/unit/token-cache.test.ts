@@ -50,6 +50,15 @@ async function issue(kind = 'AccessToken') {
   await raw.upsert(kind, token, JSON.stringify({ jti: token, grantId: grant, scope: 'openid' }), columns({ grantId: grant }));
   return { token, grant };
 }
+/** An access token with its grant and the session it was issued in, written straight to the store. */
+async function issueInSession() {
+  n += 1;
+  const [token, grant, session, uid] = [`tok-${Date.now()}-${n}`, `grant-${Date.now()}-${n}`, `sess-${Date.now()}-${n}`, `uid-${Date.now()}-${n}`];
+  await raw.upsert('Grant', grant, JSON.stringify({ jti: grant, accountId: 'acc-1', clientId: 'client-1' }), columns());
+  await raw.upsert('Session', session, JSON.stringify({ jti: session, uid, accountId: 'acc-1' }), columns({ uid }));
+  await raw.upsert('AccessToken', token, JSON.stringify({ jti: token, grantId: grant, sessionUid: uid }), columns({ grantId: grant }));
+  return { token, grant, session, uid };
+}
 /** The three lookups oidc-provider makes for one presented token. */
 const presented = (token: string): RowKey[] => ['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => ({ model, id: token }));
 
@@ -85,6 +94,34 @@ describe('the token cache', () => {
     await cache.store.findMany(presented(grantGone.token));
     await cache.store.destroy('Grant', grantGone.grant);
     expect((await cache.store.findMany(presented(grantGone.token)))[0]).toMatchObject({ grant: null });
+  });
+
+  it('answers a token with the session it is checked against, without reading the store', async () => {
+    const cache = cacheOver();
+    const { token, session, uid } = await issueInSession();
+    await cache.store.findMany(presented(token));
+    const readsSince = countReads();
+    const [found] = await cache.store.findMany(presented(token));
+    expect(readsSince()).toBe(0);
+    expect(found).toMatchObject({ payload: { sessionUid: uid }, session: { payload: { jti: session, uid }, consumed: null } });
+  });
+
+  it('reads again, once its session or grant is written or destroyed here, every token checked against it, and only those', async () => {
+    const cache = cacheOver();
+    const [signedOut, regranted, other] = [await issueInSession(), await issueInSession(), await issueInSession()];
+    for (const t of [signedOut, regranted, other]) await cache.store.findMany(presented(t.token));
+    // Signing out ends the session; a consent rewrites the grant.
+    await cache.store.writeBatch([{ kind: 'destroy', model: 'Session', id: signedOut.session }]);
+    await cache.store.upsert('Grant', regranted.grant, JSON.stringify({ jti: regranted.grant, accountId: 'acc-1', scope: 'openid email' }), columns());
+    const readsSince = countReads();
+    const [ended] = await cache.store.findMany(presented(signedOut.token));
+    const [changed] = await cache.store.findMany(presented(regranted.token));
+    await cache.store.findMany(presented(other.token));
+    expect(readsSince()).toBe(6);
+    expect(ended).toMatchObject({ session: null });
+    expect(changed).toMatchObject({ grant: { payload: { scope: 'openid email' } } });
+    // A token whose session is gone is kept without it: its session is read each time.
+    expect((await cache.store.findMany(presented(signedOut.token)))[0]!.session).toBeUndefined();
   });
 
   it('drops everything when this process deletes provider rows through Prisma', async () => {
