@@ -121,10 +121,13 @@ async function standInForAutovacuum(url: string) {
   if (rows[0]?.autovacuum !== 'off') return void (await db.end());
   type Stats = { table: string; live: string; dead: string; changed: string };
   // Every table, as autovacuum covers them all: besides the provider table, each sign-in rewrites
-  // the user's row (last sign-in), and a failed one the throttle's counters.
+  // the user's row (last sign-in), and a failed one the throttle's counters. And the catalog of
+  // planner statistics: each ANALYZE replaces the table's rows there, and their large values
+  // (kept apart, in TOAST) grew the database by 0.17 MB a minute in a soak until vacuumed.
   const run = async () => {
+    const columns = 'relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS changed';
     const { rows: tables } = await db.query<Stats>(
-      'SELECT relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS changed FROM pg_stat_user_tables',
+      `SELECT ${columns} FROM pg_stat_user_tables UNION ALL SELECT ${columns} FROM pg_stat_sys_tables WHERE relid = 'pg_statistic'::regclass`,
     );
     for (const stats of tables) {
       const live = Number(stats.live);
