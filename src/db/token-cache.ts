@@ -1,8 +1,9 @@
 import type { FoundRow, LiveRow, OidcStore, RowKey } from './oidc-store.js';
 
-// A revoked access token is refused at once by the process that revoked it (every write of a
-// token or grant through this process drops what it cached) and within this bound by every other
-// process, as RFC 7009 (2.2) allows for servers that share a store.
+// A revoked access token is refused at once by the process that revoked it (a write through this
+// process of a token, or of the grant or session it is checked against, drops it from the cache)
+// and within this bound by every other process, as RFC 7009 (2.2) allows for servers that share a
+// store.
 export const TOKEN_CACHE_MS = 1_000;
 
 // Kept: access tokens and client-credentials tokens, written once when issued and then only
