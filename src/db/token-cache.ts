@@ -15,7 +15,7 @@ const LOOKED_UP_TOGETHER = new Set([...CACHED, 'RefreshToken']);
 
 type Cached = { json: string; consumed: number | null };
 // grantId, sessionId: the ids (jti) the token's grant and session are stored under.
-type Entry = Cached & { at: number; model: string; grant?: Cached | null; grantId?: string; session?: Cached; sessionId?: string };
+type Entry = Cached & { at: number; model: string; grant?: Cached; grantId?: string; session?: Cached; sessionId?: string };
 
 const MISS = Symbol('miss');
 const parse = (c: Cached) => ({ payload: JSON.parse(c.json) as Record<string, unknown>, consumed: c.consumed });
@@ -29,8 +29,8 @@ const serialize = (row: LiveRow): Cached => ({ json: JSON.stringify(row.payload)
  */
 export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEntries = 10_000) {
   const entries = new Map<string, Entry>();
-  // Bumped by every write of a kept kind or a grant: a read that started before one must not keep
-  // what it read.
+  // Bumped by every write of a kept kind, a grant or a session: a read that started before one must
+  // not keep what it read.
   let generation = 0;
   const clear = () => {
     generation += 1;
@@ -55,7 +55,7 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
     if (!hit || Date.now() - hit.at >= ttlMs) return MISS;
     if (hit.model !== model) return undefined;
     const row: FoundRow = parse(hit);
-    if (hit.grant !== undefined) row.grant = hit.grant && parse(hit.grant);
+    if (hit.grant) row.grant = parse(hit.grant);
     if (hit.session) row.session = parse(hit.session);
     return row;
   }
