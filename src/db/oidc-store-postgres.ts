@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
-import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RateLimitRow, StoreWrite } from './oidc-store.js';
+import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -138,7 +138,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     queued = [];
     // Requests applied one after another leave each row as the last of them wrote it.
     const merged = new Map<string, StoreWrite>();
-    for (const { writes } of group) for (const w of writes) merged.set(`${w.model}\u0000${w.id}`, w);
+    for (const { writes } of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);
     try {
       await applyBatch([...merged.values()]);
       for (const q of group) q.resolve();

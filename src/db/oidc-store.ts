@@ -16,6 +16,8 @@ export type PayloadColumns = {
 export type LiveRow = { payload: Record<string, unknown>; consumed: number | null };
 
 export type RowKey = { model: string; id: string };
+/** One string per (model, id), for maps of rows. */
+export const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
 
 /**
  * A row as findMany returns it, with the rows the provider checks a token against, read in the

@@ -1,9 +1,8 @@
 import DataLoader from 'dataloader';
 import type { Middleware } from 'koa';
 import { currentRequest, runInRequest } from '../oidc/request-context.js';
-import type { FoundRow, LiveRow, OidcStore, RowKey, StoreWrite } from './oidc-store.js';
+import { keyOf, type FoundRow, type LiveRow, type OidcStore, type RowKey, type StoreWrite } from './oidc-store.js';
 
-const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
 const sessionKey = (uid: string) => `Session\u0000uid\u0000${uid}`;
 
 /**
