@@ -2,6 +2,7 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
 import { purgeInBatches } from '../db/purge.js';
 import { createTtlCache } from '../db/ttl-cache.js';
+import { findNul } from '../http/reject-nul.js';
 
 // Models whose rows belong to a grant and are removed by revokeByGrantId (as in oidc-provider's
 // memory adapter, the reference for this contract).
@@ -23,7 +24,12 @@ class PayloadAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-    await this.store.upsert(this.model, id, JSON.stringify(payload), {
+    const json = JSON.stringify(payload);
+    // Request parameters the provider keeps (a pushed request's state, say) may hold a NUL, which
+    // PostgreSQL cannot store: refuse the request as the provider refuses bad input. The string
+    // check is cheap; the walk rules out a literal backslash-u0000 in the text.
+    if (json.includes('\\u0000') && findNul(payload)) throw new errors.InvalidRequest('NUL characters are not allowed');
+    await this.store.upsert(this.model, id, json, {
       grantId: isGrantable(this.model) ? (payload.grantId ?? null) : null,
       uid: payload.uid ?? null,
       userCode: payload.userCode ?? null,

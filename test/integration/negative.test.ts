@@ -60,6 +60,26 @@ describe('the authorization endpoint', () => {
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('missing required parameter');
   });
+
+  it('answers a pushed request holding a NUL character with invalid_request, not a 500', async () => {
+    // The provider keeps a pushed request's parameters in the interaction it saves; PostgreSQL
+    // cannot store a NUL, so the request is refused before anything is written.
+    const rp = await relyingParty(server, fixtures.confidential);
+    const params = { redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' };
+    for (const field of ['state', 'nonce', 'login_hint']) {
+      const url = await oidc.buildAuthorizationUrlWithPAR(rp, { ...params, state: 'some-state', [field]: 'a\u0000b' });
+      const res = await fetch(url, { redirect: 'manual' });
+      expect(res.status, field).toBe(303);
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin + location.pathname, field).toBe(REDIRECT_URI);
+      expect(location.searchParams.get('error'), field).toBe('invalid_request');
+      expect(location.searchParams.get('error_description'), field).toBe('NUL characters are not allowed');
+    }
+    // Without the NUL the same request reaches the login page.
+    const res = await fetch(await oidc.buildAuthorizationUrlWithPAR(rp, { ...params, state: 'some-state' }), { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    expect(new URL(res.headers.get('location')!, server.url).pathname).toMatch(/^\/interaction\//);
+  });
 });
 
 describe('the token endpoint', () => {
