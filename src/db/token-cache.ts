@@ -60,18 +60,20 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
     return row;
   }
 
-  function keep({ model, id }: RowKey, row: FoundRow | undefined) {
+  /** `readAt`: when the read began, so that what it returned is kept no longer than the bound. */
+  function keep({ model, id }: RowKey, row: FoundRow | undefined, readAt: number) {
     // A token whose grant is gone is dead: read again, not kept.
     if (!row || !CACHED.has(model) || row.consumed !== null || row.grant === null) return;
     const now = Date.now();
     entries.delete(id);
-    // Entries are in the order they were kept: those past the bound, and past the limit the
-    // oldest, go from the front.
+    // Entries are in the order they were kept (near enough that of their reads' start): those past
+    // the bound, and past the limit the oldest, go from the front. One left behind a newer one a
+    // little longer is never answered: lookup checks its age.
     for (const [oldId, old] of entries) {
       if (now - old.at < ttlMs && entries.size < maxEntries) break;
       entries.delete(oldId);
     }
-    const entry: Entry = { at: now, model, ...serialize(row) };
+    const entry: Entry = { at: readAt, model, ...serialize(row) };
     if (row.grant) {
       entry.grant = serialize(row.grant);
       entry.grantId = row.grant.payload.jti as string;
@@ -96,10 +98,10 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
         else rows[i] = hit;
       });
       if (!missing.length) return rows;
-      const startedAt = generation;
+      const [startedAt, readAt] = [generation, Date.now()];
       const read = await store.findMany(missing.map((i) => keys[i]!));
       missing.forEach((i, j) => (rows[i] = read[j]));
-      if (startedAt === generation) missing.forEach((i, j) => keep(keys[i]!, read[j]));
+      if (startedAt === generation) missing.forEach((i, j) => keep(keys[i]!, read[j], readAt));
       return rows;
     },
     async upsert(model, id, json, columns) {

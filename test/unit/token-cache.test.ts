@@ -144,6 +144,26 @@ describe('the token cache', () => {
     expect((await cache.store.findMany(presented(token)))[0]).toBeUndefined();
   });
 
+  it('counts the bound from when a read began, however long it took to answer', async () => {
+    const { token } = await issue();
+    // A slow answer (a busy database or event loop): what it returns is as old as its start.
+    const cache = cacheTokenReads(
+      {
+        ...raw,
+        async findMany(keys) {
+          const rows = await raw.findMany(keys);
+          await new Promise((r) => setTimeout(r, 200));
+          return rows;
+        },
+      },
+      300,
+    );
+    expect((await cache.store.findMany(presented(token)))[0]).toBeDefined();
+    await raw.destroy('AccessToken', token);
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await cache.store.findMany(presented(token)))[0]).toBeUndefined();
+  });
+
   it('does not keep what a read racing a revocation returned', async () => {
     const { token } = await issue();
     let release!: () => void;
