@@ -14,7 +14,7 @@ import { requestTelemetry } from './http/request-telemetry.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
-import { rejectNulInUrl } from './http/reject-nul.js';
+import { rejectNulInUrl } from './http/storable-input.js';
 import { staticRoutes } from './http/routes/static.js';
 import { healthRoutes } from './http/routes/health.js';
 import { opsRoutes } from './http/routes/ops.js';

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { findUnstorable } from '../db/storable.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
 import { effectiveSettings, type ClaimField } from './connections.service.js';
 
@@ -71,7 +72,7 @@ export function profileFrom(claims: Record<string, unknown>, mapping: Record<Cla
   if (!subject) throw new UpstreamError('no_subject', 'The upstream account has no identifier we can use.');
   const email = get('email', 254);
   const verified = claimAt(claims, mapping.emailVerified);
-  return {
+  const profile: UpstreamProfile = {
     subject,
     email: email && /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined,
     emailVerified: verified === true || verified === 'true',
@@ -81,6 +82,9 @@ export function profileFrom(claims: Record<string, unknown>, mapping: Record<Cla
     picture: get('picture', 2000)?.match(/^https?:\/\//) ? get('picture', 2000) : undefined,
     username: get('username', 64),
   };
+  // Text no database could store (a NUL, a lone surrogate) is the upstream's fault, not a 500.
+  if (findUnstorable(profile)) throw new UpstreamError('invalid_response', 'The upstream account has details we cannot store.');
+  return profile;
 }
 
 /** The upstream leg of a federated sign-in, on openid-client: authorization code with PKCE. */

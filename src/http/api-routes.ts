@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z, type ZodType } from 'zod';
-import { assertNoNul } from './reject-nul.js';
+import { assertStorable } from './storable-input.js';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 type Schema = ZodType | undefined;
@@ -38,8 +38,8 @@ export function createApiRegistry() {
     router[route.method](route.path, ...(route.use ?? []), async (ctx) => {
       // For metrics: the provider, called in-process by some routes, would overwrite Koa's own label.
       ctx.state.route = route.path;
-      assertNoNul(ctx.query);
-      assertNoNul(ctx.request.body);
+      assertStorable(ctx.query);
+      assertStorable(ctx.request.body);
       const body = (route.body ? route.body.parse(ctx.request.body ?? {}) : undefined) as Infer<B>;
       const query = (route.query ? route.query.parse(ctx.query) : undefined) as Infer<Q>;
       await handler(ctx as Context & { params: Record<string, string> }, { body, query, params: ctx.params });

@@ -1,8 +1,8 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
 import { purgeInBatches } from '../db/purge.js';
+import { findUnstorable } from '../db/storable.js';
 import { createTtlCache } from '../db/ttl-cache.js';
-import { findNul } from '../http/reject-nul.js';
 
 // Models whose rows belong to a grant and are removed by revokeByGrantId (as in oidc-provider's
 // memory adapter, the reference for this contract).
@@ -26,9 +26,12 @@ class PayloadAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
     const json = JSON.stringify(payload);
     // Request parameters the provider keeps (a pushed request's state, say) may hold a NUL, which
-    // PostgreSQL cannot store: refuse the request as the provider refuses bad input. The string
-    // check is cheap; the walk rules out a literal backslash-u0000 in the text.
-    if (json.includes('\\u0000') && findNul(payload)) throw new errors.InvalidRequest('NUL characters are not allowed');
+    // PostgreSQL cannot store: refuse the request as the provider refuses bad input. JSON escapes
+    // only NULs and lone surrogates this way (and a literal backslash-u text, which the walk rules out).
+    if (/\\u(?:0000|d[89a-f])/.test(json)) {
+      const problem = findUnstorable(payload);
+      if (problem) throw new errors.InvalidRequest(problem.message);
+    }
     await this.store.upsert(this.model, id, json, {
       grantId: isGrantable(this.model) ? (payload.grantId ?? null) : null,
       uid: payload.uid ?? null,

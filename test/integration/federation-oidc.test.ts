@@ -110,6 +110,18 @@ describe('sign in with an oidc connection', () => {
     expect(await server.prisma.federatedIdentity.count({ where: { subject: 'no-email' } })).toBe(0);
   });
 
+  it('refuses claims no database could store (a NUL, a lone surrogate) with a clear page, not a 500', async () => {
+    for (const [sub, extra] of [['emp-\u0000', {}], ['emp-lone', { given_name: 'Em\ud800ma' }]] as const) {
+      upstream.oidcUser = { sub, email: 'odd@corp.example', email_verified: true, ...extra };
+      const { agent, back } = await pressButton();
+      const page = await agent.navigate(back.url);
+      expect(page.status, sub).toBe(400);
+      expect(page.html).toContain('Back to sign in');
+      expect(await lastFailure()).toMatchObject({ connection: 'sso', reason: 'invalid_response' });
+      expect(await server.users.findByLogin('odd@corp.example')).toBeNull();
+    }
+  });
+
   it('refuses a disabled user who signs in through the provider', async () => {
     upstream.oidcUser = { sub: 'emp-2', email: 'emp2@corp.example', email_verified: true };
     const first = await pressButton();
