@@ -1,6 +1,7 @@
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Db } from '../db/prisma.js';
 import { normalizeLogin } from '../users/users.service.js';
+import { throttleKey } from './throttle-key.js';
 
 export type EmailThrottleConfig = { maxPerAddress: number; maxPerIp: number; windowSeconds: number };
 
@@ -13,8 +14,8 @@ export function createEmailThrottle(prisma: Db, config: EmailThrottleConfig) {
   /** Counts one request; returns the seconds to wait when over a limit, else 0. */
   return async function take(purpose: string, email: string, ip: string): Promise<number> {
     const [a, i] = await Promise.all([
-      byAddress.penalty(`${purpose}:${normalizeLogin(email)}`, 1),
-      byIp.penalty(`${purpose}:${ip}`, 1),
+      byAddress.penalty(`${purpose}:${throttleKey(normalizeLogin(email))}`, 1),
+      byIp.penalty(`${purpose}:${throttleKey(ip)}`, 1),
     ]);
     const over = [a.consumedPoints > config.maxPerAddress ? a : null, i.consumedPoints > config.maxPerIp ? i : null];
     const waits = over.filter((r) => r !== null).map((r) => Math.max(1, Math.ceil(r!.msBeforeNext / 1000)));

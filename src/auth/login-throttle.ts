@@ -1,6 +1,7 @@
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Db } from '../db/prisma.js';
 import type { OidcStore, RateLimitRow } from '../db/oidc-store.js';
+import { throttleKey } from './throttle-key.js';
 
 export type ThrottleLimits = { maxFailuresPerAccount: number; maxFailuresPerIp: number; windowSeconds: number };
 
@@ -37,7 +38,7 @@ export function createLoginThrottle(prisma: Db, store: Pick<OidcStore, 'findRate
      */
     async check(account: string, ip: string): Promise<{ retryAfter: number; accountHasFailures: boolean }> {
       const { byAccount, byIp, l } = current();
-      const [accountKey, ipKey] = [byAccount.getKey(account), byIp.getKey(ip)];
+      const [accountKey, ipKey] = [byAccount.getKey(throttleKey(account)), byIp.getKey(throttleKey(ip))];
       const rows = await store.findRateLimits([accountKey, ipKey]);
       const a = rows.find((r) => r.key === accountKey);
       return {
@@ -48,10 +49,10 @@ export function createLoginThrottle(prisma: Db, store: Pick<OidcStore, 'findRate
     async recordFailure(account: string, ip: string) {
       const { byAccount, byIp } = current();
       // penalty() counts without rejecting, unlike consume() once the limit is reached.
-      await Promise.all([byAccount.penalty(account, 1), byIp.penalty(ip, 1)]);
+      await Promise.all([byAccount.penalty(throttleKey(account), 1), byIp.penalty(throttleKey(ip), 1)]);
     },
     async recordSuccess(account: string) {
-      await current().byAccount.delete(account);
+      await current().byAccount.delete(throttleKey(account));
     },
   };
 }

@@ -33,7 +33,7 @@ type Deps = {
 };
 
 const LoginForm = z.object({ login: z.string().trim().min(1).max(320), password: z.string().min(1).max(1024) });
-const MagicLinkForm = z.object({ email: z.email() });
+const MagicLinkForm = z.object({ email: z.email().max(254) });
 
 /** The pages oidc-provider sends the browser to: login, consent, abort. */
 export function interactionRoutes({ provider, views, accountCache, resources, authenticate, csrf, accounts, preauth, settings, connections, federatedLogin }: Deps) {

@@ -11,14 +11,14 @@ import { MessageOut, TokensOut, UserOut } from '../api-schemas.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 
-const Email = z.object({ email: z.email() });
+const Email = z.object({ email: z.email().max(254) });
 const Token = z.object({ token: z.string().min(1).max(200) });
 const Scope = z.string().max(200).optional().meta({ description: 'Space-separated; default "openid profile email"' });
 const Login = z
   .object({ username: z.string().min(1).max(320).optional(), email: z.string().min(1).max(320).optional(), password: z.string().min(1).max(1024), scope: Scope })
   .refine((b) => b.username || b.email, { message: 'username or email is required', path: ['username'] });
 const Register = z.object({
-  email: z.email(),
+  email: z.email().max(254),
   password: z.string().min(1).max(1024),
   username: z.string().optional(),
   name: z.string().optional(),
