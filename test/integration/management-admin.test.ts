@@ -103,6 +103,11 @@ describe('/api/audit', () => {
     expect(page2).toMatchObject({ total: 3, page: 2, pageSize: 2 });
   });
 
+  it('refuses a filter from year 0000, which PostgreSQL has not, with a 400', async () => {
+    await expectProblem(await call('GET', '/api/audit?from=0000-01-01T00:00:00Z', t.admin), 400, 'VALIDATION_FAILED');
+    expect((await call('GET', '/api/audit?from=0001-01-01T00:00:00Z', t.admin)).status).toBe(200);
+  });
+
   it("names an API key's app as the actor of what the key did", async () => {
     const app = await json(await call('POST', '/api/apps', t.dev, { name: unique('Audited '), redirectUris: [REDIRECT_URI] }));
     const { key } = await json(await call('POST', `/api/apps/${app.clientId}/api-keys`, t.dev));

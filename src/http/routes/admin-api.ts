@@ -9,11 +9,14 @@ import { AuditEventOut, page } from '../api-schemas.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 
+// PostgreSQL has no year 0 (1 BC): a filter from 0000 would fail the query.
+const Instant = z.iso.datetime().refine((v) => !v.startsWith('0000'), 'Use a year from 0001 on');
+
 const AuditQuery = z.object({
   userId: z.string().optional(),
   event: z.string().max(100).optional(),
-  from: z.iso.datetime().optional(),
-  to: z.iso.datetime().optional(),
+  from: Instant.optional(),
+  to: Instant.optional(),
   page: z.coerce.number().int().min(1).default(1),
   pageSize: z.coerce.number().int().min(1).max(200).default(50),
 });

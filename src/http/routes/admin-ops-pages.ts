@@ -39,7 +39,8 @@ const SETTING_MESSAGES = Object.fromEntries(
 const EVENT_LABELS = new Set<string>(AUDIT_EVENTS);
 const AUDIT_PAGE_SIZE = 50;
 const LIST_SIZE = 200;
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
+// From year 0001: PostgreSQL has no year 0.
+const DAY = /^(?!0000)\d{4}-\d{2}-\d{2}$/;
 
 /** A same-console page to come back to after a revoke, or `fallback`. */
 function backTo(ctx: Context, fallback: string) {
