@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { PASSWORD, REDIRECT_URI, authorizationRequest, relyingParty, seed, signIn } from '../support/oidc.js';
@@ -234,3 +235,34 @@ describe('accounts', () => {
     expect((await fetch(url, { redirect: 'manual' })).status).toBe(400);
   });
 });
+
+describe('input no database can store', () => {
+  const postJson = (path: string, body: string) => fetch(`${server.url}/api${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  // Random, so that PostgreSQL cannot compress it under its index entry limit (about 2.7 kB).
+  const longRandom = () => randomBytes(2400).toString('base64url');
+
+  it('answers deeply nested JSON and a lone surrogate with a 400 naming the problem', async () => {
+    const deep = await postJson('/auth/login', `{"username":${'['.repeat(5000)}${']'.repeat(5000)},"password":"x"}`);
+    expect(deep.status).toBe(400);
+    expect((await deep.json()).detail).toBe('Nested deeper than 32 levels.');
+
+    // JSON's escape makes half a character: no text, and Prisma's engine and PostgreSQL refuse it.
+    const lone = await postJson('/auth/register', '{"email":"lone@example.com","password":"violet kettle orbit 42","name":"Ada \\ud800"}');
+    expect(lone.status).toBe(400);
+    expect(await lone.json()).toMatchObject({ detail: 'Text must be valid Unicode.', errors: [{ path: 'name' }] });
+    // A whole character written as its two escapes is fine.
+    const pair = await postJson('/auth/register', '{"email":"pair@example.com","password":"violet kettle orbit 42","name":"Ada \\ud83d\\ude00"}');
+    expect(pair.status).toBe(201);
+  });
+
+  it('refuses an over-long email address, and counts an over-long login failure without a 500', async () => {
+    const email = `${longRandom()}@example.com`;
+    expect((await postJson('/auth/forgot-password', JSON.stringify({ email }))).status).toBe(400);
+    expect((await postJson('/auth/magic-link', JSON.stringify({ email }))).status).toBe(400);
+    // The password grant takes any login; the throttle counts it under a digest.
+    const res = await fetch(`${server.issuer}/token`, { ...form({ grant_type: 'password', client_id: 'latch-api', username: longRandom(), password: 'x' }) });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toBe('invalid_grant');
+  });
+});
+
