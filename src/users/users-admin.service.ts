@@ -11,7 +11,8 @@ import { NewUser, ProfileUpdate, normalizeLogin, type User, type UsersService } 
 
 export const UserQuery = z.object({
   search: z.string().trim().max(200).optional(),
-  page: z.coerce.number().int().min(1).default(1),
+  // Prisma's query engine keeps an offset in 32 bits: a larger one would wrap to another page.
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
   pageSize: z.coerce.number().int().min(1).max(100).default(20),
 });
 

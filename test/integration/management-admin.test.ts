@@ -108,6 +108,11 @@ describe('/api/audit', () => {
     expect((await call('GET', '/api/audit?from=0001-01-01T00:00:00Z', t.admin)).status).toBe(200);
   });
 
+  it('answers a page past the last with no items, and refuses a page number past a million', async () => {
+    expect(await audit('page=1000000&pageSize=200')).toMatchObject({ items: [], page: 1000000 });
+    await expectProblem(await call('GET', '/api/audit?page=900719925474099', t.admin), 400, 'VALIDATION_FAILED');
+  });
+
   it("names an API key's app as the actor of what the key did", async () => {
     const app = await json(await call('POST', '/api/apps', t.dev, { name: unique('Audited '), redirectUris: [REDIRECT_URI] }));
     const { key } = await json(await call('POST', `/api/apps/${app.clientId}/api-keys`, t.dev));

@@ -17,7 +17,8 @@ const AuditQuery = z.object({
   event: z.string().max(100).optional(),
   from: Instant.optional(),
   to: Instant.optional(),
-  page: z.coerce.number().int().min(1).default(1),
+  // Prisma's query engine keeps an offset in 32 bits: a larger one would wrap to another page.
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
   pageSize: z.coerce.number().int().min(1).max(200).default(50),
 });
 const SessionQuery = z.object({ userId: z.string().optional(), clientId: z.string().optional() });
