@@ -4,6 +4,7 @@ import type { Config } from './config/env.js';
 import { createDeps, createLogger, type DepsOptions } from './deps.js';
 import { createApp } from './app.js';
 import { purgeExpired } from './oidc/adapter.js';
+import { purgeExpiredCounters } from './auth/throttle-counters.js';
 import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
 import { lowerThreadPoolPriority } from './thread-pool-priority.js';
 
@@ -21,7 +22,12 @@ export async function startServer(config: Config, logger = createLogger(config),
 
   const purge = setInterval(() => {
     const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
-    Promise.all([purgeExpired(deps.oidcStore), deps.tokens.purgeExpired(), config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore)])
+    Promise.all([
+      purgeExpired(deps.oidcStore),
+      deps.tokens.purgeExpired(),
+      purgeExpiredCounters(deps.prisma),
+      config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore),
+    ])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
       .catch((err) => logger.warn({ err }, 'purge failed'));
   }, config.purgeIntervalSeconds * 1000);

@@ -1,7 +1,7 @@
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Db } from '../db/prisma.js';
 import { normalizeLogin } from '../users/users.service.js';
-import { throttleKey } from './throttle-key.js';
+import { throttleKey } from './throttle-counters.js';
 
 export type EmailThrottleConfig = { maxPerAddress: number; maxPerIp: number; windowSeconds: number };
 

@@ -1,7 +1,7 @@
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Db } from '../db/prisma.js';
 import type { OidcStore, RateLimitRow } from '../db/oidc-store.js';
-import { throttleKey } from './throttle-key.js';
+import { throttleKey } from './throttle-counters.js';
 
 export type ThrottleLimits = { maxFailuresPerAccount: number; maxFailuresPerIp: number; windowSeconds: number };
 

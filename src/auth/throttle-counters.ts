@@ -1,0 +1,26 @@
+import { hash } from 'node:crypto';
+import type { Db } from '../db/prisma.js';
+import { purgeInBatches } from '../db/purge.js';
+
+/**
+ * What a throttle counts under: a digest of the login, address or client IP. The counters' key is
+ * a primary key, and PostgreSQL refuses an index entry over about 2.7 kB, so a client's long
+ * value (an over-long login, a forwarded IP of its own choosing) must not reach it as it is; nor
+ * are addresses kept in the clear there.
+ */
+export const throttleKey = (value: string) => hash('sha256', value, 'base64url');
+
+/**
+ * Deletes the login and mail throttles' counters whose window has passed, 500 at a time: every
+ * login, address and IP ever tried leaves one, and rate-limiter-flexible only starts a counter
+ * again, never deletes it. Returns how many went.
+ */
+export const purgeExpiredCounters = (prisma: Db) =>
+  purgeInBatches(async (limit) => {
+    const now = new Date();
+    const old = await prisma.rateLimiterFlexible.findMany({ where: { expire: { lt: now } }, select: { key: true }, take: limit });
+    if (old.length === 0) return 0;
+    // Still expired: a counter started again meanwhile is live and stays.
+    await prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: old.map((c) => c.key) }, expire: { lt: now } } });
+    return old.length;
+  });
