@@ -63,7 +63,9 @@ function claimAt(claims: Record<string, unknown>, path: string): unknown {
   return value;
 }
 
-const text = (v: unknown, max = 500) => (typeof v === 'string' && v.trim() ? v.trim().slice(0, max) : typeof v === 'number' ? String(v) : undefined);
+// Cut to `max` UTF-16 units, never through a character: half of one is text no database stores.
+const cut = (s: string, max: number) => s.slice(0, s.length > max && /[\uD800-\uDBFF]/.test(s[max - 1]!) ? max - 1 : max);
+const text = (v: unknown, max = 500) => (typeof v === 'string' && v.trim() ? cut(v.trim(), max) : typeof v === 'number' ? String(v) : undefined);
 
 /** Maps upstream claims to a profile through the connection's claim mapping. */
 export function profileFrom(claims: Record<string, unknown>, mapping: Record<ClaimField, string>): UpstreamProfile {

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { profileFrom, UpstreamError } from '../../src/federation/upstream.js';
+
+const mapping = { subject: 'sub', email: 'email', emailVerified: 'email_verified', name: 'name', givenName: 'given_name', familyName: 'family_name', picture: 'picture', username: 'preferred_username' };
+
+describe('an upstream profile', () => {
+  it('cuts long names to their limit on a whole character', () => {
+    // 199 letters and an emoji (two UTF-16 units): 201 units, cut at 200 would halve the emoji.
+    const name = `${'a'.repeat(199)}😀`;
+    expect(profileFrom({ sub: 'u1', name }, mapping).name).toBe('a'.repeat(199));
+    expect(profileFrom({ sub: 'u1', name: `${'a'.repeat(198)}😀b` }, mapping).name).toBe(`${'a'.repeat(198)}😀`);
+  });
+
+  it('refuses claims holding a NUL or a lone surrogate as an invalid response', () => {
+    for (const claims of [{ sub: 'a\u0000b' }, { sub: 'u1', given_name: 'Em\ud800ma' }]) {
+      const err = (() => {
+        try {
+          profileFrom(claims, mapping);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(UpstreamError);
+      expect((err as UpstreamError).reason).toBe('invalid_response');
+    }
+  });
+});
