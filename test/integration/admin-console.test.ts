@@ -199,8 +199,8 @@ describe('forms', () => {
 
     const audit = await agent.navigate(url('/admin/audit?from=31-12-2024&event=nope'));
     expectPage(audit, 400, 'Enter a date as YYYY-MM-DD.', 'Choose an event from the list.');
-    // PostgreSQL has no year 0: refused as a bad date, not a failed query.
-    expectPage(await agent.navigate(url('/admin/audit?from=0000-01-01')), 400, 'Enter a date as YYYY-MM-DD.');
+    // PostgreSQL has no year 0: refused with a message, not a failed query.
+    expectPage(await agent.navigate(url('/admin/audit?from=0000-01-01')), 400, 'Use a year from 0001 on.');
     expectLabelledControls(audit.html);
     expectPage(await agent.navigate(url('/admin/users/no-such-user')), 404, 'No such user');
     expectPage(await agent.navigate(url('/admin/apps/no-such-app')), 404, 'No such client');

@@ -39,8 +39,7 @@ const SETTING_MESSAGES = Object.fromEntries(
 const EVENT_LABELS = new Set<string>(AUDIT_EVENTS);
 const AUDIT_PAGE_SIZE = 50;
 const LIST_SIZE = 200;
-// From year 0001: PostgreSQL has no year 0.
-const DAY = /^(?!0000)\d{4}-\d{2}-\d{2}$/;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A same-console page to come back to after a revoke, or `fallback`. */
 function backTo(ctx: Context, fallback: string) {
@@ -134,6 +133,8 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       if (!value) return undefined;
       const date = DAY.test(value) ? new Date(`${value}T${name === 'from' ? '00:00:00.000' : '23:59:59.999'}Z`) : undefined;
       if (!date || Number.isNaN(date.getTime())) problems[name] = 'Enter a date as YYYY-MM-DD.';
+      // PostgreSQL has no year 0 (1 BC), so such a filter would fail the query.
+      else if (value.startsWith('0000')) problems[name] = 'Use a year from 0001 on.';
       return date;
     };
     const from = day(filter.from, 'from');
