@@ -10,8 +10,9 @@ export function assertStorable(value: unknown) {
 
 /**
  * NUL characters are never valid in Latch's input and PostgreSQL cannot store them. In a URL path
- * nothing can match (404); in the query of a page, 400. (API routes check their query and body
- * field by field, and /o's token lookups ignore such values.)
+ * nothing can match (404); in the query of a page or of /o (an authorization request sent as a
+ * link, say), 400. (API routes check their query and body field by field; what /o takes in a body
+ * is checked when the provider stores it, see oidc/adapter.ts.)
  */
 export function rejectNulInUrl(): Middleware {
   return (ctx, next) => {

@@ -69,7 +69,8 @@ describe('listing', () => {
     const stamps = all.items.map((u: { createdAt: string }) => u.createdAt);
     expect([...stamps].sort()).toEqual(stamps);
     expect((await json(await call('GET', '/api/users?search=nobody-by-this-name', t.admin))).total).toBe(0);
-    // Past a million pages the offset would wrap inside Prisma's engine and show another page.
+    // Prisma's engine keeps the offset in 32 bits, so a page this far would wrap to another one:
+    // page numbers stop at a million.
     await expectProblem(await call('GET', '/api/users?search=paging.test&pageSize=2&page=2147483649', t.staff), 400, 'VALIDATION_FAILED');
   });
 });

@@ -259,10 +259,18 @@ describe('input no database can store', () => {
     const email = `${longRandom()}@example.com`;
     expect((await postJson('/auth/forgot-password', JSON.stringify({ email }))).status).toBe(400);
     expect((await postJson('/auth/magic-link', JSON.stringify({ email }))).status).toBe(400);
-    // The password grant takes any login; the throttle counts it under a digest.
-    const res = await fetch(`${server.issuer}/token`, { ...form({ grant_type: 'password', client_id: 'latch-api', username: longRandom(), password: 'x' }) });
+    // The password grant takes any login; the throttle counts it under a digest, as the mail
+    // throttle counts an address.
+    const login = longRandom();
+    const res = await fetch(`${server.issuer}/token`, { ...form({ grant_type: 'password', client_id: 'latch-api', username: login, password: 'x' }) });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toBe('invalid_grant');
+    expect((await postJson('/auth/forgot-password', JSON.stringify({ email: 'counted@example.com' }))).status).toBeLessThan(300);
+    const keys = (await server.prisma.rateLimiterFlexible.findMany({ select: { key: true } })).map((c) => c.key);
+    expect(keys.filter((k) => k.startsWith('login-account:'))).toContainEqual(expect.stringMatching(/^login-account:[\w-]{43}$/));
+    expect(keys.filter((k) => k.startsWith('mail-address:'))).toContainEqual(expect.stringMatching(/^mail-address:[\w-]+:[\w-]{43}$/));
+    expect(keys.join(' ')).not.toMatch(/counted@example\.com|127\.0\.0\.1/);
+    expect(keys.every((k) => !k.includes(login.slice(0, 40)))).toBe(true);
   });
 });
 
