@@ -24,8 +24,9 @@ const serialize = (row: LiveRow): Cached => ({ json: JSON.stringify(row.payload)
 /**
  * Resource servers introspect the same token on every request they serve, and userinfo reads it
  * on every call: the token, its grant and its session (the provider checks a token against both)
- * are kept in memory for TOKEN_CACHE_MS from when their read began, as JSON (each read gets objects of its
- * own). Only findMany is cached: the provider's reads go through it (see unit-of-work.ts).
+ * are kept in memory for TOKEN_CACHE_MS from when their read began, as JSON (each read gets
+ * objects of its own). Only findMany is cached: the provider's reads go through it (see
+ * unit-of-work.ts).
  */
 export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEntries = 10_000) {
   const entries = new Map<string, Entry>();

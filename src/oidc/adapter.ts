@@ -26,8 +26,8 @@ class PayloadAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
     const json = JSON.stringify(payload);
     // Request parameters the provider keeps (a pushed request's state, say) may hold a NUL, which
-    // PostgreSQL cannot store: refuse the request as the provider refuses bad input. JSON escapes
-    // only NULs and lone surrogates this way (and a literal backslash-u text, which the walk rules out).
+    // PostgreSQL cannot store: refuse the request as the provider refuses bad input. JSON writes
+    // only a NUL or a lone surrogate as these escapes; the walk rules out a literal "\u" in text.
     if (/\\u(?:0000|d[89a-f])/.test(json)) {
       const problem = findUnstorable(payload);
       if (problem) throw new errors.InvalidRequest(problem.message);
