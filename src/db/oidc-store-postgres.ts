@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
-import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { GROUP_COMMIT_WINDOW_MS, keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -127,13 +127,16 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     else await destroy(w.model, w.id);
   };
 
-  // Group commit, as on SQLite: the batches of requests that end in the same event-loop turn go
-  // to PostgreSQL as one statement, so one transaction and one WAL flush. A commit costs the
+  // Group commit, as on SQLite: the batches of requests that end within GROUP_COMMIT_WINDOW_MS of
+  // each other go to PostgreSQL as one statement, so one transaction and one WAL flush. A commit costs the
   // database more than the rows (measured: see the README's Performance section). Each caller
   // resumes once its writes are committed, so no request answers with a token not yet stored.
   type Queued = { writes: readonly StoreWrite[]; resolve: () => void; reject: (err: unknown) => void };
   let queued: Queued[] = [];
+  let due: NodeJS.Timeout | undefined;
   async function flush() {
+    clearTimeout(due);
+    due = undefined;
     const group = queued;
     queued = [];
     // Requests applied one after another leave each row as the last of them wrote it.
@@ -151,7 +154,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   }
   const commitInGroup = (writes: readonly StoreWrite[]) =>
     new Promise<void>((resolve, reject) => {
-      if (queued.push({ writes, resolve, reject }) === 1) setImmediate(() => void flush());
+      if (queued.push({ writes, resolve, reject }) === 1) due = setTimeout(() => void flush(), GROUP_COMMIT_WINDOW_MS);
     });
 
   return {
@@ -235,6 +238,10 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
         [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
       );
     },
-    close: () => pool.end(),
+    async close() {
+      // Writes still waiting for their group are committed, not dropped.
+      if (queued.length) await flush();
+      await pool.end();
+    },
   };
 }

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
-import type { AccountRecord, ClientRecord, FoundRow, LiveRow, OidcStore, PayloadColumns, RateLimitRow, RowKey, StoreWrite } from './oidc-store.js';
+import { GROUP_COMMIT_WINDOW_MS, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
@@ -91,13 +91,16 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES (@id, @event, @userId, @actorId, @ip, @userAgent, @detail, @createdAt)',
   );
 
-  // Group commit: writes issued in the same event-loop turn share one transaction (a commit costs
-  // more than the insert itself). Each caller resumes once its batch is committed, so a request
-  // never answers with a token that is not stored yet.
+  // Group commit: writes issued within GROUP_COMMIT_WINDOW_MS of each other share one transaction
+  // (a commit costs more than the insert itself). Each caller resumes once its batch is committed,
+  // so a request never answers with a token that is not stored yet.
   type Pending = { write: () => void; resolve: () => void; reject: (err: unknown) => void };
   let pending: Pending[] = [];
+  let due: NodeJS.Timeout | undefined;
   const commitAll = db.transaction((batch: Pending[]) => batch.forEach((p) => p.write()));
   function flush() {
+    clearTimeout(due);
+    due = undefined;
     checkpointer.wake();
     const batch = pending;
     pending = [];
@@ -118,7 +121,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   }
   const write = (fn: () => void) =>
     new Promise<void>((resolve, reject) => {
-      if (pending.push({ write: fn, resolve, reject }) === 1) setImmediate(flush);
+      if (pending.push({ write: fn, resolve, reject }) === 1) due = setTimeout(flush, GROUP_COMMIT_WINDOW_MS);
     });
 
   const upsertRow = (model: string, id: string, json: string, c: PayloadColumns) => ({
@@ -209,8 +212,9 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     insertAuditEvent: (e) =>
       write(() => auditInsert.run({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail), createdAt: toText(e.createdAt) })),
     async close() {
-      await checkpointer.stop();
+      // Writes still waiting for their group are committed first (a commit wakes the checkpointer).
       if (pending.length) flush();
+      await checkpointer.stop();
       db.close();
     },
   };

@@ -21,9 +21,11 @@ const { createMemoryAdapter } = (await import(memoryAdapterModule)) as { createM
 let prisma: Db;
 let store: OidcStore;
 let drop: () => Promise<void>;
+let dbUrl: string;
 beforeAll(async () => {
   const db = await createTestDatabase();
   drop = db.drop;
+  dbUrl = db.url;
   await migrate(db.url);
   prisma = await createPrisma({ url: db.url, poolSize: 2 });
   store = await createOidcStore(providerOf(db.url), db.url, { poolSize: 2 });
@@ -258,6 +260,15 @@ describe('batches of requests that end at once (group commit)', () => {
     expect(await payloadOf('Grant', b)).toBeUndefined();
     expect(await payloadOf('Session', c)).toBeUndefined();
     expect(await payloadOf('Grant', c)).toMatchObject({ n: 3 });
+  });
+
+  it('are committed, not dropped, when the store closes while they wait for their group', async () => {
+    const own = await createOidcStore(providerOf(dbUrl), dbUrl, { poolSize: 1 });
+    const key = id();
+    const written = own.writeBatch([up('Session', key, 7)]);
+    await own.close();
+    await written;
+    expect(await payloadOf('Session', key)).toMatchObject({ n: 7 });
   });
 
   it('fail only the request whose write cannot be stored', async () => {
