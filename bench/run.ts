@@ -135,6 +135,8 @@ type Row = {
   generatorBusy: number;
   p50: number;
   p99: number;
+  /** p99 of the responses' time inside the server (from request parsed to response written). */
+  serverP99: number;
   errors: number;
   rss: number;
   /** The server's garbage-collection pauses: share of the run's wall time, and the longest. */
@@ -188,7 +190,7 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
   const generator = process.cpuUsage(generator0);
   const cpu = cpuSeconds(target.ready.pid) - cpu0;
   const load1 = pinned ? coreTicks(1) : undefined;
-  const pauses = (await ask(target.child, 'pauses')) as { totalMs: number; maxMs: number; loopP99Ms: number; loopMaxMs: number };
+  const pauses = (await ask(target.child, 'pauses')) as { totalMs: number; maxMs: number; loopP99Ms: number; loopMaxMs: number; serverP99Ms: number };
   if (opts.profile) {
     const { profile } = await ask(target.child, 'profile-stop');
     const file = join(opts.profile, `${scenario}-${target.name}.cpuprofile`);
@@ -205,6 +207,7 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
     generatorBusy: (generator.user + generator.system) / 1e6 / out.seconds,
     p50: out.p50,
     p99: out.p99,
+    serverP99: pauses.serverP99Ms,
     errors: out.errors,
     rss: rssMb(target.ready.pid),
     gcShare: pauses.totalMs / 1000 / out.seconds,
@@ -220,15 +223,15 @@ function print(rows: Row[]) {
   const base = (scenario: string) => rows.find((r) => r.scenario === scenario && r.target === 'baseline');
   const fmt = (n: number, d = 0) => n.toFixed(d);
   const lines = [
-    '| scenario | target | req/s | req per CPU-s | server CPU % | load core % (load gen) | p50 ms | p99 ms | errors | RSS MB | GC % / longest ms | server loop delay p99 / max ms | load gen late p99 / max ms | vs baseline |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | target | req/s | req per CPU-s | server CPU % | load core % (load gen) | p50 ms | p99 ms | in-server p99 ms | errors | RSS MB | GC % / longest ms | server loop delay p99 / max ms | load gen late p99 / max ms | vs baseline |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const b = base(r.scenario);
       const ratio = r.ratio !== undefined ? fmt(r.ratio, 2) : b && r.target !== 'baseline' ? fmt(r.rps / b.rps, 2) : '';
       const rps = r.range && r.range[0] !== r.range[1] ? `${fmt(r.rps)} (${fmt(r.range[0])}–${fmt(r.range[1])})` : fmt(r.rps);
       const p99 = r.p99Range && r.p99Range[0] !== r.p99Range[1] ? `${fmt(r.p99, 1)} (${fmt(r.p99Range[0], 1)}–${fmt(r.p99Range[1], 1)})` : fmt(r.p99, 1);
       const late = r.sendLate ? `${fmt(r.sendLate.p99, 1)} / ${fmt(r.sendLate.max, 1)}` : '';
-      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${r.perCpu ? fmt(r.busy * 100) : ''} | ${r.loadBusy !== undefined ? `${fmt(r.loadBusy * 100)} (${fmt(r.generatorBusy * 100)})` : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${fmt(r.loopP99Ms, 1)} / ${fmt(r.loopMaxMs, 1)} | ${late} | ${ratio} |`;
+      return `| ${r.scenario} | ${r.target} | ${rps} | ${r.perCpu ? fmt(r.perCpu) : ''} | ${r.perCpu ? fmt(r.busy * 100) : ''} | ${r.loadBusy !== undefined ? `${fmt(r.loadBusy * 100)} (${fmt(r.generatorBusy * 100)})` : ''} | ${fmt(r.p50, 1)} | ${p99} | ${r.serverP99 ? fmt(r.serverP99, 1) : ''} | ${r.errors}${r.errors ? ' INVALID' : ''} | ${fmt(r.rss)} | ${fmt(r.gcShare * 100, 1)} / ${fmt(r.gcMaxMs, 1)} | ${fmt(r.loopP99Ms, 1)} / ${fmt(r.loopMaxMs, 1)} | ${late} | ${ratio} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -316,7 +319,7 @@ async function main() {
           const burst = loop({ duration, connections: loginConnections }, async () => void (await signInFlow(target.ready)));
           results.push(await measure(target, `${scenario}${at}+logins`, () => paced(load, send)));
           const logins = await burst;
-          results.push({ ...results.at(-1)!, scenario: `${scenario}${at}+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, errors: logins.errors, sendLate: undefined });
+          results.push({ ...results.at(-1)!, scenario: `${scenario}${at}+logins: the logins`, rps: logins.requests / logins.seconds, perCpu: 0, p50: logins.p50, p99: logins.p99, serverP99: 0, errors: logins.errors, sendLate: undefined });
         }
         rounds.push(results);
       }

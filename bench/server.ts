@@ -3,6 +3,8 @@
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +39,34 @@ new PerformanceObserver((list) => {
 const LOOP_RESOLUTION_MS = 10;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 loopDelay.enable();
+// Each response's time inside the server, from its request's headers parsed to its last byte
+// handed to the socket, per path. The load generator's latency adds the wait before the server
+// reads the request (an event loop busy elsewhere) and the load generator's own delays (its core,
+// shared with PostgreSQL in these runs): a client-side tail with a short server-side one is not
+// the server's. Reported for the path that answered the most since the last question (in a run
+// during sign-ins, the paced endpoint's, not the sign-ins'). Kept from the first such question
+// on, so that a soak, which asks none, holds no times.
+const inServer = new Map<string, number[]>();
+let timing = false;
+const requestStarted = new WeakMap<ServerResponse, number>();
+subscribe('http.server.request.start', (msg) => timing && requestStarted.set((msg as { response: ServerResponse }).response, performance.now()));
+subscribe('http.server.response.finish', (msg) => {
+  const { request, response } = msg as { request: IncomingMessage; response: ServerResponse };
+  const started = requestStarted.get(response);
+  if (started === undefined) return;
+  const path = request.url?.split('?')[0] ?? '';
+  let times = inServer.get(path);
+  if (!times) inServer.set(path, (times = []));
+  times.push(performance.now() - started);
+});
+function inServerP99Ms() {
+  timing = true;
+  const busiest = [...inServer.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+  inServer.clear();
+  busiest.sort((a, b) => a - b);
+  return busiest[Math.floor(busiest.length * 0.99)] ?? 0;
+}
+
 // For soak runs: how big the database is and how many provider rows it holds.
 let measureDb: () => Promise<{ bytes: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
 
@@ -218,7 +248,7 @@ main().then(
       if (msg.type === 'pauses') {
         const late = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
         const loop = { loopP99Ms: late(loopDelay.percentile(99)), loopMaxMs: late(loopDelay.max) };
-        process.send?.({ type: 'pauses', ...gc, ...loop });
+        process.send?.({ type: 'pauses', ...gc, ...loop, serverP99Ms: inServerP99Ms() });
         Object.assign(gc, { totalMs: 0, maxMs: 0 });
         loopDelay.reset();
       }
