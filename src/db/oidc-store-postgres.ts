@@ -128,9 +128,9 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   };
 
   // Group commit, as on SQLite: the batches of requests that end within GROUP_COMMIT_WINDOW_MS of
-  // each other go to PostgreSQL as one statement, so one transaction and one WAL flush. A commit costs the
-  // database more than the rows (measured: see the README's Performance section). Each caller
-  // resumes once its writes are committed, so no request answers with a token not yet stored.
+  // each other go to PostgreSQL as one statement, so one transaction and one WAL flush. A commit
+  // costs the database more than the rows (measured: see the README's Performance section). Each
+  // caller resumes once its writes are committed, so no request answers with a token not yet stored.
   type Queued = { writes: readonly StoreWrite[]; resolve: () => void; reject: (err: unknown) => void };
   let queued: Queued[] = [];
   let due: NodeJS.Timeout | undefined;
