@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
 import { RESOURCE, type Ready } from './fixtures.js';
+import { percentile } from './percentile.js';
 import { basicAuth, signInFlow, type Tokens } from './flow.js';
 
 export type Load = { duration: number; connections: number };
@@ -26,12 +27,6 @@ async function cannon(opts: autocannon.Options): Promise<Outcome> {
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
   };
-}
-
-/** The `q` quantile of `xs` (sorts it in place). */
-function percentile(xs: number[], q: number) {
-  xs.sort((a, b) => a - b);
-  return xs[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? 0;
 }
 
 /** Runs `op` from `connections` workers for `duration` seconds; latencies per op. */

@@ -16,6 +16,7 @@ import type { Db } from '../src/db/prisma.js';
 import type { OidcStore, StoreWrite } from '../src/db/oidc-store.js';
 import { startBaseline } from './baseline.js';
 import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
+import { percentile } from './percentile.js';
 
 const target = process.argv[2] as 'sqlite' | 'postgres' | 'baseline';
 const counter = { storage: 0 };
@@ -63,8 +64,7 @@ function inServerP99Ms() {
   timing = true;
   const busiest = [...inServer.values()].sort((a, b) => b.length - a.length)[0] ?? [];
   inServer.clear();
-  busiest.sort((a, b) => a - b);
-  return busiest[Math.floor(busiest.length * 0.99)] ?? 0;
+  return percentile(busiest, 0.99);
 }
 
 // For soak runs: how big the database is and how many provider rows it holds.
