@@ -21,9 +21,9 @@ export type RowKey = { model: string; id: string };
  * load the requests of one event-loop turn fill a commit anyway; at the moderate rates a server
  * mostly runs at, requests arrive a few at a time, and a commit costs much the same for one
  * grant as for several (SQLite: the log pages of every index it touched; PostgreSQL: a statement
- * and a WAL flush). Measured per client-credentials grant at 3,800-4,000 a second: 3 ms took 8 % less server
- * CPU than 1 ms on SQLite and 11 % less on PostgreSQL, with p99 no worse; 6 ms saved 5 % more on
- * SQLite but added as much again at the median. A write answers up to this much later.
+ * and a WAL flush). Measured per client-credentials grant at 3,800-4,000 a second: 3 ms took 8 %
+ * less server CPU than 1 ms on SQLite and 11 % less on PostgreSQL, with p99 no worse; 6 ms saved
+ * 5 % more on SQLite but added as much again at the median. A write answers up to this much later.
  */
 export const GROUP_COMMIT_WINDOW_MS = 3;
 
