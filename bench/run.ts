@@ -313,7 +313,7 @@ async function main() {
         for (const target of targets) {
           // Over as many connections as the paced run: the server's capacity, not what 32 clients
           // that wait for each answer draw from it (with the group-commit wait, 32 left Latch's core
-          // 64-83 % busy, and 70 % of that peak was about half its capacity).
+          // 64-83 % busy, and 70 % of that peak was about 60 % of its capacity).
           const now = await SCENARIOS[scenario]!.run(target.ready, { duration: PEAK_AGAIN_SECONDS, connections: latencyConnections });
           const peak = now.requests / now.seconds;
           // Answers still on their way, and the collection they leave, are not the paced run's.
