@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
 import { GROUP_COMMIT_WINDOW_MS, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
-import { CHECKPOINT_BACKSTOP_PAGES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
+import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
 // Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
 // in time order, so expiry checks are string comparisons, as Prisma's own are.
@@ -97,10 +97,13 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   type Pending = { write: () => void; resolve: () => void; reject: (err: unknown) => void };
   let pending: Pending[] = [];
   let due: NodeJS.Timeout | undefined;
+  // While the thread checkpoints to restart the log, writes wait (see RESTART_LOG_FRAMES).
+  let held: Promise<void> | undefined;
   const commitAll = db.transaction((batch: Pending[]) => batch.forEach((p) => p.write()));
   function flush() {
     clearTimeout(due);
     due = undefined;
+    if (held) return;
     checkpointer.wake();
     const batch = pending;
     pending = [];
@@ -118,10 +121,17 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
         }
       }
     }
+    if (checkpointer.logFrames >= RESTART_LOG_FRAMES) holdForRestart();
+  }
+  function holdForRestart() {
+    held = checkpointer.checkpointNow().then(() => {
+      held = undefined;
+      if (pending.length) flush();
+    });
   }
   const write = (fn: () => void) =>
     new Promise<void>((resolve, reject) => {
-      if (pending.push({ write: fn, resolve, reject }) === 1) due = setTimeout(flush, GROUP_COMMIT_WINDOW_MS);
+      if (pending.push({ write: fn, resolve, reject }) === 1 && !held) due = setTimeout(flush, GROUP_COMMIT_WINDOW_MS);
     });
 
   const upsertRow = (model: string, id: string, json: string, c: PayloadColumns) => ({
@@ -161,6 +171,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
     async consume(model, id, keepUntil) {
+      if (held) await held;
       checkpointer.wake();
       return consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1;
     },
@@ -213,6 +224,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
       write(() => auditInsert.run({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail), createdAt: toText(e.createdAt) })),
     async close() {
       // Writes still waiting for their group are committed first (a commit wakes the checkpointer).
+      if (held) await held;
       if (pending.length) flush();
       await checkpointer.stop();
       db.close();

@@ -2,31 +2,43 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /**
+ * The log restarts from its beginning only at a write that finds it wholly copied into the
+ * database file, and the thread's checkpoints, racing a steady stream of commits, seldom leave it
+ * so. Past this many frames (about 16 MB) the store holds its writes for one checkpoint by the
+ * thread (a few ms, see checkpointNow), so that the next write restarts the log.
+ */
+export const RESTART_LOG_FRAMES = 4_000;
+
+/**
  * A connection checkpoints the write-ahead log itself, inside the commit that takes the log past
- * this many pages (about 40 MB). By then the thread below has copied nearly all of them, so that
- * checkpoint is short, and it completes, which lets the log restart from its beginning: the
- * thread's own checkpoints, racing a steady stream of commits, seldom do.
+ * this many pages (about 40 MB): a backstop for writes the store cannot hold (Prisma's). That
+ * checkpoint syncs the file on the event loop, 10-25 ms here, and lets the log restart.
  */
 export const CHECKPOINT_BACKSTOP_PAGES = 10_000;
 
-// The thread's whole program (CommonJS): its own connection, and every `intervalMs` a PASSIVE
-// checkpoint, which copies committed pages from the log into the database file and syncs it
-// without waiting for or blocking readers and writers. It ends after `idleMs` without new pages.
+// The thread's whole program (CommonJS): its own connection, and every `intervalMs`, or when asked,
+// a PASSIVE checkpoint, which copies committed pages from the log into the database file and
+// syncs it without waiting for or blocking readers and writers. It reports each one, and ends
+// after `idleMs` without new pages.
 const PROGRAM = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const db = new (require(w.driver))(w.file, { fileMustExist: true });
 db.pragma('synchronous = NORMAL');
 db.pragma('wal_autocheckpoint = 0');
 let last = -1, idle = 0;
-const timer = setInterval(() => {
+function checkpoint(asked) {
   const [{ log, checkpointed }] = db.pragma('wal_checkpoint(PASSIVE)');
+  parentPort.postMessage({ log, checkpointed, asked });
+  return { log, checkpointed };
+}
+const timer = setInterval(() => {
+  const { log, checkpointed } = checkpoint(false);
   idle = log === last && checkpointed === log ? idle + w.intervalMs : 0;
   last = log;
-  parentPort.postMessage(log);
   if (idle >= w.idleMs) stop();
 }, w.intervalMs);
 function stop() { clearInterval(timer); db.close(); parentPort.close(); }
-parentPort.on('message', stop);
+parentPort.on('message', (m) => (m === 'checkpoint' ? checkpoint(true) : stop()));
 `;
 
 export type CheckpointerOptions = { intervalMs?: number; idleMs?: number; onError?: (err: Error) => void };
@@ -49,18 +61,31 @@ export type CheckpointerOptions = { intervalMs?: number; idleMs?: number; onErro
 export function createCheckpointer(file: string, { intervalMs = 100, idleMs = 60_000, onError = () => {} }: CheckpointerOptions = {}) {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   let worker: Worker | undefined;
-  /** Frames in the log at the last checkpoint (for tests and diagnostics). */
+  /** Frames in the log at the last checkpoint. */
   let logFrames = 0;
+  /** Callers of checkpointNow, in the order the thread answers them. */
+  const asked: ((whole: boolean) => void)[] = [];
+  const answerAll = (whole: boolean) => {
+    for (const resolve of asked.splice(0)) resolve(whole);
+  };
+  type Report = { log: number; checkpointed: number; asked: boolean };
   return {
     /** Called on every write: starts the thread if it is not running. */
     wake() {
       if (worker) return;
       const started = new Worker(PROGRAM, { eval: true, workerData: { file, driver, intervalMs, idleMs } });
       started.unref();
-      started.on('message', (frames: number) => void (logFrames = frames));
+      started.on('message', (r: Report) => {
+        // After an asked checkpoint, the log counts as empty until the thread's next report: a log
+        // copied whole restarts at the next write, and one a reader kept from being copied whole
+        // is asked for again no sooner than that, not at every commit.
+        logFrames = r.asked ? 0 : r.log;
+        if (r.asked) asked.shift()?.(r.checkpointed === r.log);
+      });
       started.on('error', onError);
       started.on('exit', () => {
         if (worker === started) worker = undefined;
+        answerAll(false);
       });
       worker = started;
     },
@@ -69,6 +94,17 @@ export function createCheckpointer(file: string, { intervalMs = 100, idleMs = 60
     },
     get logFrames() {
       return logFrames;
+    },
+    /**
+     * A checkpoint now, between the thread's own: true when it copied the whole log, so that the
+     * next write restarts the log from its beginning (if no write came in between).
+     */
+    checkpointNow(): Promise<boolean> {
+      this.wake();
+      return new Promise((resolve) => {
+        asked.push(resolve);
+        worker!.postMessage('checkpoint');
+      });
     },
     /** Ends the thread after its current checkpoint; it closes its connection. */
     async stop() {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { migrate } from '../../src/db/migrate.js';
 import { createOidcStore } from '../../src/db/oidc-store.js';
-import { createCheckpointer, type Checkpointer } from '../../src/db/sqlite-checkpointer.js';
+import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type Checkpointer } from '../../src/db/sqlite-checkpointer.js';
 
 // Checkpointing is SQLite's own business: these run on a SQLite file whatever database the suite uses.
 const dirs: string[] = [];
@@ -71,6 +71,19 @@ describe('the SQLite checkpoint thread', () => {
     db.close();
   });
 
+  it('checkpoints at once when asked, and a log copied whole restarts at the next write', async () => {
+    const { file, db, write } = walDatabase();
+    const checkpointer = createCheckpointer(file, { intervalMs: 60_000 });
+    checkpointers.push(checkpointer);
+    write(2_000);
+    const frames = () => (db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
+    expect(await checkpointer.checkpointNow()).toBe(true);
+    expect(checkpointer.logFrames).toBe(0);
+    write(1);
+    expect(frames()).toBeLessThan(10);
+    db.close();
+  });
+
   it('checkpoints the store’s writes in the background, and stops with the store', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'latch-ckpt-'));
     dirs.push(dir);
@@ -90,5 +103,38 @@ describe('the SQLite checkpoint thread', () => {
     // the rows from the log into the database file.
     await until(() => size() > before + 200_000);
     await store.close();
+  });
+
+  it('keeps the log short under a steady stream of writes, without the connection checkpointing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latch-ckpt-'));
+    dirs.push(dir);
+    const url = `file:${join(dir, 'latch.db')}`;
+    await migrate(url);
+    const store = await createOidcStore('sqlite', url, { poolSize: 1 });
+    const size = (name: string) => statSync(join(dir, name)).size;
+    const before = size('latch.db');
+    // A frame is a page and its header. A few hundred frames are committed during a hold.
+    const limit = RESTART_LOG_FRAMES * (4096 + 24) * 1.5;
+    // 32 writers, each writing again as soon as its write is committed: never a pause for the log
+    // to be found copied whole, so only the store's hold for a checkpoint lets it restart. Every
+    // page passes through the log, so once the database file has grown by more than the log ever
+    // held, the log has restarted.
+    let longest = 0;
+    const end = Date.now() + 30_000;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (size('latch.db') - before < limit && Date.now() < end) {
+          const id = randomBytes(32).toString('base64url');
+          const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'c', expiresAt: new Date(Date.now() + 60_000), consumedAt: null };
+          await store.upsert('ClientCredentials', id, JSON.stringify({ jti: id, kind: 'ClientCredentials', clientId: 'c', pad: 'x'.repeat(2_000) }), columns);
+          longest = Math.max(longest, size('latch.db-wal'));
+        }
+      }),
+    );
+    await store.close();
+    expect(size('latch.db') - before).toBeGreaterThan(limit);
+    // The connection's own backstop would have let it grow to CHECKPOINT_BACKSTOP_PAGES.
+    expect(longest).toBeLessThan(limit);
+    expect(limit).toBeLessThan(CHECKPOINT_BACKSTOP_PAGES * 4096);
   });
 });
