@@ -170,6 +170,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     },
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
+    // Like the grouped writes, it waits out a hold for the log's restart.
     async consume(model, id, keepUntil) {
       if (held) await held;
       checkpointer.wake();

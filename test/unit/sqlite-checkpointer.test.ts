@@ -32,6 +32,23 @@ function walDatabase() {
   return { file, db, write, size: () => statSync(file).size };
 }
 
+/** The store on a new migrated SQLite file; `size` reads a file of its folder. */
+async function sqliteStore() {
+  const dir = mkdtempSync(join(tmpdir(), 'latch-ckpt-'));
+  dirs.push(dir);
+  const url = `file:${join(dir, 'latch.db')}`;
+  await migrate(url);
+  const store = await createOidcStore('sqlite', url, { poolSize: 1 });
+  const size = (name: string) => statSync(join(dir, name)).size;
+  /** Stores a new client-credentials token. */
+  const issue = (pad = '') => {
+    const id = randomBytes(32).toString('base64url');
+    const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'c', expiresAt: new Date(Date.now() + 60_000), consumedAt: null };
+    return store.upsert('ClientCredentials', id, JSON.stringify({ jti: id, kind: 'ClientCredentials', clientId: 'c', pad }), columns);
+  };
+  return { store, size, issue };
+}
+
 const until = async (check: () => boolean, ms = 5_000) => {
   const end = Date.now() + ms;
   while (!check()) {
@@ -85,33 +102,17 @@ describe('the SQLite checkpoint thread', () => {
   });
 
   it('checkpoints the store’s writes in the background, and stops with the store', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'latch-ckpt-'));
-    dirs.push(dir);
-    const url = `file:${join(dir, 'latch.db')}`;
-    await migrate(url);
-    const store = await createOidcStore('sqlite', url, { poolSize: 1 });
-    const size = () => statSync(join(dir, 'latch.db')).size;
-    const before = size();
-    await Promise.all(
-      Array.from({ length: 1_000 }, () => {
-        const id = randomBytes(32).toString('base64url');
-        const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'c', expiresAt: new Date(Date.now() + 60_000), consumedAt: null };
-        return store.upsert('ClientCredentials', id, JSON.stringify({ jti: id, kind: 'ClientCredentials', clientId: 'c' }), columns);
-      }),
-    );
+    const { store, size, issue } = await sqliteStore();
+    const before = size('latch.db');
+    await Promise.all(Array.from({ length: 1_000 }, () => issue()));
     // Far below the connection's own backstop (CHECKPOINT_BACKSTOP_PAGES): only the thread copies
     // the rows from the log into the database file.
-    await until(() => size() > before + 200_000);
+    await until(() => size('latch.db') > before + 200_000);
     await store.close();
   });
 
   it('keeps the log short under a steady stream of writes, without the connection checkpointing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'latch-ckpt-'));
-    dirs.push(dir);
-    const url = `file:${join(dir, 'latch.db')}`;
-    await migrate(url);
-    const store = await createOidcStore('sqlite', url, { poolSize: 1 });
-    const size = (name: string) => statSync(join(dir, name)).size;
+    const { store, size, issue } = await sqliteStore();
     const before = size('latch.db');
     // A frame is a page and its header. A few hundred frames are committed during a hold.
     const limit = RESTART_LOG_FRAMES * (4096 + 24) * 1.5;
@@ -124,9 +125,7 @@ describe('the SQLite checkpoint thread', () => {
     await Promise.all(
       Array.from({ length: 32 }, async () => {
         while (size('latch.db') - before < limit && Date.now() < end) {
-          const id = randomBytes(32).toString('base64url');
-          const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'c', expiresAt: new Date(Date.now() + 60_000), consumedAt: null };
-          await store.upsert('ClientCredentials', id, JSON.stringify({ jti: id, kind: 'ClientCredentials', clientId: 'c', pad: 'x'.repeat(2_000) }), columns);
+          await issue('x'.repeat(2_000));
           longest = Math.max(longest, size('latch.db-wal'));
         }
       }),
