@@ -65,9 +65,6 @@ export function createCheckpointer(file: string, { intervalMs = 100, idleMs = 60
   let logFrames = 0;
   /** Callers of checkpointNow, in the order the thread answers them. */
   const asked: ((whole: boolean) => void)[] = [];
-  const answerAll = (whole: boolean) => {
-    for (const resolve of asked.splice(0)) resolve(whole);
-  };
   type Report = { log: number; checkpointed: number; asked: boolean };
   return {
     /** Called on every write: starts the thread if it is not running. */
@@ -85,7 +82,7 @@ export function createCheckpointer(file: string, { intervalMs = 100, idleMs = 60
       started.on('error', onError);
       started.on('exit', () => {
         if (worker === started) worker = undefined;
-        answerAll(false);
+        for (const resolve of asked.splice(0)) resolve(false);
       });
       worker = started;
     },
