@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
+import { createGroupCommit } from './group-commit.js';
 import { GROUP_COMMIT_WINDOW_MS, keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
@@ -127,35 +128,18 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     else await destroy(w.model, w.id);
   };
 
-  // Group commit, as on SQLite: the batches of requests that end within GROUP_COMMIT_WINDOW_MS of
-  // each other go to PostgreSQL as one statement, so one transaction and one WAL flush. A commit
-  // costs the database more than the rows (measured: see the README's Performance section). Each
-  // caller resumes once its writes are committed, so no request answers with a token not yet stored.
-  type Queued = { writes: readonly StoreWrite[]; resolve: () => void; reject: (err: unknown) => void };
-  let queued: Queued[] = [];
-  let due: NodeJS.Timeout | undefined;
-  async function flush() {
-    clearTimeout(due);
-    due = undefined;
-    const group = queued;
-    queued = [];
-    // Requests applied one after another leave each row as the last of them wrote it.
-    const merged = new Map<string, StoreWrite>();
-    for (const { writes } of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);
-    try {
-      await applyBatch([...merged.values()]);
-      for (const q of group) q.resolve();
-    } catch (err) {
-      if (group.length === 1) return group[0]!.reject(err);
-      // One bad write fails the statement, which changed nothing: apply each request's writes on
-      // their own, so only the request that brought it fails.
-      for (const q of group) await applyBatch(q.writes).then(q.resolve, q.reject);
-    }
-  }
-  const commitInGroup = (writes: readonly StoreWrite[]) =>
-    new Promise<void>((resolve, reject) => {
-      if (queued.push({ writes, resolve, reject }) === 1) due = setTimeout(() => void flush(), GROUP_COMMIT_WINDOW_MS);
-    });
+  // Group commit (see group-commit.ts): the batches of requests that end at once go to PostgreSQL
+  // as one statement, so one transaction and one WAL flush. Requests applied one after another
+  // leave each row as the last of them wrote it, so the group keeps each row's latest write.
+  const commits = createGroupCommit<readonly StoreWrite[]>({
+    windowMs: GROUP_COMMIT_WINDOW_MS,
+    commitAll(group) {
+      const merged = new Map<string, StoreWrite>();
+      for (const writes of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);
+      return applyBatch([...merged.values()]);
+    },
+    commitOne: applyBatch,
+  });
 
   return {
     async upsert(model, id, json, c) {
@@ -187,7 +171,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     async revokeByGrantId(grantId, models) {
       await query('oidc_revoke', 'DELETE FROM oidc_payloads WHERE grant_id = $1 AND model = ANY($2)', [grantId, models]);
     },
-    writeBatch: (writes) => (writes.length ? commitInGroup(writes) : Promise.resolve()),
+    writeBatch: (writes) => (writes.length ? commits.add(writes) : Promise.resolve()),
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const [row] = await query<{ metadata: Record<string, unknown>; trusted: boolean; resources: string }>(
         'oidc_client',
@@ -240,7 +224,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     },
     async close() {
       // Writes still waiting for their group are committed, not dropped.
-      if (queued.length) await flush();
+      await commits.drain();
       await pool.end();
     },
   };

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
+import { createGroupCommit } from './group-commit.js';
 import { GROUP_COMMIT_WINDOW_MS, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
@@ -91,48 +92,22 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES (@id, @event, @userId, @actorId, @ip, @userAgent, @detail, @createdAt)',
   );
 
-  // Group commit: writes issued within GROUP_COMMIT_WINDOW_MS of each other share one transaction
-  // (a commit costs more than the insert itself). Each caller resumes once its batch is committed,
-  // so a request never answers with a token that is not stored yet.
-  type Pending = { write: () => void; resolve: () => void; reject: (err: unknown) => void };
-  let pending: Pending[] = [];
-  let due: NodeJS.Timeout | undefined;
-  // While the thread checkpoints to restart the log, writes wait (see RESTART_LOG_FRAMES).
-  let held: Promise<void> | undefined;
-  const commitAll = db.transaction((batch: Pending[]) => batch.forEach((p) => p.write()));
-  function flush() {
-    clearTimeout(due);
-    due = undefined;
-    if (held) return;
-    checkpointer.wake();
-    const batch = pending;
-    pending = [];
-    try {
-      commitAll(batch);
-      batch.forEach((p) => p.resolve());
-    } catch {
-      // One bad write rolls the batch back: replay them one by one so only that one fails.
-      for (const p of batch) {
-        try {
-          p.write();
-          p.resolve();
-        } catch (err) {
-          p.reject(err);
-        }
-      }
-    }
-    if (checkpointer.logFrames >= RESTART_LOG_FRAMES) holdForRestart();
-  }
-  function holdForRestart() {
-    held = checkpointer.checkpointNow().then(() => {
-      held = undefined;
-      if (pending.length) flush();
-    });
-  }
-  const write = (fn: () => void) =>
-    new Promise<void>((resolve, reject) => {
-      if (pending.push({ write: fn, resolve, reject }) === 1 && !held) due = setTimeout(flush, GROUP_COMMIT_WINDOW_MS);
-    });
+  // Group commit (see group-commit.ts): one transaction for the writes of requests that end at
+  // once. Once the log passes RESTART_LOG_FRAMES, groups wait while the thread checkpoints it whole,
+  // so that the next write restarts it.
+  const commitGroup = db.transaction((group: (() => void)[]) => group.forEach((w) => w()));
+  const commits = createGroupCommit<() => void>({
+    windowMs: GROUP_COMMIT_WINDOW_MS,
+    commitAll(group) {
+      checkpointer.wake();
+      commitGroup(group);
+    },
+    commitOne: (w) => w(),
+    afterCommit() {
+      if (checkpointer.logFrames >= RESTART_LOG_FRAMES) commits.hold(checkpointer.checkpointNow());
+    },
+  });
+  const write = (fn: () => void) => commits.add(fn);
 
   const upsertRow = (model: string, id: string, json: string, c: PayloadColumns) => ({
     model,
@@ -172,7 +147,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
     // Like the grouped writes, it waits out a hold for the log's restart.
     async consume(model, id, keepUntil) {
-      if (held) await held;
+      await commits.released();
       checkpointer.wake();
       return consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1;
     },
@@ -225,8 +200,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
       write(() => auditInsert.run({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail), createdAt: toText(e.createdAt) })),
     async close() {
       // Writes still waiting for their group are committed first (a commit wakes the checkpointer).
-      if (held) await held;
-      if (pending.length) flush();
+      await commits.drain();
       await checkpointer.stop();
       db.close();
     },

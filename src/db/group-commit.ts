@@ -1,0 +1,75 @@
+export type GroupCommitOptions<T> = {
+  /** How long the first write of a group waits for others to join it. */
+  windowMs: number;
+  /** Stores a whole group, or throws having stored none of it. */
+  commitAll: (group: T[]) => void | Promise<void>;
+  /** Stores one write alone: after a group failed, each of its writes is retried this way. */
+  commitOne: (write: T) => void | Promise<void>;
+  /** Runs after each group, stored or retried. */
+  afterCommit?: () => void;
+};
+
+/**
+ * Group commit, for both stores: the writes that arrive within `windowMs` of a group's first share
+ * one commit (a commit costs more than the rows it stores). Each caller resumes once its own write
+ * is stored, so a request never answers with a token that is not stored yet. When the shared
+ * commit fails, each write is retried alone, so only the one that brought the bad row fails.
+ */
+export function createGroupCommit<T>({ windowMs, commitAll, commitOne, afterCommit }: GroupCommitOptions<T>) {
+  type Waiting = { write: T; resolve: () => void; reject: (err: unknown) => void };
+  let waiting: Waiting[] = [];
+  let due: NodeJS.Timeout | undefined;
+  let held: Promise<void> | undefined;
+
+  async function flush() {
+    clearTimeout(due);
+    due = undefined;
+    if (held || waiting.length === 0) return;
+    const group = waiting;
+    waiting = [];
+    try {
+      await commitAll(group.map((w) => w.write));
+      for (const w of group) w.resolve();
+    } catch (err) {
+      if (group.length === 1) group[0]!.reject(err);
+      else
+        for (const w of group) {
+          try {
+            await commitOne(w.write);
+            w.resolve();
+          } catch (retryErr) {
+            w.reject(retryErr);
+          }
+        }
+    }
+    afterCommit?.();
+  }
+
+  return {
+    /** Resolves once `write` is stored; rejects with its own error if it cannot be. */
+    add: (write: T) =>
+      new Promise<void>((resolve, reject) => {
+        if (waiting.push({ write, resolve, reject }) === 1 && !held) due = setTimeout(() => void flush(), windowMs);
+      }),
+    /** No group is committed until `until` settles; the writes that arrive meanwhile then go as one. */
+    hold(until: Promise<unknown>) {
+      const released = until.then(
+        () => {},
+        () => {},
+      );
+      held = released.then(() => {
+        held = undefined;
+        return flush();
+      });
+    },
+    /** Settles when no hold is in place (at once if none is). */
+    released: async () => {
+      while (held) await held;
+    },
+    /** Commits the writes still waiting, after any hold: for closing the store. */
+    async drain() {
+      while (held) await held;
+      await flush();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { createGroupCommit } from '../../src/db/group-commit.js';
+
+/** A group commit over an in-memory table that records each commit's rows; 'bad' rows fail. */
+function table({ windowMs = 3, async = false } = {}) {
+  const stored: string[] = [];
+  const commits: string[][] = [];
+  const store = (rows: string[]) => {
+    if (rows.includes('bad')) throw new Error('bad row');
+    commits.push(rows);
+    stored.push(...rows);
+  };
+  let afterCommits = 0;
+  const group = createGroupCommit<string>({
+    windowMs,
+    commitAll: async ? async (rows) => store(rows) : store,
+    commitOne: (row) => store([row]),
+    afterCommit: () => (afterCommits += 1),
+  });
+  return { group, stored, commits, afterCommits: () => afterCommits };
+}
+
+describe('group commit', () => {
+  it('stores the writes that arrive within the window in one commit, and answers each once stored', async () => {
+    const { group, stored, commits } = table();
+    const answered: string[] = [];
+    const writes = ['a', 'b', 'c'].map((row) => group.add(row).then(() => answered.push(`${row}:${stored.includes(row)}`)));
+    expect(stored).toEqual([]);
+    await Promise.all(writes);
+    expect(commits).toEqual([['a', 'b', 'c']]);
+    expect(answered).toEqual(['a:true', 'b:true', 'c:true']);
+  });
+
+  it('starts a new group for writes that arrive after a commit', async () => {
+    const { group, commits } = table();
+    await group.add('a');
+    await Promise.all([group.add('b'), group.add('c')]);
+    expect(commits).toEqual([['a'], ['b', 'c']]);
+  });
+
+  for (const async of [false, true]) {
+    it(`fails only the write that cannot be stored, and stores the rest (${async ? 'async' : 'sync'} commit)`, async () => {
+      const { group, stored, afterCommits } = table({ async });
+      const outcomes = await Promise.allSettled(['a', 'bad', 'c'].map((row) => group.add(row)));
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[1] as PromiseRejectedResult).reason).toEqual(new Error('bad row'));
+      expect(stored).toEqual(['a', 'c']);
+      expect(afterCommits()).toBe(1);
+    });
+  }
+
+  it('commits nothing during a hold, then the writes that waited as one group', async () => {
+    const { group, commits } = table({ windowMs: 1 });
+    let release!: () => void;
+    group.hold(new Promise<void>((r) => (release = r)));
+    let released = false;
+    const waitingForRelease = group.released().then(() => (released = true));
+    const writes = [group.add('a'), group.add('b')];
+    await new Promise((r) => setTimeout(r, 20));
+    expect(commits).toEqual([]);
+    expect(released).toBe(false);
+    release();
+    await Promise.all([...writes, waitingForRelease]);
+    expect(commits).toEqual([['a', 'b']]);
+  });
+
+  it('ends a hold whose promise rejects, as one that resolves', async () => {
+    const { group, commits } = table();
+    group.hold(Promise.reject(new Error('checkpoint failed')));
+    await group.add('a');
+    await group.released();
+    expect(commits).toEqual([['a']]);
+  });
+
+  it('drains the writes still waiting without waiting for the window', async () => {
+    const { group, commits } = table({ windowMs: 60_000 });
+    const write = group.add('a');
+    await group.drain();
+    expect(commits).toEqual([['a']]);
+    await write;
+  });
+});
