@@ -45,6 +45,10 @@ export function createGroupCommit<T>({ windowMs, commitAll, commitOne, afterComm
     afterCommit?.();
   }
 
+  async function released() {
+    while (held) await held;
+  }
+
   return {
     /** Resolves once `write` is stored; rejects with its own error if it cannot be. */
     add: (write: T) =>
@@ -53,22 +57,20 @@ export function createGroupCommit<T>({ windowMs, commitAll, commitOne, afterComm
       }),
     /** No group is committed until `until` settles; the writes that arrive meanwhile then go as one. */
     hold(until: Promise<unknown>) {
-      const released = until.then(
+      const settled = until.then(
         () => {},
         () => {},
       );
-      held = released.then(() => {
+      held = settled.then(() => {
         held = undefined;
         return flush();
       });
     },
     /** Settles when no hold is in place (at once if none is). */
-    released: async () => {
-      while (held) await held;
-    },
+    released,
     /** Commits the writes still waiting, after any hold: for closing the store. */
     async drain() {
-      while (held) await held;
+      await released();
       await flush();
     },
   };
