@@ -93,8 +93,8 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   );
 
   // Group commit (see group-commit.ts): one transaction for the writes of requests that end at
-  // once. Once the log passes RESTART_LOG_FRAMES, groups wait while the thread checkpoints it whole,
-  // so that the next write restarts it.
+  // once. Once the log passes RESTART_LOG_FRAMES, groups wait while the thread copies the last of
+  // it (see restartLog), so that the next write restarts it.
   const commitGroup = db.transaction((group: (() => void)[]) => group.forEach((w) => w()));
   const commits = createGroupCommit<() => void>({
     windowMs: GROUP_COMMIT_WINDOW_MS,
@@ -104,7 +104,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
     },
     commitOne: (w) => w(),
     afterCommit() {
-      if (checkpointer.logFrames >= RESTART_LOG_FRAMES) commits.hold(checkpointer.checkpointNow());
+      if (checkpointer.logFrames >= RESTART_LOG_FRAMES) void checkpointer.restartLog((copied) => commits.hold(copied));
     },
   });
   const write = (fn: () => void) => commits.add(fn);

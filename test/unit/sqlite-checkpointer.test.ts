@@ -101,6 +101,42 @@ describe('the SQLite checkpoint thread', () => {
     db.close();
   });
 
+  it('restarts the log holding writes only for the pages written during a first checkpoint', async () => {
+    const { file, db, write } = walDatabase();
+    const checkpointer = createCheckpointer(file, { intervalMs: 60_000 });
+    checkpointers.push(checkpointer);
+    const frames = () => (db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
+    write(2_000);
+    const holds: Promise<boolean>[] = [];
+    const restarted = checkpointer.restartLog((copied) => holds.push(copied));
+    // A second call while the first is under way does nothing.
+    await checkpointer.restartLog(() => expect.unreachable());
+    // Writes go on during the first checkpoint: nothing is held yet.
+    expect(holds).toHaveLength(0);
+    await until(() => checkpointer.logFrames === 0);
+    write(500);
+    await restarted;
+    expect(holds).toHaveLength(1);
+    // The held checkpoint copied what was written meanwhile, so the next write restarts the log.
+    expect(await holds[0]).toBe(true);
+    write(1);
+    expect(frames()).toBeLessThan(10);
+    db.close();
+  });
+
+  it('skips the hold when the thread stops during the first checkpoint', async () => {
+    const { file, db, write } = walDatabase();
+    const checkpointer = createCheckpointer(file, { intervalMs: 60_000 });
+    write(2_000);
+    let held = false;
+    const restarted = checkpointer.restartLog(() => (held = true));
+    await checkpointer.stop();
+    await restarted;
+    expect(held).toBe(false);
+    expect(checkpointer.running).toBe(false);
+    db.close();
+  });
+
   it('checkpoints the store’s writes in the background, and stops with the store', async () => {
     const { store, size, issue } = await sqliteStore();
     const before = size('latch.db');
