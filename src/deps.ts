@@ -71,6 +71,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const provider = providerOf(config.db.url);
   const store = await createOidcStore(provider, config.db.url, {
     poolSize: config.db.poolSize,
+    commitWindowMs: config.db.commitWindowMs,
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);

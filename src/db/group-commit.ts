@@ -1,5 +1,6 @@
 export type GroupCommitOptions<T> = {
-  /** How long the first write of a group waits for others to join it. */
+  /** How long the first write of a group waits for others to join it; 0: until the event loop's
+   * current turn has run (setImmediate), so a group is the writes of one turn. */
   windowMs: number;
   /** Stores a whole group, or throws having stored none of it. */
   commitAll: (group: T[]) => void | Promise<void>;
@@ -18,11 +19,19 @@ export type GroupCommitOptions<T> = {
 export function createGroupCommit<T>({ windowMs, commitAll, commitOne, afterCommit }: GroupCommitOptions<T>) {
   type Waiting = { write: T; resolve: () => void; reject: (err: unknown) => void };
   let waiting: Waiting[] = [];
-  let due: NodeJS.Timeout | undefined;
+  let due: { cancel(): void } | undefined;
+  const schedule = (fn: () => void) => {
+    if (windowMs === 0) {
+      const immediate = setImmediate(fn);
+      return { cancel: () => clearImmediate(immediate) };
+    }
+    const timeout = setTimeout(fn, windowMs);
+    return { cancel: () => clearTimeout(timeout) };
+  };
   let held: Promise<void> | undefined;
 
   async function flush() {
-    clearTimeout(due);
+    due?.cancel();
     due = undefined;
     if (held || waiting.length === 0) return;
     const group = waiting;
@@ -53,7 +62,7 @@ export function createGroupCommit<T>({ windowMs, commitAll, commitOne, afterComm
     /** Resolves once `write` is stored; rejects with its own error if it cannot be. */
     add: (write: T) =>
       new Promise<void>((resolve, reject) => {
-        if (waiting.push({ write, resolve, reject }) === 1 && !held) due = setTimeout(() => void flush(), windowMs);
+        if (waiting.push({ write, resolve, reject }) === 1 && !held) due = schedule(() => void flush());
       }),
     /** No group is committed until `until` settles; the writes that arrive meanwhile then go as one. */
     hold(until: Promise<unknown>) {

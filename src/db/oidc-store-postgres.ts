@@ -81,7 +81,7 @@ function batchValues(writes: readonly StoreWrite[]) {
 export const prepareConnection = (client: pg.ClientBase) => client.query('SET plan_cache_mode = force_generic_plan');
 const noop = () => {};
 
-export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void): OidcStore {
+export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void, commitWindowMs = GROUP_COMMIT_WINDOW_MS): OidcStore {
   // The pool hands a new connection out once `onConnect` has settled, so the setting comes before
   // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
   // server that refuses the setting keeps its default.
@@ -132,7 +132,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
   // as one statement, so one transaction and one WAL flush. Requests applied one after another
   // leave each row as the last of them wrote it, so the group keeps each row's latest write.
   const commits = createGroupCommit<readonly StoreWrite[]>({
-    windowMs: GROUP_COMMIT_WINDOW_MS,
+    windowMs: commitWindowMs,
     commitAll(group) {
       const merged = new Map<string, StoreWrite>();
       for (const writes of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);

@@ -29,7 +29,10 @@ type JoinedRow = PayloadRow & {
   session_consumed_at: string | null;
 };
 
-export function createSqliteOidcStore(url: string, { onError }: Pick<CheckpointerOptions, 'onError'> = {}): OidcStore {
+export function createSqliteOidcStore(
+  url: string,
+  { onError, commitWindowMs = GROUP_COMMIT_WINDOW_MS }: Pick<CheckpointerOptions, 'onError'> & { commitWindowMs?: number } = {},
+): OidcStore {
   const file = sqliteFile(url);
   const db = new Database(file, { timeout: 5000 });
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
@@ -97,7 +100,7 @@ export function createSqliteOidcStore(url: string, { onError }: Pick<Checkpointe
   // it (see restartLog), so that the next write restarts it.
   const commitGroup = db.transaction((group: (() => void)[]) => group.forEach((w) => w()));
   const commits = createGroupCommit<() => void>({
-    windowMs: GROUP_COMMIT_WINDOW_MS,
+    windowMs: commitWindowMs,
     commitAll(group) {
       checkpointer.wake();
       commitGroup(group);

@@ -127,11 +127,13 @@ export interface OidcStore {
 export type OidcStoreOptions = {
   /** PostgreSQL connections. */
   poolSize: number;
+  /** How long a group commit waits for more writes (GROUP_COMMIT_WINDOW_MS by default; 0: one loop turn). */
+  commitWindowMs?: number;
   /** A lost idle PostgreSQL connection, or a failed SQLite checkpoint thread. */
   onError?: (err: Error) => void;
 };
 
-export async function createOidcStore(provider: Provider, url: string, { poolSize, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
-  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError });
-  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onError);
+export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
+  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError, commitWindowMs });
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onError, commitWindowMs);
 }

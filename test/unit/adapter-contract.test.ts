@@ -271,6 +271,18 @@ describe('batches of requests that end at once (group commit)', () => {
     expect(await payloadOf('Session', key)).toMatchObject({ n: 7 });
   });
 
+  it('wait the configured window for more writes before their commit', async () => {
+    const own = await createOidcStore(providerOf(dbUrl), dbUrl, { poolSize: 1, commitWindowMs: 50 });
+    const key = id();
+    let stored = false;
+    const written = own.writeBatch([up('Session', key, 1)]).then(() => (stored = true));
+    await sleep(20);
+    expect(stored).toBe(false);
+    await written;
+    await own.close();
+    expect(await payloadOf('Session', key)).toMatchObject({ n: 1 });
+  });
+
   it('fail only the request whose write cannot be stored', async () => {
     const [a, b, c] = [id(), id(), id()];
     const bad: StoreWrite = { ...up('Grant', c, 1), columns: { ...columns, expiresAt: new Date(Number.NaN) } } as StoreWrite;

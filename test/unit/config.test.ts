@@ -25,6 +25,12 @@ describe('loadConfig', () => {
     );
   });
 
+  it('bounds the group-commit window: 3 ms by default, 0 to 50', () => {
+    expect(loadConfig({}).db.commitWindowMs).toBe(3);
+    expect(loadConfig({ DATABASE_COMMIT_WINDOW_MS: '0' }).db.commitWindowMs).toBe(0);
+    expect(() => loadConfig({ DATABASE_COMMIT_WINDOW_MS: '100' })).toThrow(/DATABASE_COMMIT_WINDOW_MS/);
+  });
+
   it('rejects short cookie keys', () => {
     expect(() => loadConfig({ COOKIE_KEYS: 'short' })).toThrow(/COOKIE_KEYS: each key must be at least 32 characters/);
   });

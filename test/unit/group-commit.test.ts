@@ -31,6 +31,15 @@ describe('group commit', () => {
     expect(answered).toEqual(['a:true', 'b:true', 'c:true']);
   });
 
+  it('with a window of 0, stores the writes of one turn of the event loop together, before its timers', async () => {
+    const { group, commits } = table({ windowMs: 0 });
+    const timer = new Promise((resolve) => setTimeout(() => resolve('timer'), 0));
+    const first = Promise.all([group.add('a'), group.add('b')]).then(() => 'stored');
+    expect(await Promise.race([first, timer])).toBe('stored');
+    await group.add('c');
+    expect(commits).toEqual([['a', 'b'], ['c']]);
+  });
+
   it('starts a new group for writes that arrive after a commit', async () => {
     const { group, commits } = table();
     await group.add('a');
