@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit } from './group-commit.js';
-import { GROUP_COMMIT_WINDOW_MS, keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -81,7 +81,7 @@ function batchValues(writes: readonly StoreWrite[]) {
 export const prepareConnection = (client: pg.ClientBase) => client.query('SET plan_cache_mode = force_generic_plan');
 const noop = () => {};
 
-export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void, commitWindowMs = GROUP_COMMIT_WINDOW_MS): OidcStore {
+export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void, commitWindowMs: number): OidcStore {
   // The pool hands a new connection out once `onConnect` has settled, so the setting comes before
   // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
   // server that refuses the setting keeps its default.
