@@ -20,7 +20,12 @@ export async function startServer(config: Config, logger = createLogger(config),
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   const { port } = server.address() as AddressInfo;
 
+  // A purge paces itself (see purge.ts), so a large backlog can outlast the interval: the next
+  // one starts only after it, never beside it.
+  let purging = false;
   const purge = setInterval(() => {
+    if (purging) return;
+    purging = true;
     const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
     Promise.all([
       purgeExpired(deps.oidcStore),
@@ -29,7 +34,10 @@ export async function startServer(config: Config, logger = createLogger(config),
       config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore),
     ])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
-      .catch((err) => logger.warn({ err }, 'purge failed'));
+      .catch((err) => logger.warn({ err }, 'purge failed'))
+      .finally(() => {
+        purging = false;
+      });
   }, config.purgeIntervalSeconds * 1000);
   purge.unref();
   // Keys rotated by `latch keys rotate` (or by another instance) are published within this interval.

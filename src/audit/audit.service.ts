@@ -67,7 +67,7 @@ export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent
       }
     },
 
-    /** Deletes events older than `before` (AUDIT_RETENTION_DAYS), 500 at a time; returns how many. */
+    /** Deletes events older than `before` (AUDIT_RETENTION_DAYS), in small paced batches; returns how many. */
     purgeOlderThan: (before: Date) =>
       purgeInBatches(async (limit) => {
         const old = await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take: limit });

@@ -151,7 +151,15 @@ export function createSqliteOidcStore(url: string, { onError, commitWindowMs }: 
       checkpointer.wake();
       return consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1;
     },
-    purgeExpired: async (before, limit) => purge.run(toText(before)!, limit).changes,
+    // A batch goes with a group, so it waits, like any write, while the log restarts: run beside
+    // the groups, purges grew the log to 42 MB against 20-26 MB.
+    async purgeExpired(before, limit) {
+      let count = 0;
+      await write(() => {
+        count = purge.run(toText(before)!, limit).changes;
+      });
+      return count;
+    },
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
     // Its own transaction (a savepoint inside the group's), so a batch is applied whole or not at all.

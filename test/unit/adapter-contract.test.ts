@@ -283,6 +283,19 @@ describe('batches of requests that end at once (group commit)', () => {
     expect(await payloadOf('Session', key)).toMatchObject({ n: 1 });
   });
 
+  it.skipIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('on SQLite, take each purge batch with a group, so it waits as writes do while the log restarts', async () => {
+    const own = await createOidcStore('sqlite', dbUrl, { poolSize: 1, commitWindowMs: 50 });
+    const key = id();
+    let purged = false;
+    const written = own.writeBatch([up('AccessToken', key, 1)]);
+    const purge = own.purgeExpired(new Date(), 100).then(() => (purged = true));
+    await sleep(20);
+    expect(purged).toBe(false);
+    await Promise.all([written, purge]);
+    await own.close();
+    expect(await payloadOf('AccessToken', key)).toMatchObject({ n: 1 });
+  });
+
   it('fail only the request whose write cannot be stored', async () => {
     const [a, b, c] = [id(), id(), id()];
     const bad: StoreWrite = { ...up('Grant', c, 1), columns: { ...columns, expiresAt: new Date(Number.NaN) } } as StoreWrite;

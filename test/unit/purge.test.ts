@@ -1,0 +1,49 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PURGE_BATCH_SIZE, PURGE_PAUSE_FACTOR, purgeInBatches } from '../../src/db/purge.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('purgeInBatches', () => {
+  it('deletes in small batches until one comes back short, and counts every row', async () => {
+    const asked: number[] = [];
+    let left = 250;
+    const total = await purgeInBatches(async (limit) => {
+      asked.push(limit);
+      const n = Math.min(limit, left);
+      left -= n;
+      return n;
+    });
+    expect(total).toBe(250);
+    expect(asked).toEqual([PURGE_BATCH_SIZE, PURGE_BATCH_SIZE, PURGE_BATCH_SIZE]);
+  });
+
+  it('pauses after each batch for PURGE_PAUSE_FACTOR times as long as the batch took', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'performance'] });
+    const starts: number[] = [];
+    const durations = [20, 5, 10];
+    const purged = purgeInBatches(async (limit) => {
+      starts.push(performance.now());
+      const took = durations[starts.length - 1]!;
+      await new Promise((resolve) => setTimeout(resolve, took));
+      return starts.length < durations.length ? limit : 0;
+    });
+    await vi.runAllTimersAsync();
+    expect(await purged).toBe(2 * PURGE_BATCH_SIZE);
+    // Each batch starts once the previous one and its pause are over: 20 + 4 × 20, then 5 + 4 × 5.
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    expect(gaps).toEqual([20 * (1 + PURGE_PAUSE_FACTOR), 5 * (1 + PURGE_PAUSE_FACTOR)]);
+  });
+
+  it('stops at the first batch that fails, and reports the error', async () => {
+    let calls = 0;
+    await expect(
+      purgeInBatches(async () => {
+        calls += 1;
+        throw new Error('database is locked');
+      }),
+    ).rejects.toThrow('database is locked');
+    expect(calls).toBe(1);
+  });
+});
