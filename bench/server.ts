@@ -1,13 +1,11 @@
 // One benchmark target in its own process (so its CPU time and memory are its own). Started by
 // bench/run.ts; reports readiness and storage-operation counts over IPC.
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
+import { statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../src/config/env.js';
 import { createLogger } from '../src/deps.js';
@@ -15,6 +13,7 @@ import { startServer } from '../src/server.js';
 import type { Db } from '../src/db/prisma.js';
 import type { OidcStore, StoreWrite } from '../src/db/oidc-store.js';
 import { startBaseline } from './baseline.js';
+import { benchDatabase } from './database.js';
 import { REDIRECT_URI, RESOURCE, USER, type Ready } from './fixtures.js';
 import { percentile } from './percentile.js';
 
@@ -68,7 +67,8 @@ function inServerP99Ms() {
 }
 
 // For soak runs: how big the database is and how many provider rows it holds.
-let measureDb: () => Promise<{ bytes: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
+/** The database's size on disk (SQLite: the file and its write-ahead log; `logBytes` the log alone) and its provider rows. */
+let measureDb: () => Promise<{ bytes: number; logBytes?: number; providerRows: number }> = async () => ({ bytes: 0, providerRows: 0 });
 
 async function freePort() {
   const probe = createServer();
@@ -82,24 +82,9 @@ async function freePort() {
 let removeDatabase = async () => {};
 
 async function databaseUrl() {
-  if (target === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'latch-bench-'));
-    removeDatabase = async () => rmSync(dir, { recursive: true, force: true });
-    return `file:${join(dir, 'latch.db')}`;
-  }
-  const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const name = `latch_bench_${process.pid}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: server });
-    await client.connect();
-    await client.query(sql).finally(() => client.end());
-  };
-  await admin(`DROP DATABASE IF EXISTS ${name}`);
-  await admin(`CREATE DATABASE ${name}`);
-  removeDatabase = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  return url.toString();
+  const db = await benchDatabase(target === 'postgres' ? 'postgres' : 'sqlite', `latch_bench_${process.pid}`);
+  removeDatabase = db.remove;
+  return db.url;
 }
 
 /** Counts every Prisma operation (model calls and raw queries) as one storage operation. */
@@ -220,8 +205,9 @@ async function main(): Promise<Ready> {
       return { bytes: Number(row!.size), providerRows };
     }
     const file = config.db.url.replace(/^file:/, '');
-    const bytes = [file, `${file}-wal`].filter(existsSync).reduce((sum, f) => sum + statSync(f).size, 0);
-    return { bytes, providerRows };
+    const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+    const logBytes = size(`${file}-wal`);
+    return { bytes: size(file) + logBytes, logBytes, providerRows };
   };
   if (target === 'postgres') {
     await standInForAutovacuum(config.db.url);
