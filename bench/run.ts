@@ -270,11 +270,15 @@ function print(rows: Row[]) {
 /** Runs the mix for `minutes` per Latch target, a minute at a time, printing RSS and database size. */
 async function soak(targets: Target[], minutes: number, connections: number) {
   console.log(`soak: ${minutes} min of the 1:8:8 mix per target (on PostgreSQL with autovacuum off, the bench vacuums and analyses each table at autovacuum's default thresholds)\n`);
-  console.log('| target | minute | req/s | errors | RSS MB | database MB | provider rows |\n|---|---:|---:|---:|---:|---:|---:|');
+  // The log's own size (SQLite) and the server's longest stall in the minute show what the purges,
+  // which start once the first rows expire, cost while requests run.
+  console.log('| target | minute | req/s | errors | RSS MB | database MB | of which log MB | provider rows | server loop delay max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const target of targets.filter((t) => t.name !== 'baseline')) {
     const report = async (minute: number, rps: number, errors: number) => {
-      const db = (await ask(target.child, 'dbsize')) as { bytes: number; providerRows: number };
-      console.log(`| ${target.name} | ${minute} | ${rps.toFixed(0)} | ${errors} | ${rssMb(target.ready.pid).toFixed(0)} | ${(db.bytes / 1e6).toFixed(1)} | ${db.providerRows} |`);
+      const db = (await ask(target.child, 'dbsize')) as { bytes: number; logBytes?: number; providerRows: number };
+      const { loopMaxMs } = (await ask(target.child, 'pauses')) as { loopMaxMs: number };
+      const log = db.logBytes === undefined ? '' : (db.logBytes / 1e6).toFixed(1);
+      console.log(`| ${target.name} | ${minute} | ${rps.toFixed(0)} | ${errors} | ${rssMb(target.ready.pid).toFixed(0)} | ${(db.bytes / 1e6).toFixed(1)} | ${log} | ${db.providerRows} | ${minute ? loopMaxMs.toFixed(1) : ''} |`);
     };
     await report(0, 0, 0);
     for (let minute = 1; minute <= minutes; minute += 1) {
