@@ -11,9 +11,9 @@ import { purgeInBatches } from '../db/purge.js';
 export const throttleKey = (value: string) => hash('sha256', value, 'base64url');
 
 /**
- * Deletes the login and mail throttles' counters whose window has passed, in small paced batches (see purge.ts): every
- * login, address and IP ever tried leaves one, and rate-limiter-flexible only starts a counter
- * again, never deletes it. Returns how many went.
+ * Deletes the login and mail throttles' counters whose window has passed, in small paced batches
+ * (see purge.ts): every login, address and IP ever tried leaves one, and rate-limiter-flexible
+ * only starts a counter again, never deletes it. Returns how many went.
  */
 export const purgeExpiredCounters = (prisma: Db) =>
   purgeInBatches(async (limit) => {

@@ -3,9 +3,9 @@ export const PURGE_BATCH_SIZE = 100;
 
 /**
  * After each batch, housekeeping pauses this many times as long as the batch took, so that it
- * takes at most a fifth of the time while it runs. Unpaced, batches of 500 run back to back held
- * the event loop for most of each second, and on SQLite wrote the log faster than its checkpoints
- * copied it, into the connection's own checkpoint (see README, Housekeeping).
+ * takes at most a fifth of the time while it runs. Batches of 500 run back to back held SQLite's
+ * event loop for over 100 ms at a time while a large purge ran, and wrote its log faster than the
+ * checkpoints copied it, into the connection's own checkpoint (see README, Housekeeping).
  */
 export const PURGE_PAUSE_FACTOR = 4;
 
