@@ -5,6 +5,7 @@ import { createDeps, createLogger, type DepsOptions } from './deps.js';
 import { createApp } from './app.js';
 import { purgeExpired } from './oidc/adapter.js';
 import { purgeExpiredCounters } from './auth/throttle-counters.js';
+import { schedulePurges } from './db/purge.js';
 import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
 import { lowerThreadPoolPriority } from './thread-pool-priority.js';
 
@@ -20,26 +21,17 @@ export async function startServer(config: Config, logger = createLogger(config),
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   const { port } = server.address() as AddressInfo;
 
-  // A purge paces itself (see purge.ts), so a large backlog can outlast the interval: the next
-  // one starts only after it, never beside it.
-  let purging = false;
-  const purge = setInterval(() => {
-    if (purging) return;
-    purging = true;
+  const purge = schedulePurges(() => {
     const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
-    Promise.all([
+    return Promise.all([
       purgeExpired(deps.oidcStore),
       deps.tokens.purgeExpired(),
       purgeExpiredCounters(deps.prisma),
       config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore),
     ])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
-      .catch((err) => logger.warn({ err }, 'purge failed'))
-      .finally(() => {
-        purging = false;
-      });
+      .catch((err) => logger.warn({ err }, 'purge failed'));
   }, config.purgeIntervalSeconds * 1000);
-  purge.unref();
   // Keys rotated by `latch keys rotate` (or by another instance) are published within this interval.
   let keysVersion = await signingKeysVersion(deps.prisma);
   const keyWatch = setInterval(() => {

@@ -26,3 +26,20 @@ export async function purgeInBatches(deleteBatch: (limit: number) => Promise<num
     await sleep((performance.now() - started) * pauseFactor);
   }
 }
+
+/**
+ * Runs `purge` every `intervalMs` without keeping the process alive, never two at once: a paced
+ * purge of a large backlog can outlast the interval, and the next one starts only after it.
+ * `purge` must not reject (it logs its own errors). Stop it with clearInterval.
+ */
+export function schedulePurges(purge: () => Promise<unknown>, intervalMs: number): NodeJS.Timeout {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void purge().finally(() => {
+      running = false;
+    });
+  }, intervalMs);
+  return timer.unref();
+}

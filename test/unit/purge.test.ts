@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PURGE_BATCH_SIZE, PURGE_PAUSE_FACTOR, purgeInBatches } from '../../src/db/purge.js';
+import { PURGE_BATCH_SIZE, PURGE_PAUSE_FACTOR, purgeInBatches, schedulePurges } from '../../src/db/purge.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -45,5 +45,27 @@ describe('purgeInBatches', () => {
       }),
     ).rejects.toThrow('database is locked');
     expect(calls).toBe(1);
+  });
+});
+
+describe('schedulePurges', () => {
+  it('starts a purge every interval, but not while the last one is still running', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    let started = 0;
+    let finish = () => {};
+    const timer = schedulePurges(() => {
+      started += 1;
+      return new Promise<void>((resolve) => (finish = resolve));
+    }, 1000);
+    await vi.advanceTimersByTimeAsync(3500);
+    // Due three times, but the first purge is still running.
+    expect(started).toBe(1);
+    finish();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(started).toBe(2);
+    clearInterval(timer);
+    finish();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(started).toBe(2);
   });
 });
