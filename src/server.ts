@@ -21,13 +21,13 @@ export async function startServer(config: Config, logger = createLogger(config),
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   const { port } = server.address() as AddressInfo;
 
-  const purge = schedulePurges(() => {
+  const purges = schedulePurges((signal) => {
     const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
     return Promise.all([
-      purgeExpired(deps.oidcStore),
+      purgeExpired(deps.oidcStore, { signal }),
       deps.tokens.purgeExpired(),
-      purgeExpiredCounters(deps.prisma),
-      config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore),
+      purgeExpiredCounters(deps.prisma, signal),
+      config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore, signal),
     ])
       .then(([count]) => count && logger.debug({ count }, 'purged expired provider rows'))
       .catch((err) => logger.warn({ err }, 'purge failed'));
@@ -56,7 +56,8 @@ export async function startServer(config: Config, logger = createLogger(config),
     server,
     url: `http://127.0.0.1:${port}`,
     async close() {
-      clearInterval(purge);
+      // A purge under way ends after its current batch, before the databases close under it.
+      await purges.stop();
       clearInterval(mailRetry);
       clearInterval(keyWatch);
       server.closeAllConnections();

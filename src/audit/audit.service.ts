@@ -68,13 +68,16 @@ export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent
     },
 
     /** Deletes events older than `before` (AUDIT_RETENTION_DAYS), in small paced batches; returns how many. */
-    purgeOlderThan: (before: Date) =>
-      purgeInBatches(async (limit) => {
-        const old = await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take: limit });
-        if (old.length === 0) return 0;
-        await prisma.auditEvent.deleteMany({ where: { id: { in: old.map((e) => e.id) } } });
-        return old.length;
-      }),
+    purgeOlderThan: (before: Date, signal?: AbortSignal) =>
+      purgeInBatches(
+        async (limit) => {
+          const old = await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take: limit });
+          if (old.length === 0) return 0;
+          await prisma.auditEvent.deleteMany({ where: { id: { in: old.map((e) => e.id) } } });
+          return old.length;
+        },
+        { signal },
+      ),
 
     /** The audit log for admins: filters by user, event and time, newest first, paged by cursor-free offsets. */
     async search(filter: { userId?: string; event?: string; from?: Date; to?: Date; page?: number; pageSize?: number }) {

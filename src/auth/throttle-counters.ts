@@ -15,7 +15,7 @@ export const throttleKey = (value: string) => hash('sha256', value, 'base64url')
  * (see purge.ts): every login, address and IP ever tried leaves one, and rate-limiter-flexible
  * only starts a counter again, never deletes it. Returns how many went.
  */
-export const purgeExpiredCounters = (prisma: Db) =>
+export const purgeExpiredCounters = (prisma: Db, signal?: AbortSignal) =>
   purgeInBatches(async (limit) => {
     const now = new Date();
     const old = await prisma.rateLimiterFlexible.findMany({ where: { expire: { lt: now } }, select: { key: true }, take: limit });
@@ -23,4 +23,4 @@ export const purgeExpiredCounters = (prisma: Db) =>
     // Still expired: a counter started again meanwhile is live and stays.
     await prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: old.map((c) => c.key) }, expire: { lt: now } } });
     return old.length;
-  });
+  }, { signal });

@@ -9,37 +9,65 @@ export const PURGE_BATCH_SIZE = 100;
  */
 export const PURGE_PAUSE_FACTOR = 4;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export type PurgeOptions = {
+  batchSize?: number;
+  pauseFactor?: number;
+  /** Once aborted, the purge ends after the batch under way (shutdown). */
+  signal?: AbortSignal;
+};
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal) {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /**
  * Runs `deleteBatch` until it deletes fewer than `batchSize` rows, pausing between batches (see
  * PURGE_PAUSE_FACTOR) so requests run in between; housekeeping never holds a long statement or
  * lock. Returns how many rows went.
  */
-export async function purgeInBatches(deleteBatch: (limit: number) => Promise<number>, batchSize = PURGE_BATCH_SIZE, pauseFactor = PURGE_PAUSE_FACTOR): Promise<number> {
+export async function purgeInBatches(
+  deleteBatch: (limit: number) => Promise<number>,
+  { batchSize = PURGE_BATCH_SIZE, pauseFactor = PURGE_PAUSE_FACTOR, signal }: PurgeOptions = {},
+): Promise<number> {
   let total = 0;
-  for (;;) {
+  while (!signal?.aborted) {
     const started = performance.now();
     const count = await deleteBatch(batchSize);
     total += count;
-    if (count < batchSize) return total;
-    await sleep((performance.now() - started) * pauseFactor);
+    if (count < batchSize || signal?.aborted) break;
+    await pause((performance.now() - started) * pauseFactor, signal);
   }
+  return total;
 }
 
 /**
  * Runs `purge` every `intervalMs` without keeping the process alive, never two at once: a paced
  * purge of a large backlog can outlast the interval, and the next one starts only after it.
- * `purge` must not reject (it logs its own errors). Stop it with clearInterval.
+ * `purge` must not reject (it logs its own errors). `stop` ends the schedule and the purge under
+ * way after its current batch, and resolves once it has.
  */
-export function schedulePurges(purge: () => Promise<unknown>, intervalMs: number): NodeJS.Timeout {
-  let running = false;
+export function schedulePurges(purge: (signal: AbortSignal) => Promise<unknown>, intervalMs: number) {
+  const stopping = new AbortController();
+  let running: Promise<unknown> | undefined;
   const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    void purge().finally(() => {
-      running = false;
+    running ??= purge(stopping.signal).finally(() => {
+      running = undefined;
     });
-  }, intervalMs);
-  return timer.unref();
+  }, intervalMs).unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      stopping.abort();
+      await running;
+    },
+  };
 }

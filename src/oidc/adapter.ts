@@ -1,6 +1,6 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ClientRecord, LiveRow, OidcStore } from '../db/oidc-store.js';
-import { PURGE_BATCH_SIZE, purgeInBatches } from '../db/purge.js';
+import { purgeInBatches, type PurgeOptions } from '../db/purge.js';
 import { findUnstorable } from '../db/storable.js';
 import { createTtlCache } from '../db/ttl-cache.js';
 
@@ -117,5 +117,5 @@ export function createOidcAdapter(store: OidcStore, clients: ClientCache, consum
 }
 
 /** Deletes rows expired for longer than the provider's clock tolerance; returns how many went. */
-export const purgeExpired = (store: OidcStore, batchSize = PURGE_BATCH_SIZE) =>
-  purgeInBatches((limit) => store.purgeExpired(new Date(Date.now() - 60_000), limit), batchSize);
+export const purgeExpired = (store: OidcStore, options?: PurgeOptions) =>
+  purgeInBatches((limit) => store.purgeExpired(new Date(Date.now() - 60_000), limit), options);

@@ -144,7 +144,7 @@ describe('purging', () => {
     for (const key of expired) await adapter.upsert(key, { jti: key }, 1);
     // Rows are purged a minute after they expire (clock tolerance): age them instead of waiting.
     await prisma.oidcPayload.updateMany({ where: { id: { in: expired } }, data: { expiresAt: new Date(Date.now() - 120_000) } });
-    expect(await purgeExpired(store, 3)).toBeGreaterThanOrEqual(7);
+    expect(await purgeExpired(store, { batchSize: 3 })).toBeGreaterThanOrEqual(7);
     expect(await prisma.oidcPayload.count({ where: { id: { in: expired } } })).toBe(0);
     expect(await adapter.find(live)).toBeDefined();
   });

@@ -36,6 +36,27 @@ describe('purgeInBatches', () => {
     expect(gaps).toEqual([20 * (1 + PURGE_PAUSE_FACTOR), 5 * (1 + PURGE_PAUSE_FACTOR)]);
   });
 
+  it('ends at once when its signal aborts during a pause', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const stop = new AbortController();
+    let batches = 0;
+    const purged = purgeInBatches(
+      async (limit) => {
+        batches += 1;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return limit;
+      },
+      { signal: stop.signal },
+    );
+    // The first batch ends at 100 ms; its pause would last until 500 ms.
+    await vi.advanceTimersByTimeAsync(150);
+    stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await purged).toBe(PURGE_BATCH_SIZE);
+    expect(batches).toBe(1);
+    expect(performance.now()).toBeLessThan(200);
+  });
+
   it('stops at the first batch that fails, and reports the error', async () => {
     let calls = 0;
     await expect(
@@ -53,7 +74,7 @@ describe('schedulePurges', () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     let started = 0;
     let finish = () => {};
-    const timer = schedulePurges(() => {
+    const purges = schedulePurges(() => {
       started += 1;
       return new Promise<void>((resolve) => (finish = resolve));
     }, 1000);
@@ -63,9 +84,38 @@ describe('schedulePurges', () => {
     finish();
     await vi.advanceTimersByTimeAsync(1000);
     expect(started).toBe(2);
-    clearInterval(timer);
     finish();
+    await purges.stop();
     await vi.advanceTimersByTimeAsync(5000);
     expect(started).toBe(2);
+  });
+
+  it('stops the purge under way after its current batch, and resolves once it has', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    let batches = 0;
+    let purged: Promise<number> | undefined;
+    let releaseBatch = () => {};
+    const purges = schedulePurges((signal) => {
+      purged = purgeInBatches(
+        async (limit) => {
+          batches += 1;
+          await new Promise<void>((resolve) => (releaseBatch = resolve));
+          return limit;
+        },
+        { signal },
+      );
+      return purged;
+    }, 1000);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(batches).toBe(1);
+    let stopped = false;
+    const stopping = purges.stop().then(() => (stopped = true));
+    await Promise.resolve();
+    // Still deleting its batch: stop waits for it.
+    expect(stopped).toBe(false);
+    releaseBatch();
+    await stopping;
+    expect(batches).toBe(1);
+    expect(await purged).toBe(PURGE_BATCH_SIZE);
   });
 });
