@@ -25,7 +25,7 @@ export async function startServer(config: Config, logger = createLogger(config),
     const auditBefore = new Date(Date.now() - config.auditRetentionDays * 24 * 3600_000);
     return Promise.all([
       purgeExpired(deps.oidcStore, { signal }),
-      deps.tokens.purgeExpired(),
+      deps.tokens.purgeExpired(signal),
       purgeExpiredCounters(deps.prisma, signal),
       config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore, signal),
     ])

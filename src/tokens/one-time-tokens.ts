@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../db/prisma.js';
+import { purgeInBatches } from '../db/purge.js';
 
 export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
 
@@ -51,7 +52,16 @@ export function createOneTimeTokens(prisma: Db) {
     revokeAll: (userId: string, purpose?: TokenPurpose) =>
       prisma.emailToken.deleteMany({ where: { userId, consumedAt: null, ...(purpose ? { purpose } : {}) } }),
 
-    purgeExpired: () => prisma.emailToken.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - 24 * 3600_000) } } }),
+    /** Deletes tokens that expired over a day ago, in small paced batches (see purge.ts); returns how many. */
+    purgeExpired: (signal?: AbortSignal) => {
+      const before = new Date(Date.now() - 24 * 3600_000);
+      return purgeInBatches(async (limit) => {
+        const old = await prisma.emailToken.findMany({ where: { expiresAt: { lt: before } }, select: { tokenHash: true }, take: limit });
+        if (old.length === 0) return 0;
+        await prisma.emailToken.deleteMany({ where: { tokenHash: { in: old.map((t) => t.tokenHash) } } });
+        return old.length;
+      }, { signal });
+    },
   };
 }
 
