@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { v7 as timeOrderedId } from 'uuid';
 import type { Db } from '../db/prisma.js';
 import type { OidcStore } from '../db/oidc-store.js';
-import { purgeInBatches } from '../db/purge.js';
+import { findThenDelete, purgeInBatches } from '../db/purge.js';
 
 export const AUDIT_EVENTS = [
   'login.success',
@@ -70,12 +70,10 @@ export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent
     /** Deletes events older than `before` (AUDIT_RETENTION_DAYS), in small paced batches; returns how many. */
     purgeOlderThan: (before: Date, signal?: AbortSignal) =>
       purgeInBatches(
-        async (limit) => {
-          const old = await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take: limit });
-          if (old.length === 0) return 0;
-          await prisma.auditEvent.deleteMany({ where: { id: { in: old.map((e) => e.id) } } });
-          return old.length;
-        },
+        findThenDelete(
+          async (take) => (await prisma.auditEvent.findMany({ where: { createdAt: { lt: before } }, select: { id: true }, take })).map((e) => e.id),
+          (ids) => prisma.auditEvent.deleteMany({ where: { id: { in: ids } } }),
+        ),
         { signal },
       ),
 

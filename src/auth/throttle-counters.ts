@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Db } from '../db/prisma.js';
-import { purgeInBatches } from '../db/purge.js';
+import { findThenDelete, purgeInBatches } from '../db/purge.js';
 
 /**
  * What a throttle counts under: a digest of the login, address or client IP. The counters' key is
@@ -15,12 +15,14 @@ export const throttleKey = (value: string) => hash('sha256', value, 'base64url')
  * (see purge.ts): every login, address and IP ever tried leaves one, and rate-limiter-flexible
  * only starts a counter again, never deletes it. Returns how many went.
  */
-export const purgeExpiredCounters = (prisma: Db, signal?: AbortSignal) =>
-  purgeInBatches(async (limit) => {
-    const now = new Date();
-    const old = await prisma.rateLimiterFlexible.findMany({ where: { expire: { lt: now } }, select: { key: true }, take: limit });
-    if (old.length === 0) return 0;
-    // Still expired: a counter started again meanwhile is live and stays.
-    await prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: old.map((c) => c.key) }, expire: { lt: now } } });
-    return old.length;
-  }, { signal });
+export const purgeExpiredCounters = (prisma: Db, signal?: AbortSignal) => {
+  const now = new Date();
+  return purgeInBatches(
+    findThenDelete(
+      async (take) => (await prisma.rateLimiterFlexible.findMany({ where: { expire: { lt: now } }, select: { key: true }, take })).map((c) => c.key),
+      // Still expired: a counter started again meanwhile is live and stays.
+      (keys) => prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: keys }, expire: { lt: now } } }),
+    ),
+    { signal },
+  );
+};

@@ -50,6 +50,18 @@ export async function purgeInBatches(
 }
 
 /**
+ * A batch for the tables reached through Prisma, whose deletes take no LIMIT: `find` returns the
+ * keys of up to `limit` rows to go and `remove` deletes them. Returns how many keys were found.
+ */
+export const findThenDelete =
+  <K>(find: (limit: number) => Promise<K[]>, remove: (keys: K[]) => Promise<unknown>) =>
+  async (limit: number) => {
+    const keys = await find(limit);
+    if (keys.length > 0) await remove(keys);
+    return keys.length;
+  };
+
+/**
  * Runs `purge` every `intervalMs` without keeping the process alive, never two at once: a paced
  * purge of a large backlog can outlast the interval, and the next one starts only after it.
  * `purge` must not reject (it logs its own errors). `stop` ends the schedule and the purge under

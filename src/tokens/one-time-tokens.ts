@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../db/prisma.js';
-import { purgeInBatches } from '../db/purge.js';
+import { findThenDelete, purgeInBatches } from '../db/purge.js';
 
 export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
 
@@ -55,12 +55,13 @@ export function createOneTimeTokens(prisma: Db) {
     /** Deletes tokens that expired over a day ago, in small paced batches (see purge.ts); returns how many. */
     purgeExpired: (signal?: AbortSignal) => {
       const before = new Date(Date.now() - 24 * 3600_000);
-      return purgeInBatches(async (limit) => {
-        const old = await prisma.emailToken.findMany({ where: { expiresAt: { lt: before } }, select: { tokenHash: true }, take: limit });
-        if (old.length === 0) return 0;
-        await prisma.emailToken.deleteMany({ where: { tokenHash: { in: old.map((t) => t.tokenHash) } } });
-        return old.length;
-      }, { signal });
+      return purgeInBatches(
+        findThenDelete(
+          async (take) => (await prisma.emailToken.findMany({ where: { expiresAt: { lt: before } }, select: { tokenHash: true }, take })).map((t) => t.tokenHash),
+          (hashes) => prisma.emailToken.deleteMany({ where: { tokenHash: { in: hashes } } }),
+        ),
+        { signal },
+      );
     },
   };
 }

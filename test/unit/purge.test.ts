@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PURGE_BATCH_SIZE, PURGE_PAUSE_FACTOR, purgeInBatches, schedulePurges } from '../../src/db/purge.js';
+import { PURGE_BATCH_SIZE, PURGE_PAUSE_FACTOR, findThenDelete, purgeInBatches, schedulePurges } from '../../src/db/purge.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -66,6 +66,29 @@ describe('purgeInBatches', () => {
       }),
     ).rejects.toThrow('database is locked');
     expect(calls).toBe(1);
+  });
+});
+
+describe('findThenDelete', () => {
+  it('deletes the keys it found, batch by batch, and asks for no delete once none are left', async () => {
+    let rows = Array.from({ length: 4 }, (_, i) => `k${i}`);
+    let finds = 0;
+    const removed: string[][] = [];
+    const batch = findThenDelete(
+      async (limit) => {
+        finds += 1;
+        return rows.slice(0, limit);
+      },
+      async (keys) => {
+        removed.push(keys);
+        rows = rows.filter((k) => !keys.includes(k));
+      },
+    );
+    expect(await purgeInBatches(batch, { batchSize: 2, pauseFactor: 0 })).toBe(4);
+    // The third batch found nothing and deleted nothing.
+    expect(finds).toBe(3);
+    expect(removed).toEqual([['k0', 'k1'], ['k2', 'k3']]);
+    expect(rows).toEqual([]);
   });
 });
 
