@@ -72,6 +72,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const store = await createOidcStore(provider, config.db.url, {
     poolSize: config.db.poolSize,
     commitWindowMs: config.db.commitWindowMs,
+    asyncTokenCommit: config.db.asyncTokenCommit,
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);

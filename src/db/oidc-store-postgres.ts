@@ -81,15 +81,48 @@ function batchValues(writes: readonly StoreWrite[]) {
 export const prepareConnection = (client: pg.ClientBase) => client.query('SET plan_cache_mode = force_generic_plan');
 const noop = () => {};
 
-export function createPostgresOidcStore(url: string, max: number, onIdleError: (err: Error) => void, commitWindowMs: number): OidcStore {
-  // The pool hands a new connection out once `onConnect` has settled, so the setting comes before
+// Kinds whose newly issued rows may be lost in a crash: a client whose access token is lost gets
+// invalid_token, as for an expired one, and asks again. The commits that write only these (every
+// client-credentials grant) need not wait for the WAL flush: PostgreSQL flushes them within three
+// times its wal_writer_delay (600 ms by default), whole and in order. Every other write waits:
+// codes, refresh tokens, sessions, grants, and all destroys (revocation). A commit that waits also
+// flushes every commit before it, so no revocation outlives the token it revoked.
+const LOSABLE_ISSUES = new Set(['AccessToken', 'ClientCredentials']);
+/** Whether a batch may commit without waiting for the WAL flush (see LOSABLE_ISSUES). */
+export const mayCommitUnflushed = (writes: readonly StoreWrite[]) => writes.every((w) => w.kind === 'upsert' && LOSABLE_ISSUES.has(w.model));
+/** For the connections that commit such batches. */
+export const prepareUnflushedConnection = async (client: pg.ClientBase) => {
+  await prepareConnection(client);
+  await client.query('SET synchronous_commit = off');
+};
+
+export type PostgresStoreOptions = {
+  /** Connections for reads and the writes that wait for the WAL flush. */
+  max: number;
+  onIdleError: (err: Error) => void;
+  commitWindowMs: number;
+  /** Whether the batches that need not wait for the WAL flush (mayCommitUnflushed) do not. */
+  asyncTokenCommit: boolean;
+};
+// Such commits are short (no flush to wait for): two connections keep up with a core's grants.
+export const UNFLUSHED_CONNECTIONS = 2;
+/** How those connections show in pg_stat_activity. */
+export const UNFLUSHED_APPLICATION_NAME = 'latch-async-token-commit';
+
+export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, asyncTokenCommit }: PostgresStoreOptions): OidcStore {
+  // A pool hands a new connection out once `onConnect` has settled, so the settings come before
   // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
-  // server that refuses the setting keeps its default.
-  const pool = new pg.Pool({ connectionString: url, max, onConnect: (client) => prepareConnection(client).then(noop, noop) });
-  // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
-  // replaces the connection on next use. Without a listener the process would crash.
-  pool.on('error', onIdleError);
-  const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => (await pool.query<R>({ name, text, values })).rows;
+  // server that refuses a setting keeps its default.
+  const connect = (prepare: (client: pg.ClientBase) => Promise<unknown>, size: number, name?: string) => {
+    const p = new pg.Pool({ connectionString: url, max: size, application_name: name, onConnect: (client) => prepare(client).then(noop, noop) });
+    // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
+    // replaces the connection on next use. Without a listener the process would crash.
+    p.on('error', onIdleError);
+    return p;
+  };
+  const pool = connect(prepareConnection, max);
+  const unflushedPool = asyncTokenCommit ? connect(prepareUnflushedConnection, UNFLUSHED_CONNECTIONS, UNFLUSHED_APPLICATION_NAME) : undefined;
+  const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[], via: pg.Pool = pool) => (await via.query<R>({ name, text, values })).rows;
   const toLive = (row: PayloadRow | undefined): LiveRow | undefined => row && { payload: row.payload, consumed: row.consumed === null ? null : Number(row.consumed) };
   const now = () => new Date().toISOString();
   const toFound = (row: JoinedRow): FoundRow => {
@@ -99,11 +132,12 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     return found;
   };
 
-  const upsert = (model: string, id: string, json: string, c: PayloadColumns) =>
+  const upsert = (model: string, id: string, json: string, c: PayloadColumns, via = pool) =>
     query(
       'oidc_upsert',
       `INSERT INTO oidc_payloads (${UPSERT_COLUMNS}) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9::timestamp, $10::timestamp) ${ON_CONFLICT}`,
       [model, id, json, c.grantId, c.uid, c.userCode, c.accountId, c.clientId, iso(c.expiresAt), iso(c.consumedAt)],
+      via,
     );
   // A consumed row expires at `keepUntil` if it would live longer (see CONSUMED_TOKEN_RETENTION).
   const consume = async (model: string, id: string, at: string, keepUntil: string) =>
@@ -117,29 +151,33 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     ).rowCount === 1;
   const destroy = (model: string, id: string) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
 
-  const applyBatch = async (writes: readonly StoreWrite[]) => {
+  const applyBatch = async (writes: readonly StoreWrite[], via = pool) => {
     if (writes.length > 1) {
-      await query('oidc_batch', BATCH, batchValues(writes));
+      await query('oidc_batch', BATCH, batchValues(writes), via);
       return;
     }
     // One write: its own prepared statement is cheaper than the batch's.
     const [w] = writes as [StoreWrite];
-    if (w.kind === 'upsert') await upsert(w.model, w.id, w.json, w.columns);
+    if (w.kind === 'upsert') await upsert(w.model, w.id, w.json, w.columns, via);
     else await destroy(w.model, w.id);
   };
 
   // Group commit (see group-commit.ts): the batches of requests that end at once go to PostgreSQL
   // as one statement, so one transaction and one WAL flush. Requests applied one after another
   // leave each row as the last of them wrote it, so the group keeps each row's latest write.
-  const commits = createGroupCommit<readonly StoreWrite[]>({
-    windowMs: commitWindowMs,
-    commitAll(group) {
-      const merged = new Map<string, StoreWrite>();
-      for (const writes of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);
-      return applyBatch([...merged.values()]);
-    },
-    commitOne: applyBatch,
-  });
+  // Batches that need not wait for the flush are grouped apart, on their own connections.
+  const groupCommit = (via: pg.Pool) =>
+    createGroupCommit<readonly StoreWrite[]>({
+      windowMs: commitWindowMs,
+      commitAll(group) {
+        const merged = new Map<string, StoreWrite>();
+        for (const writes of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);
+        return applyBatch([...merged.values()], via);
+      },
+      commitOne: (writes) => applyBatch(writes, via),
+    });
+  const commits = groupCommit(pool);
+  const unflushedCommits = unflushedPool && groupCommit(unflushedPool);
 
   return {
     async upsert(model, id, json, c) {
@@ -171,7 +209,7 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     async revokeByGrantId(grantId, models) {
       await query('oidc_revoke', 'DELETE FROM oidc_payloads WHERE grant_id = $1 AND model = ANY($2)', [grantId, models]);
     },
-    writeBatch: (writes) => (writes.length ? commits.add(writes) : Promise.resolve()),
+    writeBatch: (writes) => (!writes.length ? Promise.resolve() : unflushedCommits && mayCommitUnflushed(writes) ? unflushedCommits.add(writes) : commits.add(writes)),
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const [row] = await query<{ metadata: Record<string, unknown>; trusted: boolean; resources: string }>(
         'oidc_client',
@@ -224,8 +262,8 @@ export function createPostgresOidcStore(url: string, max: number, onIdleError: (
     },
     async close() {
       // Writes still waiting for their group are committed, not dropped.
-      await commits.drain();
-      await pool.end();
+      await Promise.all([commits.drain(), unflushedCommits?.drain()]);
+      await Promise.all([pool.end(), unflushedPool?.end()]);
     },
   };
 }

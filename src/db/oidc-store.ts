@@ -131,9 +131,11 @@ export type OidcStoreOptions = {
   commitWindowMs?: number;
   /** A lost idle PostgreSQL connection, or a failed SQLite checkpoint thread. */
   onError?: (err: Error) => void;
+  /** PostgreSQL: commits that only issue access tokens do not wait for the WAL flush (see oidc-store-postgres.ts). */
+  asyncTokenCommit?: boolean;
 };
 
-export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, onError = () => {} }: OidcStoreOptions): Promise<OidcStore> {
+export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, onError = () => {}, asyncTokenCommit = false }: OidcStoreOptions): Promise<OidcStore> {
   if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError, commitWindowMs });
-  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, poolSize, onError, commitWindowMs);
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, { max: poolSize, onIdleError: onError, commitWindowMs, asyncTokenCommit });
 }

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { createOidcStore, type StoreWrite } from '../../src/db/oidc-store.js';
+import { mayCommitUnflushed, prepareUnflushedConnection, UNFLUSHED_APPLICATION_NAME } from '../../src/db/oidc-store-postgres.js';
+import { createTestDatabase } from '../support/database.js';
+
+const columns = { grantId: null, uid: null, userCode: null, accountId: null, clientId: 'app', expiresAt: new Date(Date.now() + 600_000), consumedAt: null };
+const up = (model: string, id: string): StoreWrite => ({ kind: 'upsert', model, id, json: JSON.stringify({ jti: id }), columns });
+
+describe('commits that need not wait for the WAL flush', () => {
+  it('are those that only issue access or client-credentials tokens', () => {
+    expect(mayCommitUnflushed([up('ClientCredentials', 'a')])).toBe(true);
+    expect(mayCommitUnflushed([up('AccessToken', 'a'), up('AccessToken', 'b')])).toBe(true);
+    // A refresh token, a grant, a session or a code must survive a crash, and so must a revocation.
+    expect(mayCommitUnflushed([up('AccessToken', 'a'), up('RefreshToken', 'b')])).toBe(false);
+    expect(mayCommitUnflushed([up('AccessToken', 'a'), up('Grant', 'g')])).toBe(false);
+    expect(mayCommitUnflushed([up('Session', 's')])).toBe(false);
+    expect(mayCommitUnflushed([up('AuthorizationCode', 'c')])).toBe(false);
+    expect(mayCommitUnflushed([{ kind: 'destroy', model: 'AccessToken', id: 'a' }])).toBe(false);
+  });
+});
+
+describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('PostgreSQL with DATABASE_ASYNC_TOKEN_COMMIT', () => {
+  it('sets its own connections not to wait for the flush, with the hot path’s plan setting', async () => {
+    const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await prepareUnflushedConnection(client);
+      const { rows } = await client.query<{ sc: string; pcm: string }>("SELECT current_setting('synchronous_commit') AS sc, current_setting('plan_cache_mode') AS pcm");
+      expect(rows[0]).toEqual({ sc: 'off', pcm: 'force_generic_plan' });
+    } finally {
+      await client.end();
+    }
+  });
+
+  async function withStore(asyncTokenCommit: boolean, run: (store: Awaited<ReturnType<typeof createOidcStore>>, unflushedBackends: () => Promise<number>) => Promise<void>) {
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 2, asyncTokenCommit });
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    const unflushedBackends = async () =>
+      (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [UNFLUSHED_APPLICATION_NAME])).rows[0].n as number;
+    try {
+      await run(store, unflushedBackends);
+    } finally {
+      await admin.end();
+      await store.close();
+      await db.drop();
+    }
+  }
+
+  it('stores issued tokens on connections of their own and everything else on the others, readable at once', async () => {
+    await withStore(true, async (store, unflushedBackends) => {
+      await store.writeBatch([up('Session', 's1')]);
+      expect(await unflushedBackends()).toBe(0);
+      // Client credentials from many requests, alongside a batch that must wait for the flush.
+      await Promise.all([...Array.from({ length: 20 }, (_, i) => store.writeBatch([up('ClientCredentials', `cc${i}`)])), store.writeBatch([up('AccessToken', 'at'), up('RefreshToken', 'rt')])]);
+      expect(await unflushedBackends()).toBeGreaterThan(0);
+      const found = await store.findMany([{ model: 'ClientCredentials', id: 'cc19' }, { model: 'RefreshToken', id: 'rt' }, { model: 'AccessToken', id: 'at' }]);
+      expect(found.map((row) => row?.payload.jti)).toEqual(['cc19', 'rt', 'at']);
+      // Revoked: the destroy waits for the flush, and the token is gone.
+      await store.writeBatch([{ kind: 'destroy', model: 'ClientCredentials', id: 'cc19' }]);
+      expect(await store.findMany([{ model: 'ClientCredentials', id: 'cc19' }])).toEqual([undefined]);
+    });
+  });
+
+  it('commits a closing store’s waiting token writes too', async () => {
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 1, asyncTokenCommit: true, commitWindowMs: 50 });
+    const written = store.writeBatch([up('ClientCredentials', 'late')]);
+    await store.close();
+    await written;
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      expect((await admin.query("SELECT id FROM oidc_payloads WHERE model = 'ClientCredentials'")).rows).toEqual([{ id: 'late' }]);
+    } finally {
+      await admin.end();
+      await db.drop();
+    }
+  });
+
+  it('opens no such connections when turned off', async () => {
+    await withStore(false, async (store, unflushedBackends) => {
+      await store.writeBatch([up('ClientCredentials', 'cc')]);
+      expect(await unflushedBackends()).toBe(0);
+      expect((await store.findMany([{ model: 'ClientCredentials', id: 'cc' }]))[0]?.payload.jti).toBe('cc');
+    });
+  });
+});
