@@ -149,7 +149,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
         values: [model, id, at, keepUntil],
       })
     ).rowCount === 1;
-  const destroy = (model: string, id: string) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id]);
+  const destroy = (model: string, id: string, via = pool) => query('oidc_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [model, id], via);
 
   const applyBatch = async (writes: readonly StoreWrite[], via = pool) => {
     if (writes.length > 1) {
@@ -159,7 +159,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     // One write: its own prepared statement is cheaper than the batch's.
     const [w] = writes as [StoreWrite];
     if (w.kind === 'upsert') await upsert(w.model, w.id, w.json, w.columns, via);
-    else await destroy(w.model, w.id);
+    else await destroy(w.model, w.id, via);
   };
 
   // Group commit (see group-commit.ts): the batches of requests that end at once go to PostgreSQL
