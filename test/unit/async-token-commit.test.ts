@@ -83,6 +83,27 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('PostgreSQ
     }
   });
 
+  it('replaces its connections when the server cuts them, as the other pool does', async () => {
+    const lost: Error[] = [];
+    const db = await createTestDatabase();
+    await migrate(db.url);
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 1, asyncTokenCommit: true, onError: (err) => lost.push(err) });
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await store.writeBatch([up('ClientCredentials', 'before')]);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [UNFLUSHED_APPLICATION_NAME]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(lost.length).toBeGreaterThan(0);
+      await store.writeBatch([up('ClientCredentials', 'after')]);
+      expect((await store.findMany([{ model: 'ClientCredentials', id: 'after' }]))[0]?.payload.jti).toBe('after');
+    } finally {
+      await admin.end();
+      await store.close();
+      await db.drop();
+    }
+  });
+
   it('opens no such connections when turned off', async () => {
     await withStore(false, async (store, unflushedBackends) => {
       await store.writeBatch([up('ClientCredentials', 'cc')]);
