@@ -85,8 +85,7 @@ const noop = () => {};
 // invalid_token, as for an expired one, and asks again. The commits that write only these (every
 // client-credentials grant) need not wait for the WAL flush: PostgreSQL flushes them within three
 // times its wal_writer_delay (600 ms by default), whole and in order. Every other write waits:
-// codes, refresh tokens, sessions, grants, and all destroys (revocation). A commit that waits also
-// flushes every commit before it, so no revocation outlives the token it revoked.
+// codes, refresh tokens, sessions, grants, and all destroys, so a revocation is never lost.
 const LOSABLE_ISSUES = new Set(['AccessToken', 'ClientCredentials']);
 /** Whether a batch may commit without waiting for the WAL flush (see LOSABLE_ISSUES). */
 export const mayCommitUnflushed = (writes: readonly StoreWrite[]) => writes.every((w) => w.kind === 'upsert' && LOSABLE_ISSUES.has(w.model));
