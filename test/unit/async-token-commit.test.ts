@@ -34,30 +34,32 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('PostgreSQ
     }
   });
 
-  async function withStore(asyncTokenCommit: boolean, run: (store: Awaited<ReturnType<typeof createOidcStore>>, unflushedBackends: () => Promise<number>) => Promise<void>) {
+  type Store = Awaited<ReturnType<typeof createOidcStore>>;
+  /** A store on a new database, and a connection of the test's own to watch the server with. */
+  async function withStore(options: { asyncTokenCommit: boolean; onError?: (err: Error) => void }, run: (store: Store, admin: pg.Client) => Promise<void>) {
     const db = await createTestDatabase();
     await migrate(db.url);
-    const store = await createOidcStore('postgresql', db.url, { poolSize: 2, asyncTokenCommit });
+    const store = await createOidcStore('postgresql', db.url, { poolSize: 2, ...options });
     const admin = new pg.Client({ connectionString: db.url });
     await admin.connect();
-    const unflushedBackends = async () =>
-      (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [UNFLUSHED_APPLICATION_NAME])).rows[0].n as number;
     try {
-      await run(store, unflushedBackends);
+      await run(store, admin);
     } finally {
       await admin.end();
       await store.close();
       await db.drop();
     }
   }
+  const unflushedBackends = async (admin: pg.Client) =>
+    (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [UNFLUSHED_APPLICATION_NAME])).rows[0].n as number;
 
   it('stores issued tokens on connections of their own and everything else on the others, readable at once', async () => {
-    await withStore(true, async (store, unflushedBackends) => {
+    await withStore({ asyncTokenCommit: true }, async (store, admin) => {
       await store.writeBatch([up('Session', 's1')]);
-      expect(await unflushedBackends()).toBe(0);
+      expect(await unflushedBackends(admin)).toBe(0);
       // Client credentials from many requests, alongside a batch that must wait for the flush.
       await Promise.all([...Array.from({ length: 20 }, (_, i) => store.writeBatch([up('ClientCredentials', `cc${i}`)])), store.writeBatch([up('AccessToken', 'at'), up('RefreshToken', 'rt')])]);
-      expect(await unflushedBackends()).toBeGreaterThan(0);
+      expect(await unflushedBackends(admin)).toBeGreaterThan(0);
       const found = await store.findMany([{ model: 'ClientCredentials', id: 'cc19' }, { model: 'RefreshToken', id: 'rt' }, { model: 'AccessToken', id: 'at' }]);
       expect(found.map((row) => row?.payload.jti)).toEqual(['cc19', 'rt', 'at']);
       // Revoked: the destroy waits for the flush, and the token is gone.
@@ -85,29 +87,20 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('PostgreSQ
 
   it('replaces its connections when the server cuts them, as the other pool does', async () => {
     const lost: Error[] = [];
-    const db = await createTestDatabase();
-    await migrate(db.url);
-    const store = await createOidcStore('postgresql', db.url, { poolSize: 1, asyncTokenCommit: true, onError: (err) => lost.push(err) });
-    const admin = new pg.Client({ connectionString: db.url });
-    await admin.connect();
-    try {
+    await withStore({ asyncTokenCommit: true, onError: (err) => lost.push(err) }, async (store, admin) => {
       await store.writeBatch([up('ClientCredentials', 'before')]);
       await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [UNFLUSHED_APPLICATION_NAME]);
       await new Promise((r) => setTimeout(r, 200));
       expect(lost.length).toBeGreaterThan(0);
       await store.writeBatch([up('ClientCredentials', 'after')]);
       expect((await store.findMany([{ model: 'ClientCredentials', id: 'after' }]))[0]?.payload.jti).toBe('after');
-    } finally {
-      await admin.end();
-      await store.close();
-      await db.drop();
-    }
+    });
   });
 
   it('opens no such connections when turned off', async () => {
-    await withStore(false, async (store, unflushedBackends) => {
+    await withStore({ asyncTokenCommit: false }, async (store, admin) => {
       await store.writeBatch([up('ClientCredentials', 'cc')]);
-      expect(await unflushedBackends()).toBe(0);
+      expect(await unflushedBackends(admin)).toBe(0);
       expect((await store.findMany([{ model: 'ClientCredentials', id: 'cc' }]))[0]?.payload.jti).toBe('cc');
     });
   });
