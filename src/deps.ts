@@ -21,7 +21,7 @@ import { loadCookieKeys } from './keys/cookie-keys.js';
 import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
-import { createUnitOfWork } from './db/unit-of-work.js';
+import { createUnitOfWork, createWorkGauge } from './db/unit-of-work.js';
 import { createAccountCache } from './oidc/account-cache.js';
 import { invalidateOnWrite } from './db/invalidate-on-write.js';
 import { cacheTokenReads } from './db/token-cache.js';
@@ -69,15 +69,17 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const applied = await migrate(config.db.url);
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
   const provider = providerOf(config.db.url);
+  const gauge = createWorkGauge();
   const store = await createOidcStore(provider, config.db.url, {
     poolSize: config.db.poolSize,
     commitWindowMs: config.db.commitWindowMs,
+    othersAtWork: gauge.othersAtWork,
     asyncTokenCommit: config.db.asyncTokenCommit,
     onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);
   const tokenCache = cacheTokenReads(rawStore);
-  const unitOfWork = createUnitOfWork(tokenCache.store);
+  const unitOfWork = createUnitOfWork(tokenCache.store, gauge);
   const oidcStore = unitOfWork.store;
   const clientCache = createClientCache(oidcStore);
   const accountCache = createAccountCache(oidcStore);

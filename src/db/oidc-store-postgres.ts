@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
-import { createGroupCommit } from './group-commit.js';
+import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
@@ -100,6 +100,7 @@ export type PostgresStoreOptions = {
   max: number;
   onIdleError: (err: Error) => void;
   commitWindowMs: number;
+  othersAtWork?: GroupCommitOptions<unknown>['othersAtWork'];
   /** Whether the batches that need not wait for the WAL flush (mayCommitUnflushed) do not. */
   asyncTokenCommit: boolean;
 };
@@ -108,7 +109,7 @@ export const UNFLUSHED_CONNECTIONS = 2;
 /** How those connections show in pg_stat_activity. */
 export const UNFLUSHED_APPLICATION_NAME = 'latch-async-token-commit';
 
-export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, asyncTokenCommit }: PostgresStoreOptions): OidcStore {
+export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, othersAtWork, asyncTokenCommit }: PostgresStoreOptions): OidcStore {
   // A pool hands a new connection out once `onConnect` has settled, so the settings come before
   // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
   // server that refuses a setting keeps its default.
@@ -168,6 +169,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
   const groupCommit = (via: pg.Pool) =>
     createGroupCommit<readonly StoreWrite[]>({
       windowMs: commitWindowMs,
+      othersAtWork,
       commitAll(group) {
         const merged = new Map<string, StoreWrite>();
         for (const writes of group) for (const w of writes) merged.set(keyOf(w.model, w.id), w);

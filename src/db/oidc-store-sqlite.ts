@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
-import { createGroupCommit } from './group-commit.js';
+import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
@@ -29,7 +29,10 @@ type JoinedRow = PayloadRow & {
   session_consumed_at: string | null;
 };
 
-export function createSqliteOidcStore(url: string, { onError, commitWindowMs }: Pick<CheckpointerOptions, 'onError'> & { commitWindowMs: number }): OidcStore {
+export function createSqliteOidcStore(
+  url: string,
+  { onError, commitWindowMs, othersAtWork }: Pick<CheckpointerOptions, 'onError'> & Pick<GroupCommitOptions<unknown>, 'othersAtWork'> & { commitWindowMs: number },
+): OidcStore {
   const file = sqliteFile(url);
   const db = new Database(file, { timeout: 5000 });
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
@@ -98,6 +101,7 @@ export function createSqliteOidcStore(url: string, { onError, commitWindowMs }: 
   const commitGroup = db.transaction((group: (() => void)[]) => group.forEach((w) => w()));
   const commits = createGroupCommit<() => void>({
     windowMs: commitWindowMs,
+    othersAtWork,
     commitAll(group) {
       checkpointer.wake();
       commitGroup(group);

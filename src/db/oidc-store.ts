@@ -129,13 +129,15 @@ export type OidcStoreOptions = {
   poolSize: number;
   /** How long a group commit waits for more writes (GROUP_COMMIT_WINDOW_MS by default; 0: one loop turn). */
   commitWindowMs?: number;
+  /** Whether other requests are under way (see group-commit.ts); by default a group always waits the window. */
+  othersAtWork?: () => boolean;
   /** A lost idle PostgreSQL connection, or a failed SQLite checkpoint thread. */
   onError?: (err: Error) => void;
   /** PostgreSQL: commits that only issue access tokens do not wait for the WAL flush (see oidc-store-postgres.ts). */
   asyncTokenCommit?: boolean;
 };
 
-export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, onError = () => {}, asyncTokenCommit = false }: OidcStoreOptions): Promise<OidcStore> {
-  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError, commitWindowMs });
-  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, { max: poolSize, onIdleError: onError, commitWindowMs, asyncTokenCommit });
+export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, othersAtWork, onError = () => {}, asyncTokenCommit = false }: OidcStoreOptions): Promise<OidcStore> {
+  if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError, commitWindowMs, othersAtWork });
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, { max: poolSize, onIdleError: onError, commitWindowMs, othersAtWork, asyncTokenCommit });
 }

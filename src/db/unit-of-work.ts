@@ -72,6 +72,20 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
 }
 
 /**
+ * How many requests are in a unit of work at this moment. The store's group commit asks whether
+ * any besides the one writing is (see group-commit.ts), so it is made before the store.
+ */
+export function createWorkGauge() {
+  let atWork = 0;
+  return {
+    enter: () => void (atWork += 1),
+    leave: () => void (atWork -= 1),
+    othersAtWork: () => atWork > 1,
+  };
+}
+export type WorkGauge = ReturnType<typeof createWorkGauge>;
+
+/**
  * A unit of work per request for the provider's store: the writes of one request (an interaction
  * saved, a session rotated, a code's tokens issued) are held in memory and applied in one
  * transaction, one round trip, before the response is sent. Reads in the same request see the held
@@ -86,7 +100,7 @@ function pendingRow(w: StoreWrite & { kind: 'upsert' }): LiveRow | undefined {
  * five lookups, each of which takes and releases the WAL's shared-memory lock). Rows read ahead
  * are what the store held a moment earlier in the same request, as a separate read would be.
  */
-export function createUnitOfWork(store: OidcStore) {
+export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWorkGauge()) {
   // Each unit of work is kept on its request's context, under a key of its own.
   const WORK = Symbol('unit of work');
   const held = () => (currentRequest() as { [WORK]?: RequestWork } | undefined)?.[WORK];
@@ -149,8 +163,7 @@ export function createUnitOfWork(store: OidcStore) {
     },
   };
 
-  /** Runs the rest of the request in a unit of work and applies its writes before answering. */
-  const middleware: Middleware = async (ctx, next) => {
+  const work: Middleware = async (ctx, next) => {
     const pending = new RequestWork(store);
     (ctx as { [WORK]?: RequestWork })[WORK] = pending;
     try {
@@ -168,6 +181,15 @@ export function createUnitOfWork(store: OidcStore) {
     pending.state = 'committed';
     const batch = pending.take();
     if (batch.length) await store.writeBatch(batch);
+  };
+  /** Runs the rest of the request in a unit of work and applies its writes before answering. */
+  const middleware: Middleware = async (ctx, next) => {
+    gauge.enter();
+    try {
+      await work(ctx, next);
+    } finally {
+      gauge.leave();
+    }
   };
 
   return { store: scoped, middleware };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createGroupCommit } from '../../src/db/group-commit.js';
 
 /** A group commit over an in-memory table that records each commit's rows; 'bad' rows fail. */
-function table({ windowMs = 3, async = false } = {}) {
+function table({ windowMs = 3, async = false, othersAtWork }: { windowMs?: number; async?: boolean; othersAtWork?: () => boolean } = {}) {
   const stored: string[] = [];
   const commits: string[][] = [];
   const store = (rows: string[]) => {
@@ -13,6 +13,7 @@ function table({ windowMs = 3, async = false } = {}) {
   let afterCommits = 0;
   const group = createGroupCommit<string>({
     windowMs,
+    othersAtWork,
     commitAll: async ? async (rows) => store(rows) : store,
     commitOne: (row) => store([row]),
     afterCommit: () => (afterCommits += 1),
@@ -38,6 +39,23 @@ describe('group commit', () => {
     expect(await Promise.race([first, timer])).toBe('stored');
     await group.add('c');
     expect(commits).toEqual([['a', 'b'], ['c']]);
+  });
+
+  it('stores a lone request’s writes at the end of the turn instead of waiting the window for company', async () => {
+    const { group, commits } = table({ windowMs: 50, othersAtWork: () => false });
+    const timer = new Promise((resolve) => setTimeout(() => resolve('timer'), 10));
+    const first = Promise.all([group.add('a'), group.add('b')]).then(() => 'stored');
+    expect(await Promise.race([first, timer])).toBe('stored');
+    expect(commits).toEqual([['a', 'b']]);
+  });
+
+  it('waits the window while other requests are at work, so their writes join the group', async () => {
+    const { group, commits } = table({ windowMs: 50, othersAtWork: () => true });
+    const first = group.add('a');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(commits).toEqual([]);
+    await Promise.all([first, group.add('b')]);
+    expect(commits).toEqual([['a', 'b']]);
   });
 
   it('starts a new group for writes that arrive after a commit', async () => {

@@ -3,7 +3,7 @@ import type { Adapter } from 'oidc-provider';
 import type { Context } from 'koa';
 import { migrate } from '../../src/db/migrate.js';
 import { createOidcStore, type OidcStore } from '../../src/db/oidc-store.js';
-import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js';
+import { createUnitOfWork, createWorkGauge, type UnitOfWork } from '../../src/db/unit-of-work.js';
 import { createClientCache, createOidcAdapter } from '../../src/oidc/adapter.js';
 import { providerOf } from '../../src/db/url.js';
 import { createTestDatabase } from '../support/database.js';
@@ -235,6 +235,23 @@ describe('a unit of work per request', () => {
       await scoped('AccessToken').revokeByGrantId(grant);
       expect(await scoped('Grant').find(grant)).toMatchObject({ accountId: 'a3' });
     });
+  });
+
+  it('counts the requests at work, so that a lone request’s commit does not wait for others', async () => {
+    const gauge = createWorkGauge();
+    const counted = createUnitOfWork(raw, gauge);
+    const seen: boolean[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await counted.middleware({ status: 200 } as Context, async () => void seen.push(gauge.othersAtWork()));
+    const first = counted.middleware({ status: 200 } as Context, () => held);
+    await counted.middleware({ status: 200 } as Context, async () => void seen.push(gauge.othersAtWork()));
+    release();
+    await first;
+    await expect(counted.middleware({ status: 200 } as Context, () => Promise.reject(new Error('failed')))).rejects.toThrow('failed');
+    await counted.middleware({ status: 200 } as Context, async () => void seen.push(gauge.othersAtWork()));
+    expect(seen).toEqual([false, true, false]);
+    expect(gauge.othersAtWork()).toBe(false);
   });
 
   it('writes straight through outside a request', async () => {
