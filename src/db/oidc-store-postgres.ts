@@ -100,6 +100,7 @@ export type PostgresStoreOptions = {
   max: number;
   onIdleError: (err: Error) => void;
   commitWindowMs: number;
+  /** Whether other requests are under way (see group-commit.ts). */
   othersAtWork?: GroupCommitOptions<unknown>['othersAtWork'];
   /** Whether the batches that need not wait for the WAL flush (mayCommitUnflushed) do not. */
   asyncTokenCommit: boolean;
