@@ -25,6 +25,8 @@ const built = [];
 rmSync(join(pkg, 'variants'), { recursive: true, force: true });
 try {
   for (const [name, cflags] of Object.entries(VARIANTS)) {
+    // Built in a copy: a build/ left in the package would be loaded by node-gyp-build in place of
+    // the prebuilt binding on every CPU.
     const dir = join(work, name);
     try {
       cpSync(pkg, dir, { recursive: true, filter: (src) => !/[/\\](build|prebuilds|variants)$/.test(src) });

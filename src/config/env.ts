@@ -41,6 +41,9 @@ const Env = z.object({
   ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
   ARGON2_PARALLELISM: z.coerce.number().int().min(1).default(1),
   ARGON2_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
+  // Read by argon2's patched loader before this runs; checked here so that a misspelling stops the
+  // start instead of leaving the fastest build in use.
+  ARGON2_BUILD: z.enum(['portable']).optional(),
   THREAD_POOL_NICE: z.coerce.number().int().min(0).max(19).default(19),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),

@@ -31,6 +31,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_COMMIT_WINDOW_MS: '100' })).toThrow(/DATABASE_COMMIT_WINDOW_MS/);
   });
 
+  it("accepts only 'portable' for ARGON2_BUILD", () => {
+    expect(() => loadConfig({ ARGON2_BUILD: 'portable' })).not.toThrow();
+    expect(() => loadConfig({ ARGON2_BUILD: 'Portable' })).toThrow(/ARGON2_BUILD/);
+  });
+
   it('rejects short cookie keys', () => {
     expect(() => loadConfig({ COOKIE_KEYS: 'short' })).toThrow(/COOKIE_KEYS: each key must be at least 32 characters/);
   });
