@@ -334,7 +334,7 @@ async function main() {
   // slower one (the ceiling's p50 2 s).
   if (opts['latency-check']) {
     const at = `@${Math.round(share * 100)}%`;
-    for (const scenario of ['cc-opaque', 'introspection'].filter((s) => scenarios.includes(s))) {
+    for (const scenario of ['cc-opaque', 'cc-jwt', 'introspection'].filter((s) => scenarios.includes(s))) {
       const ops = new Map<string, () => Promise<void>>();
       const rounds: Row[][] = [];
       for (let round = 0; round < Number(opts.rounds); round += 1) {

@@ -141,6 +141,8 @@ type Scenario = {
   request?(target: Ready, connections: number): Promise<() => Promise<void>>;
 };
 
+const JWT_GRANT = `grant_type=client_credentials&resource=${encodeURIComponent(RESOURCE.indicator)}&scope=read`;
+
 export const SCENARIOS: Record<string, Scenario> = {
   discovery: {
     describe: 'GET discovery document',
@@ -153,14 +155,9 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
   'cc-jwt': {
     describe: 'client_credentials, ES256 JWT for an API',
-    run: (t, load) =>
-      cannon({
-        url: `${t.issuer}/token`,
-        method: 'POST',
-        headers: { authorization: basicAuth(t), 'content-type': FORM },
-        body: `grant_type=client_credentials&resource=${encodeURIComponent(RESOURCE.indicator)}&scope=read`,
-        ...loadOpts(load),
-      }),
+    run: (t, load) => cannon({ url: `${t.issuer}/token`, method: 'POST', headers: { authorization: basicAuth(t), 'content-type': FORM }, body: JWT_GRANT, ...loadOpts(load) }),
+    // A JWT has three dot-separated parts; an opaque token has none.
+    request: async (t, connections) => poster(t, `${t.issuer}/token`, JWT_GRANT, connections, (json) => typeof json.access_token === 'string' && json.access_token.split('.').length === 3),
   },
   introspection: {
     async request(t, connections) {
