@@ -7,15 +7,15 @@ import { purgeExpired } from './oidc/adapter.js';
 import { purgeExpiredCounters } from './auth/throttle-counters.js';
 import { schedulePurges } from './db/purge.js';
 import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
-import { lowerThreadPoolPriority } from './thread-pool-priority.js';
+import { lowerHashPriority } from './passwords/hash-priority.js';
 
 export type RunningServer = { url: string; server: Server; close(): Promise<void> } & Awaited<ReturnType<typeof createDeps>>;
 
 /** Builds and starts Latch; used by main.ts and by tests (with PORT=0). */
 export async function startServer(config: Config, logger = createLogger(config), options: DepsOptions = {}): Promise<RunningServer> {
   const deps = await createDeps(config, logger, options);
-  const reniced = await lowerThreadPoolPriority(config.threadPoolNice);
-  if (reniced) logger.debug({ threads: reniced, nice: config.threadPoolNice }, 'thread pool runs below the event loop');
+  const lowered = await lowerHashPriority(config.argon2Nice);
+  logger.debug({ nice: config.argon2Nice, lowered }, 'password hashes run below the event loop');
   const { app, reloadKeys } = createApp(deps);
   const server = app.listen(config.http.port, config.http.host);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));

@@ -44,7 +44,7 @@ const Env = z.object({
   // Read by argon2's patched loader before this runs; checked here so that a misspelling stops the
   // start instead of leaving the fastest build in use.
   ARGON2_BUILD: z.enum(['portable']).optional(),
-  THREAD_POOL_NICE: z.coerce.number().int().min(0).max(19).default(19),
+  ARGON2_NICE: z.coerce.number().int().min(0).max(19).default(19),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   LOGIN_THROTTLE_WINDOW: seconds(15 * 60),
@@ -106,7 +106,7 @@ function toConfig(env: Env) {
     },
     argon2: { memoryCost: env.ARGON2_MEMORY_KIB, timeCost: env.ARGON2_TIME_COST, parallelism: env.ARGON2_PARALLELISM },
     argon2MaxConcurrency: env.ARGON2_MAX_CONCURRENCY,
-    threadPoolNice: env.THREAD_POOL_NICE,
+    argon2Nice: env.ARGON2_NICE,
     throttle: {
       maxFailuresPerAccount: env.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       maxFailuresPerIp: env.LOGIN_MAX_FAILURES_PER_IP,
