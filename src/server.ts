@@ -15,7 +15,7 @@ export type RunningServer = { url: string; server: Server; close(): Promise<void
 export async function startServer(config: Config, logger = createLogger(config), options: DepsOptions = {}): Promise<RunningServer> {
   const deps = await createDeps(config, logger, options);
   const lowered = await lowerHashPriority(config.argon2Nice);
-  logger.debug({ nice: config.argon2Nice, lowered }, 'password hashes run below the event loop');
+  logger.debug({ nice: config.argon2Nice, lowered }, 'priority of password hashes');
   const { app, reloadKeys } = createApp(deps);
   const server = app.listen(config.http.port, config.http.host);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
