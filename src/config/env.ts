@@ -45,6 +45,8 @@ const Env = z.object({
   // start instead of leaving the fastest build in use.
   ARGON2_BUILD: z.enum(['portable']).optional(),
   ARGON2_NICE: z.coerce.number().int().min(0).max(19).default(19),
+  // Renamed: a start that still sets it stops, rather than quietly running at the default.
+  THREAD_POOL_NICE: z.never({ error: 'renamed ARGON2_NICE (it lowers the password hashes, no longer the whole thread pool)' }).optional(),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   LOGIN_THROTTLE_WINDOW: seconds(15 * 60),

@@ -31,6 +31,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_COMMIT_WINDOW_MS: '100' })).toThrow(/DATABASE_COMMIT_WINDOW_MS/);
   });
 
+  it('stops at the renamed THREAD_POOL_NICE, naming ARGON2_NICE', () => {
+    expect(() => loadConfig({ THREAD_POOL_NICE: '10' })).toThrow(/THREAD_POOL_NICE: renamed ARGON2_NICE/);
+    expect(loadConfig({ ARGON2_NICE: '10' }).argon2Nice).toBe(10);
+  });
+
   it("accepts only 'portable' for ARGON2_BUILD", () => {
     expect(() => loadConfig({ ARGON2_BUILD: 'portable' })).not.toThrow();
     expect(() => loadConfig({ ARGON2_BUILD: 'Portable' })).toThrow(/ARGON2_BUILD/);
