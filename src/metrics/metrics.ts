@@ -1,7 +1,8 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Context } from 'koa';
+import { passwordHashCpuSeconds } from '../passwords/passwords.js';
 
-/** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, plus process defaults. */
+/** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, the password hashes' CPU, plus process defaults. */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'latch_' });
@@ -15,6 +16,20 @@ export function createMetrics() {
   });
   const logins = new Counter({ name: 'latch_logins_total', help: 'Password sign-in attempts', labelNames: ['result'], registers: [registry] });
   const tokens = new Counter({ name: 'latch_tokens_issued_total', help: 'Successful token endpoint grants', labelNames: ['grant_type'], registers: [registry] });
+  // Beside latch_process_cpu_seconds_total, the share of the CPU that goes to hashing passwords.
+  if (passwordHashCpuSeconds() !== undefined) {
+    let counted = 0;
+    new Counter({
+      name: 'latch_password_hash_cpu_seconds_total',
+      help: 'CPU time spent computing password hashes (argon2id)',
+      registers: [registry],
+      collect() {
+        const now = passwordHashCpuSeconds()!;
+        this.inc(now - counted);
+        counted = now;
+      },
+    });
+  }
 
   return {
     registry,

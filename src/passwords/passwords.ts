@@ -47,3 +47,10 @@ export function createPasswordHasher(params: Argon2Params, maxConcurrent = avail
     needsRehash: (hash: string) => argon2.needsRehash(hash, options),
   };
 }
+
+/**
+ * CPU seconds this process's password hashes have taken so far, as the threads that computed them
+ * count it: with the sign-ins' count, what a sign-in's hash costs against the rest of its CPU.
+ * Undefined with argon2's prebuilt binding (ARGON2_BUILD=portable), which cannot tell.
+ */
+export const passwordHashCpuSeconds = (): number | undefined => argon2.hashCpuSeconds();

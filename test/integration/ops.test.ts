@@ -3,6 +3,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import type { OpenAPIV3_1 } from 'openapi-types';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { PASSWORD } from '../support/oidc.js';
+import { passwordHashCpuSeconds } from '../../src/passwords/passwords.js';
 
 const SERVICE_TOKEN = 'service-token-0123456789';
 const METRICS_TOKEN = 'metrics-token-0123456789';
@@ -41,7 +42,7 @@ describe('operations endpoints', () => {
     await server.prisma.$executeRawUnsafe(`INSERT INTO _latch_migrations (name, applied_at) VALUES ('${first!.name}', 'x')`);
   });
 
-  it('/metrics needs the token and counts requests per route, logins and issued tokens', async () => {
+  it('/metrics needs the token and counts requests per route, logins, issued tokens and the hashes\' CPU', async () => {
     expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
     await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: JSON.stringify({ username: 'ops@example.com', password: PASSWORD }), headers: { 'content-type': 'application/json' } });
     await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: JSON.stringify({ username: 'ops@example.com', password: 'nope' }), headers: { 'content-type': 'application/json' } });
@@ -54,9 +55,21 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/latch_logins_total\{result="invalid_credentials"\} 1/);
     expect(text).toMatch(/latch_tokens_issued_total\{grant_type="password"\} 1/);
     expect(text).not.toMatch(/route="\/interaction\/[A-Za-z0-9_-]{10,}/);
+    // The hashes' CPU, counted by the threads that computed them (with Latch's argon2 build, which
+    // npm install makes): some of the process's CPU, and more after another sign-in.
+    const metric = (body: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1]);
+    const hashed = metric(text, 'latch_password_hash_cpu_seconds_total');
+    if (passwordHashCpuSeconds() === undefined) expect(text).not.toMatch(/latch_password_hash_cpu_seconds_total/);
+    else {
+      expect(hashed).toBeGreaterThan(0);
+      expect(hashed).toBeLessThan(metric(text, 'latch_process_cpu_seconds_total'));
+    }
     await fetch(`${server.issuer}/.well-known/openid-configuration`);
     const again = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     expect(again).toMatch(/latch_http_requests_total\{method="GET",route="\/o\/.well-known\/openid-configuration",status="200"\} 1/);
+    await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: JSON.stringify({ username: 'ops@example.com', password: PASSWORD }), headers: { 'content-type': 'application/json' } });
+    const later = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    if (passwordHashCpuSeconds() !== undefined) expect(metric(later, 'latch_password_hash_cpu_seconds_total')).toBeGreaterThan(hashed);
   });
 });
 
