@@ -1,11 +1,11 @@
 // npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
 //   [--rounds 3] [--profile dir] [--no-latency-check] [--latency-load 0.7] [--latency-connections 128]
-//   [--soak minutes]
+//   [--login-warmup 120] [--soak minutes]
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, how busy the server's
 // core and the load generator's core were, p50/p99, errors, server RSS, GC pauses, how late the
 // server's event loop and the load generator ran, and the ratio of each Latch target to the
-// oidc-provider in-memory baseline.
+// oidc-provider in-memory baseline; for sign-ins also each target's CPU a sign-in and its hash's.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -23,6 +23,13 @@ const { values: opts } = parseArgs({
     targets: { type: 'string', default: 'sqlite,postgres,baseline' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
+    // Seconds of sign-ins each target gets once, before the first run that signs in (login, mix,
+    // and the @70% runs' bursts). A sign-in's code runs a few dozen times a second, so V8 takes
+    // minutes to optimise all of it. Against its hash (whose cost does not change), a sign-in in a
+    // new server's first 12 seconds took Latch's event loop 27-37 % more CPU, and its whole process
+    // 18-25 % more, than after 150 seconds of sign-ins (the ceiling's 66-70 % and 23-26 %); after 60
+    // seconds, still 5-17 % and 2-11 % more.
+    'login-warmup': { type: 'string', default: '120' },
     // Each scenario runs this many times against every target in turn; the table shows medians
     // (for the latency runs at 70 %, the round with the median p99, and the range).
     rounds: { type: 'string', default: '1' },
@@ -75,8 +82,9 @@ function machineStalls(seconds: number) {
   return { lostMs: gaps.reduce((sum, g) => sum + g, 0), longestMs: Math.max(0, ...gaps) };
 }
 
-function cpuSeconds(pid: number) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** A process's CPU time so far, all its threads, ended ones too; or, given `tid`, that thread's. */
+function cpuSeconds(pid: number, tid?: number) {
+  const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 /** A core's busy and total time so far, in clock ticks (from /proc/stat). */
@@ -182,6 +190,10 @@ type Row = {
   /** Over several rounds of a latency run: the lowest and highest p99. */
   p99Range?: [number, number];
   ratio?: number;
+  /** Sign-ins: the server's CPU per sign-in, its event loop's (the main thread), and its password
+   * hash's, as the threads that computed the hashes counted it (unknown with argon2's prebuilt
+   * binding), ms. */
+  signIn?: { totalMs: number; loopMs: number; hashMs?: number };
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -212,12 +224,21 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
   if (opts.profile) await ask(target.child, 'profile-start');
   if (pinned) for (const pid of (await ask(target.child, 'backends')).pids as number[]) moveToLoadCore(pid);
   await ask(target.child, 'pauses');
+  const hash0 = (await ask(target.child, 'counters')).hashCpuSeconds as number | undefined;
+  const loop0 = cpuSeconds(target.ready.pid, target.ready.pid);
   const cpu0 = cpuSeconds(target.ready.pid);
   const load0 = pinned ? coreTicks(1) : undefined;
   const generator0 = process.cpuUsage();
   const out = await run();
   const generator = process.cpuUsage(generator0);
   const cpu = cpuSeconds(target.ready.pid) - cpu0;
+  const loop = cpuSeconds(target.ready.pid, target.ready.pid) - loop0;
+  const hash1 = (await ask(target.child, 'counters')).hashCpuSeconds as number | undefined;
+  const perSignIn = (seconds: number) => (seconds * 1000) / out.requests;
+  const signIn =
+    scenario === 'login' && out.requests > 0
+      ? { totalMs: perSignIn(cpu), loopMs: perSignIn(loop), hashMs: hash0 === undefined || hash1 === undefined ? undefined : perSignIn(hash1 - hash0) }
+      : undefined;
   const load1 = pinned ? coreTicks(1) : undefined;
   const pauses = (await ask(target.child, 'pauses')) as { totalMs: number; maxMs: number; loopP99Ms: number; loopMaxMs: number; serverP99Ms: number };
   if (opts.profile) {
@@ -245,6 +266,7 @@ async function measure(target: Target, scenario: string, run: () => Promise<Outc
     loopMaxMs: pauses.loopMaxMs,
     sendLate: out.sendLate,
     note: out.detail,
+    signIn,
   };
 }
 
@@ -265,6 +287,15 @@ function print(rows: Row[]) {
   ];
   console.log(lines.join('\n'));
   for (const r of rows.filter((x) => x.note)) console.log(`  ${r.scenario}/${r.target}: first error: ${r.note}`);
+  const signIns = rows.filter((r) => r.signIn);
+  if (signIns.length) {
+    console.log('\nServer CPU a sign-in, ms: all its threads, its event loop, and its password hash (as the hashing threads count it)');
+    console.log('| target | server CPU | event loop | password hash | hash share |\n|---|---:|---:|---:|---:|');
+    for (const { target, signIn: s } of signIns) {
+      const hash = s!.hashMs === undefined ? ['', ''] : [fmt(s!.hashMs, 1), `${fmt((100 * s!.hashMs) / s!.totalMs)} %`];
+      console.log(`| ${target} | ${fmt(s!.totalMs, 1)} | ${fmt(s!.loopMs, 1)} | ${hash[0]} | ${hash[1]} |`);
+    }
+  }
 }
 
 /** Runs the mix for `minutes` per Latch target, a minute at a time, printing RSS and database size. */
@@ -295,6 +326,7 @@ async function main() {
   const warmup = Number(opts.warmup);
   const connections = Number(opts.connections);
   const loginConnections = Number(opts['login-connections']);
+  const loginWarmup = Number(opts['login-warmup']);
   const share = Number(opts['latency-load']);
   const latencyConnections = Number(opts['latency-connections']);
   if (!(share > 0 && share <= 1)) throw new Error(`--latency-load is a share of the peak, above 0 and at most 1; got ${opts['latency-load']}`);
@@ -312,6 +344,12 @@ async function main() {
     await soak(targets, Number(opts.soak), connections);
     for (const t of targets) t.child.kill('SIGTERM');
     return;
+  }
+
+  const signsIn = scenarios.some((s) => s === 'login' || s === 'mix') || (opts['latency-check'] && scenarios.some((s) => ['cc-opaque', 'cc-jwt', 'introspection'].includes(s)));
+  if (signsIn && loginWarmup > 0) {
+    console.log(`warm-up: ${loginWarmup} s of sign-ins per target (--login-warmup), so that V8 has optimised their code\n`);
+    for (const target of targets) await SCENARIOS.login!.run(target.ready, { duration: loginWarmup, connections: loginConnections });
   }
 
   const rows: Row[] = [];

@@ -1,11 +1,12 @@
 // One benchmark target in its own process (so its CPU time and memory are its own). Started by
-// bench/run.ts; reports readiness and storage-operation counts over IPC.
+// bench/run.ts; reports readiness, storage-operation counts and its hashes' CPU time over IPC.
 import { createServer } from 'node:net';
 import { statSync, existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
+import argon2 from 'argon2';
 import pg from 'pg';
 import { loadConfig } from '../src/config/env.js';
 import { createLogger } from '../src/deps.js';
@@ -129,8 +130,10 @@ const countStoreCalls = (store: OidcStore): OidcStore =>
 async function standInForAutovacuum(url: string) {
   // Its own connection, so that the storage operations counted for Latch stay Latch's.
   const db = new pg.Client({ connectionString: url });
-  // Its connection ends when the bench drops the database.
-  db.on('error', () => {});
+  // Its connection ends when the bench drops the database: then it stops checking.
+  let ended = false;
+  db.on('error', () => (ended = true));
+  db.on('end', () => (ended = true));
   await db.connect();
   const { rows } = await db.query<{ autovacuum: string }>('SHOW autovacuum');
   if (rows[0]?.autovacuum !== 'off') return void (await db.end());
@@ -152,8 +155,9 @@ async function standInForAutovacuum(url: string) {
       else if (!stats.toast && Number(stats.changed) > 50 + 0.1 * live) await db.query(`ANALYZE ${stats.table}`);
     }
   };
-  // The bench dropping the database at the end ends this connection too (57P01): not a failure.
-  const check = () => run().catch((err: { code?: string }) => err.code === '57P01' || console.error('vacuum failed', err));
+  // The bench dropping the database at the end ends this connection too (57P01), during a check
+  // or between two (then the client refuses the next query): not a failure.
+  const check = () => ended || run().catch((err: { code?: string }) => err.code === '57P01' || ended || console.error('vacuum failed', err));
   await db.query('ANALYZE');
   setInterval(check, 10_000).unref();
 }
@@ -227,7 +231,7 @@ main().then(
   (ready) => {
     process.send?.({ type: 'ready', ready });
     process.on('message', (msg: { type: string }) => {
-      if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage });
+      if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage, hashCpuSeconds: argon2.hashCpuSeconds() });
       if (msg.type === 'profile-start') void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => process.send?.({ type: 'profile-start' }));
       if (msg.type === 'profile-stop') void profiler.post('Profiler.stop').then(({ profile }) => process.send?.({ type: 'profile-stop', profile }));
       if (msg.type === 'backends') void listBackends().then((pids) => process.send?.({ type: 'backends', pids }));
