@@ -16,15 +16,19 @@ export function createMetrics() {
   });
   const logins = new Counter({ name: 'latch_logins_total', help: 'Password sign-in attempts', labelNames: ['result'], registers: [registry] });
   const tokens = new Counter({ name: 'latch_tokens_issued_total', help: 'Successful token endpoint grants', labelNames: ['grant_type'], registers: [registry] });
-  // Beside latch_process_cpu_seconds_total, the share of the CPU that goes to hashing passwords.
-  if (passwordHashCpuSeconds() !== undefined) {
-    let counted = 0;
+  // Beside latch_process_cpu_seconds_total, the share of the CPU that goes to hashing passwords;
+  // like it, counted from the registry's creation.
+  let counted = passwordHashCpuSeconds();
+  if (counted !== undefined) {
     new Counter({
       name: 'latch_password_hash_cpu_seconds_total',
       help: 'CPU time spent computing password hashes (argon2id)',
       registers: [registry],
       collect() {
-        const now = passwordHashCpuSeconds()!;
+        // Undefined once a hash with more than one lane has run (ARGON2_PARALLELISM > 1): its
+        // lanes' threads are libargon2's own, which the count cannot see. The counter stops.
+        const now = passwordHashCpuSeconds();
+        if (now === undefined || counted === undefined) return;
         this.inc(now - counted);
         counted = now;
       },

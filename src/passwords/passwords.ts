@@ -51,6 +51,7 @@ export function createPasswordHasher(params: Argon2Params, maxConcurrent = avail
 /**
  * CPU seconds this process's password hashes have taken so far, as the threads that computed them
  * count it: with the sign-ins' count, what a sign-in's hash costs against the rest of its CPU.
- * Undefined with argon2's prebuilt binding (ARGON2_BUILD=portable), which cannot tell.
+ * Undefined with argon2's prebuilt binding (ARGON2_BUILD=portable), which cannot tell, and once a
+ * hash with more than one lane (ARGON2_PARALLELISM > 1) has run on libargon2's own threads.
  */
 export const passwordHashCpuSeconds = (): number | undefined => argon2.hashCpuSeconds();
