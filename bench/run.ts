@@ -327,6 +327,7 @@ async function main() {
   const connections = Number(opts.connections);
   const loginConnections = Number(opts['login-connections']);
   const loginWarmup = Number(opts['login-warmup']);
+  if (!(loginWarmup >= 0)) throw new Error(`--login-warmup is seconds, 0 or more; got ${opts['login-warmup']}`);
   const share = Number(opts['latency-load']);
   const latencyConnections = Number(opts['latency-connections']);
   if (!(share > 0 && share <= 1)) throw new Error(`--latency-load is a share of the peak, above 0 and at most 1; got ${opts['latency-load']}`);
@@ -346,14 +347,18 @@ async function main() {
     return;
   }
 
-  const signsIn = scenarios.some((s) => s === 'login' || s === 'mix') || (opts['latency-check'] && scenarios.some((s) => ['cc-opaque', 'cc-jwt', 'introspection'].includes(s)));
-  if (signsIn && loginWarmup > 0) {
+  // Right before the first run that signs in, once.
+  let warmed = !(loginWarmup > 0);
+  const warmSignIns = async () => {
+    if (warmed) return;
+    warmed = true;
     console.log(`warm-up: ${loginWarmup} s of sign-ins per target (--login-warmup), so that V8 has optimised their code\n`);
     for (const target of targets) await SCENARIOS.login!.run(target.ready, { duration: loginWarmup, connections: loginConnections });
-  }
+  };
 
   const rows: Row[] = [];
   for (const scenario of scenarios) {
+    if (scenario === 'login' || scenario === 'mix') await warmSignIns();
     const c = scenario === 'login' ? loginConnections : connections;
     for (const target of targets) await SCENARIOS[scenario]!.run(target.ready, { duration: warmup, connections: c });
     const rounds: Row[][] = [];
@@ -373,6 +378,7 @@ async function main() {
   if (opts['latency-check']) {
     const at = `@${Math.round(share * 100)}%`;
     for (const scenario of ['cc-opaque', 'cc-jwt', 'introspection'].filter((s) => scenarios.includes(s))) {
+      await warmSignIns();
       const ops = new Map<string, () => Promise<void>>();
       const rounds: Row[][] = [];
       for (let round = 0; round < Number(opts.rounds); round += 1) {
