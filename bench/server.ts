@@ -6,11 +6,11 @@ import { Session } from 'node:inspector/promises';
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
-import argon2 from 'argon2';
 import pg from 'pg';
 import { loadConfig } from '../src/config/env.js';
 import { createLogger } from '../src/deps.js';
 import { startServer } from '../src/server.js';
+import { passwordHashCpuSeconds } from '../src/passwords/passwords.js';
 import type { Db } from '../src/db/prisma.js';
 import type { OidcStore, StoreWrite } from '../src/db/oidc-store.js';
 import { startBaseline } from './baseline.js';
@@ -231,7 +231,7 @@ main().then(
   (ready) => {
     process.send?.({ type: 'ready', ready });
     process.on('message', (msg: { type: string }) => {
-      if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage, hashCpuSeconds: argon2.hashCpuSeconds() });
+      if (msg.type === 'counters') process.send?.({ type: 'counters', storage: counter.storage, hashCpuSeconds: passwordHashCpuSeconds() });
       if (msg.type === 'profile-start') void profiler.post('Profiler.enable').then(() => profiler.post('Profiler.start')).then(() => process.send?.({ type: 'profile-start' }));
       if (msg.type === 'profile-stop') void profiler.post('Profiler.stop').then(({ profile }) => process.send?.({ type: 'profile-stop', profile }));
       if (msg.type === 'backends') void listBackends().then((pids) => process.send?.({ type: 'backends', pids }));
