@@ -110,7 +110,8 @@ export async function startBaseline(port: number, counter: { storage: number }) 
     ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, { consent: { grantId: grantId ?? saved } }, { mergeWithLastSubmission: false }));
   });
 
-  // Mounted, the provider signs its cookies with the parent app's keys.
+  // oidc-provider signs its own cookies with its configured keys (keygrip's, as it ships); the
+  // interaction routes' app gets the same ones.
   const app = new Koa({ keys: cookieKeys });
   app.use(router.routes());
   app.use(mount('/o', provider));

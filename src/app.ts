@@ -29,7 +29,8 @@ import { createFederatedLogin } from './federation/federated-login.js';
 export function createApp(deps: Deps) {
   const { config } = deps;
   const provider = createProvider(deps);
-  const app = new Koa({ proxy: config.http.trustProxy, keys: deps.cookieKeys });
+  const app = new Koa({ proxy: config.http.trustProxy });
+  app.keys = deps.cookieKeys;
   const csrf = csrfProtection({ publicOrigin: new URL(config.http.publicUrl).origin, secure: config.http.secureCookies });
   // The provider is rebuilt when the signing keys change (see reloadKeys): requests always reach
   // the current one. Other routes may keep the first instance: they never sign.

@@ -17,7 +17,7 @@ import { createMailer, type Mailer } from './mail/mailer.js';
 import { createMailQueue } from './mail/mail-queue.js';
 import { createAccountFlows } from './accounts/account-flows.js';
 import { ensureSigningKeys, loadSigningJwks } from './keys/signing-keys.js';
-import { loadCookieKeys } from './keys/cookie-keys.js';
+import { cookieKeyRing, loadCookieKeys } from './keys/cookie-keys.js';
 import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
@@ -99,7 +99,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     }
     await ensureFirstPartyClients(tx, config.http.publicUrl, config.product.name);
     return loadCookieKeys(tx, config.oidc.cookieKeys);
-  });
+  }).then(cookieKeyRing);
   const jwks = await loadSigningJwks(prisma);
 
   const settings = createSettings(prisma, {

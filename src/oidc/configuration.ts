@@ -1,5 +1,6 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/env.js';
+import type { CookieKeyRing } from '../keys/cookie-keys.js';
 import type { Settings } from '../settings/settings.service.js';
 import { createInteractionPolicy } from './interaction-policy.js';
 
@@ -11,7 +12,7 @@ export const CLAIMS = {
   email: ['email', 'email_verified'],
 };
 
-export function baseConfiguration(config: Config, cookieKeys: string[], settings: () => Settings): Configuration {
+export function baseConfiguration(config: Config, cookieKeys: string[] | CookieKeyRing, settings: () => Settings): Configuration {
   const { ttl } = config.oidc;
   return {
     claims: CLAIMS,

@@ -1,6 +1,7 @@
 import Provider, { errors, type Configuration } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Config } from '../config/env.js';
+import type { CookieKeyRing } from '../keys/cookie-keys.js';
 import type { Db } from '../db/prisma.js';
 import type { Views } from '../http/views.js';
 import type { UsersService } from '../users/users.service.js';
@@ -33,7 +34,7 @@ export type ProviderDeps = {
   views: Views;
   logger: Logger;
   jwks: { keys: object[] };
-  cookieKeys: string[];
+  cookieKeys: CookieKeyRing;
   accounts: AccountFlows;
   authenticate: Authenticate;
   audit: Audit;
