@@ -106,7 +106,9 @@ export function createSqliteOidcStore(
       checkpointer.wake();
       commitGroup(group);
     },
-    commitOne: (w) => w(),
+    // After a group failed, each write is retried in a transaction of its own, so a batch is
+    // applied whole or not at all.
+    commitOne: (w) => commitGroup([w]),
     afterCommit() {
       if (checkpointer.logFrames >= RESTART_LOG_FRAMES) void checkpointer.restartLog((copied) => commits.hold(copied));
     },
@@ -166,8 +168,11 @@ export function createSqliteOidcStore(
     },
     destroy: (model, id) => write(() => destroy.run(model, id)),
     revokeByGrantId: (grantId, models) => write(() => revoke.run(grantId, JSON.stringify(models))),
-    // Its own transaction (a savepoint inside the group's), so a batch is applied whole or not at all.
-    writeBatch: (writes) => write(db.transaction(() => writes.forEach(apply))),
+    // Whole or not at all with the group it goes in, or alone when retried (see commitOne). Not a
+    // savepoint of its own: inside a transaction SQLite copies every page a savepoint changes to a
+    // sub-journal first, which outgrew its 64 KiB in memory a few times a second during sign-ins
+    // and spilled to a temporary file (created, written and deleted on the event loop).
+    writeBatch: (writes) => write(() => writes.forEach(apply)),
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const row = client.get(clientId);
       return row && { metadata: JSON.parse(row.metadata) as Record<string, unknown>, trusted: row.trusted === 1, resources: row.resources };
