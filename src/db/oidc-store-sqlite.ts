@@ -50,14 +50,18 @@ export function createSqliteOidcStore(
       expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`);
   const live = '(expires_at IS NULL OR expires_at > ?)';
   const find = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND id = ? AND ${live}`);
-  // A row with its grant and session (see FoundRow): one statement instead of three.
+  // A row with its grant and session (see FoundRow): one statement instead of three. The session's
+  // uid is taken from the payload once, in the subquery (sessionUidOf's path, per model).
   const findJoined = db.prepare<{ model: string; id: string; now: string }, JoinedRow>(`
-    SELECT t.payload, t.consumed_at, t.grant_id, json_extract(t.payload, '$.sessionUid') AS session_uid,
+    SELECT t.payload, t.consumed_at, t.grant_id, t.session_uid,
       g.payload AS grant_payload, g.consumed_at AS grant_consumed_at, s.payload AS session_payload, s.consumed_at AS session_consumed_at
-    FROM oidc_payloads t
+    FROM (
+      SELECT payload, consumed_at, grant_id,
+        json_extract(payload, CASE model WHEN 'Interaction' THEN '$.session.uid' ELSE '$.sessionUid' END) AS session_uid
+      FROM oidc_payloads WHERE model = @model AND id = @id AND (expires_at IS NULL OR expires_at > @now)
+    ) t
     LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > @now)
-    LEFT JOIN oidc_payloads s ON s.model = 'Session' AND s.uid = json_extract(t.payload, '$.sessionUid') AND (s.expires_at IS NULL OR s.expires_at > @now)
-    WHERE t.model = @model AND t.id = @id AND (t.expires_at IS NULL OR t.expires_at > @now)`);
+    LEFT JOIN oidc_payloads s ON s.model = 'Session' AND s.uid = t.session_uid AND (s.expires_at IS NULL OR s.expires_at > @now)`);
   const readJoined = ({ model, id }: RowKey, at: string) => findJoined.get({ model, id, now: at });
   // Several rows in one read transaction: in WAL mode every transaction takes and releases a lock
   // on the shared-memory index, two system calls that cost more than a lookup (measured here: 18

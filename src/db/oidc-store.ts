@@ -33,12 +33,21 @@ export const GROUP_COMMIT_WINDOW_MS = 3;
 export const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
 
 /**
- * A row as findMany returns it, with the rows the provider checks a token against, read in the
- * same statement: the Grant its grant_id column names and the Session its payload's sessionUid
- * names. Each is null when named but not live, and absent when the row names none (or, for a
- * token answered from the token cache, when its session was not kept: see token-cache.ts).
+ * A row as findMany returns it, with the rows the provider checks it against, read in the same
+ * statement: the Grant its grant_id column names and the Session sessionUidOf names. Each is null
+ * when named but not live, and absent when the row names none (or, for a token answered from the
+ * token cache, when its session was not kept: see token-cache.ts).
  */
 export type FoundRow = LiveRow & { grant?: LiveRow | null; session?: LiveRow | null };
+
+/**
+ * The uid of the Session the provider checks a row against: a token's sessionUid, or the session
+ * an interaction began in (interactionDetails reads the interaction, then that session). The
+ * stores' findMany reads the same path, in SQL.
+ */
+export function sessionUidOf(model: string, payload: Record<string, unknown>): unknown {
+  return model === 'Interaction' ? (payload.session as { uid?: unknown } | undefined)?.uid : payload.sessionUid;
+}
 
 /**
  * One write of a batch; a batch names each (model, id) at most once. An upsert carries its payload

@@ -204,6 +204,22 @@ describe('a unit of work per request', () => {
     });
   });
 
+  it('reads an interaction and the session it began in as one store read, as interactionDetails asks for them', async () => {
+    const [interaction, session] = [id(), id()];
+    const uid = `uid-${session}`;
+    await outside('Session').upsert(session, { jti: session, uid, accountId: 'a1' }, 60);
+    await outside('Interaction').upsert(interaction, { jti: interaction, session: { uid, accountId: 'a1', cookie: session } }, 60);
+    const reads = countReads();
+    await request(async () => {
+      expect(await scoped('Interaction').find(interaction)).toMatchObject({ jti: interaction, session: { uid } });
+      expect(await scoped('Session').findByUid(uid)).toMatchObject({ jti: session, accountId: 'a1' });
+      expect(reads()).toBe(1);
+      // Read ahead once: the next read of that session goes to the store.
+      expect(await scoped('Session').findByUid(uid)).toMatchObject({ jti: session });
+      expect(reads()).toBe(2);
+    });
+  });
+
   it('answers for a grant read ahead as gone without asking again', async () => {
     const token = id();
     await outside('RefreshToken').upsert(token, { jti: token, grantId: `revoked-${token}` }, 60);
