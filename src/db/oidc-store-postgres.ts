@@ -22,16 +22,17 @@ type JoinedRow = PayloadRow & {
 };
 
 // Rows by (model, id), each with its grant and session (see FoundRow), in one statement. The
-// session is a LATERAL ... LIMIT 1 as findBy reads it; the grant is by primary key. The session's
-// uid is sessionUidOf's path, per model.
+// session is a LATERAL ... LIMIT 1 as findBy reads it; the grant is by primary key. Their keys
+// come from the row, by linkedIds' paths.
+const GRANT_ID = `CASE WHEN t.model = 'Interaction' THEN t.payload->'result'->'consent'->>'grantId' ELSE t.grant_id END`;
 const SESSION_UID = `CASE WHEN t.model = 'Interaction' THEN t.payload->'session'->>'uid' ELSE t.payload->>'sessionUid' END`;
 const FIND_MANY = `SELECT k.i::int AS i, t.payload, EXTRACT(EPOCH FROM t.consumed_at)::bigint AS consumed,
-    t.grant_id, ${SESSION_UID} AS session_uid,
+    ${GRANT_ID} AS grant_id, ${SESSION_UID} AS session_uid,
     g.payload AS grant_payload, EXTRACT(EPOCH FROM g.consumed_at)::bigint AS grant_consumed,
     s.payload AS session_payload, EXTRACT(EPOCH FROM s.consumed_at)::bigint AS session_consumed
   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(model, id, i)
   JOIN oidc_payloads t ON t.model = k.model AND t.id = k.id AND (t.expires_at IS NULL OR t.expires_at > $3::timestamp)
-  LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > $3::timestamp)
+  LEFT JOIN oidc_payloads g ON g.model = 'Grant' AND g.id = ${GRANT_ID} AND (g.expires_at IS NULL OR g.expires_at > $3::timestamp)
   LEFT JOIN LATERAL (
     SELECT payload, consumed_at FROM oidc_payloads
     WHERE model = 'Session' AND uid = ${SESSION_UID} AND (expires_at IS NULL OR expires_at > $3::timestamp) LIMIT 1

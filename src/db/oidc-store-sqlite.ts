@@ -50,13 +50,14 @@ export function createSqliteOidcStore(
       expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`);
   const live = '(expires_at IS NULL OR expires_at > ?)';
   const find = db.prepare<[string, string, string], PayloadRow>(`SELECT payload, consumed_at FROM oidc_payloads WHERE model = ? AND id = ? AND ${live}`);
-  // A row with its grant and session (see FoundRow): one statement instead of three. The session's
-  // uid is taken from the payload once, in the subquery (sessionUidOf's path, per model).
+  // A row with its grant and session (see FoundRow): one statement instead of three. The subquery
+  // takes their keys from the row, by linkedIds' paths.
   const findJoined = db.prepare<{ model: string; id: string; now: string }, JoinedRow>(`
     SELECT t.payload, t.consumed_at, t.grant_id, t.session_uid,
       g.payload AS grant_payload, g.consumed_at AS grant_consumed_at, s.payload AS session_payload, s.consumed_at AS session_consumed_at
     FROM (
-      SELECT payload, consumed_at, grant_id,
+      SELECT payload, consumed_at,
+        CASE model WHEN 'Interaction' THEN json_extract(payload, '$.result.consent.grantId') ELSE grant_id END AS grant_id,
         json_extract(payload, CASE model WHEN 'Interaction' THEN '$.session.uid' ELSE '$.sessionUid' END) AS session_uid
       FROM oidc_payloads WHERE model = @model AND id = @id AND (expires_at IS NULL OR expires_at > @now)
     ) t

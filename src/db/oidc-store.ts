@@ -33,20 +33,23 @@ export const GROUP_COMMIT_WINDOW_MS = 3;
 export const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
 
 /**
- * A row as findMany returns it, with the rows the provider checks it against, read in the same
- * statement: the Grant its grant_id column names and the Session sessionUidOf names. Each is null
- * when named but not live, and absent when the row names none (or, for a token answered from the
- * token cache, when its session was not kept: see token-cache.ts).
+ * A row as findMany returns it, with the rows the provider checks it against or reads next, read
+ * in the same statement: the Grant and the Session linkedIds names. Each is null when named but not
+ * live, and absent when the row names none (or, for a token answered from the token cache, when
+ * its session was not kept: see token-cache.ts).
  */
 export type FoundRow = LiveRow & { grant?: LiveRow | null; session?: LiveRow | null };
 
 /**
- * The uid of the Session the provider checks a row against: a token's sessionUid, or the session
- * an interaction began in (interactionDetails reads the interaction, then that session). The
- * stores' findMany reads the same path, in SQL.
+ * The Grant (by id) and the Session (by uid) that come with a row. A token names both, and the
+ * provider checks it against them. An interaction names the session it began in, which
+ * interactionDetails reads next, and, once consented, the grant the resumed authorization reads
+ * next. The stores' findMany reads the same paths, in SQL.
  */
-export function sessionUidOf(model: string, payload: Record<string, unknown>): unknown {
-  return model === 'Interaction' ? (payload.session as { uid?: unknown } | undefined)?.uid : payload.sessionUid;
+export function linkedIds(model: string, payload: Record<string, unknown>): { grantId: unknown; sessionUid: unknown } {
+  if (model !== 'Interaction') return { grantId: payload.grantId, sessionUid: payload.sessionUid };
+  const { session, result } = payload as { session?: { uid?: unknown }; result?: { consent?: { grantId?: unknown } } };
+  return { grantId: result?.consent?.grantId, sessionUid: session?.uid };
 }
 
 /**

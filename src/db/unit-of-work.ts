@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Middleware } from 'koa';
 import { currentRequest, runInRequest } from '../oidc/request-context.js';
-import { keyOf, sessionUidOf, type FoundRow, type LiveRow, type OidcStore, type RowKey, type StoreWrite } from './oidc-store.js';
+import { keyOf, linkedIds, type FoundRow, type LiveRow, type OidcStore, type RowKey, type StoreWrite } from './oidc-store.js';
 
 const sessionKey = (uid: string) => `Session\u0000uid\u0000${uid}`;
 
@@ -20,8 +20,8 @@ class RequestWork {
 
   /**
    * Finds started in the same tick (oidc-provider looks a token up as three models at once) go to
-   * the store as one findMany; the rows that come with them (a token's grant and session, an
-   * interaction's session) are kept for the reads that follow.
+   * the store as one findMany; the rows that come with them (see linkedIds) are kept for the
+   * reads that follow.
    */
   get reads() {
     this.loader ??= new DataLoader(
@@ -29,8 +29,7 @@ class RequestWork {
         const rows = await this.store.findMany(keys);
         rows.forEach((row, i) => {
           if (!row) return;
-          const grantId = row.payload.grantId;
-          const sessionUid = sessionUidOf(keys[i]!.model, row.payload);
+          const { grantId, sessionUid } = linkedIds(keys[i]!.model, row.payload);
           if (row.grant !== undefined && typeof grantId === 'string') this.readAhead.set(keyOf('Grant', grantId), row.grant);
           if (row.session !== undefined && typeof sessionUid === 'string') this.readAhead.set(sessionKey(sessionUid), row.session);
         });

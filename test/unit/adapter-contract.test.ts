@@ -240,23 +240,28 @@ describe('several rows in one read (findMany)', () => {
     expect(await store.findMany([kinds[0]!])).toEqual([undefined]);
   });
 
-  it('returns an interaction with the session it began in, and none for one that began signed out', async () => {
+  it('returns an interaction with the session it began in and the grant its consent names', async () => {
     const adapter = createOidcAdapter(store, createClientCache(store), RETENTION);
-    const [interaction, signedOut, session] = [id(), id(), id()];
+    const [interaction, consented, signedOut, session, grant] = [id(), id(), id(), id(), id()];
     const uid = `uid-${session}`;
     await adapter('Session').upsert(session, { jti: session, uid, accountId: 'acc-3' }, 600);
-    await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction', session: { uid, accountId: 'acc-3', cookie: session } }, 600);
+    await adapter('Grant').upsert(grant, { jti: grant, accountId: 'acc-3' }, 600);
+    const began = { uid, accountId: 'acc-3', cookie: session };
+    await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction', session: began }, 600);
+    await adapter('Interaction').upsert(consented, { jti: consented, kind: 'Interaction', session: began, result: { consent: { grantId: grant } } }, 600);
     await adapter('Interaction').upsert(signedOut, { jti: signedOut, kind: 'Interaction' }, 600);
-    const [found, bare] = await store.findMany([
+    const [found, withConsent, bare] = await store.findMany([
       { model: 'Interaction', id: interaction },
+      { model: 'Interaction', id: consented },
       { model: 'Interaction', id: signedOut },
     ]);
     expect(found).toMatchObject({ payload: { jti: interaction }, session: { payload: { jti: session, uid, accountId: 'acc-3' }, consumed: null } });
     expect(found).not.toHaveProperty('grant');
+    expect(withConsent).toMatchObject({ grant: { payload: { jti: grant } }, session: { payload: { jti: session } } });
     expect(bare).toEqual({ payload: expect.objectContaining({ jti: signedOut }), consumed: null });
-    // A token's own sessionUid is the only path read for it: an interaction-shaped payload names none.
+    // A token is read by its own fields only: an interaction's paths name nothing for it.
     const token = id();
-    await adapter('AccessToken').upsert(token, { jti: token, session: { uid } }, 600);
+    await adapter('AccessToken').upsert(token, { jti: token, session: { uid }, result: { consent: { grantId: grant } } }, 600);
     expect(await store.findMany([{ model: 'AccessToken', id: token }])).toEqual([{ payload: expect.objectContaining({ jti: token }), consumed: null }]);
   });
 });

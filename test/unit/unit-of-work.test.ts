@@ -220,6 +220,18 @@ describe('a unit of work per request', () => {
     });
   });
 
+  it('reads a consented interaction and the grant its consent names as one store read, as the resumed authorization asks for them', async () => {
+    const [interaction, grant] = [id(), id()];
+    await outside('Grant').upsert(grant, { jti: grant, accountId: 'a1' }, 60);
+    await outside('Interaction').upsert(interaction, { jti: interaction, result: { consent: { grantId: grant } } }, 60);
+    const reads = countReads();
+    await request(async () => {
+      expect(await scoped('Interaction').find(interaction)).toMatchObject({ jti: interaction });
+      expect(await scoped('Grant').find(grant)).toMatchObject({ jti: grant, accountId: 'a1' });
+      expect(reads()).toBe(1);
+    });
+  });
+
   it('answers for a grant read ahead as gone without asking again', async () => {
     const token = id();
     await outside('RefreshToken').upsert(token, { jti: token, grantId: `revoked-${token}` }, 60);
