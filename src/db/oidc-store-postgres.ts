@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
-import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { keyOf, type AccountRecord, type AuditRow, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 
 // Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
 // ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
@@ -72,6 +72,34 @@ function batchValues(writes: readonly StoreWrite[]) {
     }
   }
   return columns;
+}
+
+// A sign-in's own writes, its user's last sign-in and its audit event, are made at once: a group
+// of them (with those of the sign-ins that end beside it) is one statement. A user signed in twice
+// in one group keeps the later time and the last new hash, as the writes one after another would.
+type SideWrite = { kind: 'login'; userId: string; at: Date; passwordHash: string | null } | { kind: 'audit'; event: AuditRow };
+const SIDE_BATCH = `WITH logins AS (
+    UPDATE users u SET last_login_at = l.at, password_hash = COALESCE(l.hash, u.password_hash)
+    FROM unnest($1::text[], $2::timestamp[], $3::text[]) AS l(id, at, hash) WHERE u.id = l.id)
+  INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at)
+  SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamp[])`;
+
+function sideBatchValues(writes: readonly SideWrite[]) {
+  const logins = new Map<string, { at: Date; passwordHash: string | null }>();
+  const audits: AuditRow[] = [];
+  for (const w of writes) {
+    if (w.kind === 'audit') audits.push(w.event);
+    else logins.set(w.userId, { at: w.at, passwordHash: w.passwordHash ?? logins.get(w.userId)?.passwordHash ?? null });
+  }
+  const users = [...logins];
+  return [
+    users.map(([id]) => id),
+    users.map(([, l]) => iso(l.at)),
+    users.map(([, l]) => l.passwordHash),
+    ...(['id', 'event', 'userId', 'actorId', 'ip', 'userAgent'] as const).map((column) => audits.map((e) => e[column])),
+    audits.map((e) => (e.detail === null ? null : JSON.stringify(e.detail))),
+    audits.map((e) => iso(e.createdAt)),
+  ];
 }
 
 /**
@@ -184,6 +212,25 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
   const commits = groupCommit(pool);
   const unflushedCommits = unflushedPool && groupCommit(unflushedPool);
 
+  const applySide = async (w: SideWrite) => {
+    if (w.kind === 'login') {
+      await query('record_login', 'UPDATE users SET last_login_at = $2::timestamp, password_hash = COALESCE($3, password_hash) WHERE id = $1', [w.userId, iso(w.at), w.passwordHash]);
+      return;
+    }
+    const e = w.event;
+    await query(
+      'audit_insert',
+      'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)',
+      [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
+    );
+  };
+  const sideCommits = createGroupCommit<SideWrite>({
+    windowMs: commitWindowMs,
+    othersAtWork,
+    commitAll: (group) => (group.length === 1 ? applySide(group[0]!) : query('side_batch', SIDE_BATCH, sideBatchValues(group)).then(noop)),
+    commitOne: applySide,
+  });
+
   return {
     async upsert(model, id, json, c) {
       await upsert(model, id, json, c);
@@ -251,23 +298,11 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
       );
       return rows.map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(Number(r.expire)) }));
     },
-    async recordLogin(userId, at, passwordHash) {
-      await query('record_login', 'UPDATE users SET last_login_at = $2::timestamp, password_hash = COALESCE($3, password_hash) WHERE id = $1', [
-        userId,
-        iso(at),
-        passwordHash ?? null,
-      ]);
-    },
-    async insertAuditEvent(e) {
-      await query(
-        'audit_insert',
-        'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)',
-        [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
-      );
-    },
+    recordLogin: (userId, at, passwordHash) => sideCommits.add({ kind: 'login', userId, at, passwordHash: passwordHash ?? null }),
+    insertAuditEvent: (event) => sideCommits.add({ kind: 'audit', event }),
     async close() {
       // Writes still waiting for their group are committed, not dropped.
-      await Promise.all([commits.drain(), unflushedCommits?.drain()]);
+      await Promise.all([commits.drain(), unflushedCommits?.drain(), sideCommits.drain()]);
       await Promise.all([pool.end(), unflushedPool?.end()]);
     },
   };

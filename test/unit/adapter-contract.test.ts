@@ -378,6 +378,31 @@ describe('a password sign-in’s reads and writes through the store', () => {
     expect(await prisma.user.findUnique({ where: { id: user.id } })).toEqual({ ...user, lastLoginAt: at, passwordHash: 'new' });
   });
 
+  it('stores the writes of sign-ins ending together as if each were written alone, and fails only a bad one', async () => {
+    const [ann, ben] = await Promise.all(['ann', 'ben'].map((name) => prisma.user.create({ data: { email: `${name}-${id()}@example.com`, emailNormalized: `${name}-${id()}@example.com`, passwordHash: 'old' } })));
+    const [earlier, later] = [new Date(Date.now() + 1000), new Date(Date.now() + 2000)];
+    const event = (userId: string) => ({ id: `audit-${id()}`, event: 'login.success', userId, actorId: userId, ip: null, userAgent: null, detail: { method: 'password' }, createdAt: earlier });
+    const [first, second] = [event(ann!.id), event(ben!.id)];
+    // Made in one turn, as authenticate makes them: one group, on both stores.
+    await Promise.all([
+      store.recordLogin(ann!.id, earlier, 'upgraded'),
+      store.insertAuditEvent(first),
+      store.recordLogin(ann!.id, later),
+      store.recordLogin(ben!.id, later),
+      store.insertAuditEvent(second),
+    ]);
+    expect(await prisma.user.findUnique({ where: { id: ann!.id } })).toEqual({ ...ann, lastLoginAt: later, passwordHash: 'upgraded' });
+    expect(await prisma.user.findUnique({ where: { id: ben!.id } })).toEqual({ ...ben, lastLoginAt: later });
+    expect(await prisma.auditEvent.findMany({ where: { id: { in: [first.id, second.id] } }, orderBy: { userId: 'asc' } })).toEqual(
+      [first, second].sort((a, b) => a.userId.localeCompare(b.userId)),
+    );
+    // An event whose id is taken fails; the sign-in written beside it is stored all the same.
+    const [again, login] = await Promise.allSettled([store.insertAuditEvent(first), store.recordLogin(ben!.id, earlier)]);
+    expect(again.status).toBe('rejected');
+    expect(login.status).toBe('fulfilled');
+    expect((await prisma.user.findUnique({ where: { id: ben!.id } }))?.lastLoginAt).toEqual(earlier);
+  });
+
   it('reads the live counters among the keys asked for, as rate-limiter-flexible wrote them', async () => {
     const soon = new Date(Date.now() + 60_000);
     await prisma.rateLimiterFlexible.createMany({
