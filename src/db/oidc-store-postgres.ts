@@ -78,10 +78,11 @@ function batchValues(writes: readonly StoreWrite[]) {
 // of them (with those of the sign-ins that end beside it) is one statement. A user signed in twice
 // in one group keeps the later time and the last new hash, as the writes one after another would.
 type SideWrite = { kind: 'login'; userId: string; at: Date; passwordHash: string | null } | { kind: 'audit'; event: AuditRow };
+const AUDIT_COLUMNS = 'id, event, user_id, actor_id, ip, user_agent, detail, created_at';
 const SIDE_BATCH = `WITH logins AS (
     UPDATE users u SET last_login_at = l.at, password_hash = COALESCE(l.hash, u.password_hash)
     FROM unnest($1::text[], $2::timestamp[], $3::text[]) AS l(id, at, hash) WHERE u.id = l.id)
-  INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at)
+  INSERT INTO audit_events (${AUDIT_COLUMNS})
   SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamp[])`;
 
 function sideBatchValues(writes: readonly SideWrite[]) {
@@ -220,7 +221,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     const e = w.event;
     await query(
       'audit_insert',
-      'INSERT INTO audit_events (id, event, user_id, actor_id, ip, user_agent, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)',
+      `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)`,
       [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
     );
   };
