@@ -10,24 +10,26 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { z } from 'zod';
 import { migrate } from '../src/db/migrate.js';
 import { createOidcStore, type PayloadColumns } from '../src/db/oidc-store.js';
 import { purgeExpired } from '../src/oidc/adapter.js';
 import { benchDatabase } from './database.js';
 import { percentile } from './percentile.js';
+import { commandLine } from './command-line.js';
 
-const { values: opts } = parseArgs({
-  options: {
-    database: { type: 'string', default: 'sqlite' },
-    rows: { type: 'string', default: '150000' },
-    rate: { type: 'string', default: '3700' },
-  },
-});
-const kind = opts.database === 'postgres' ? 'postgres' : 'sqlite';
-const rows = Number(opts.rows);
-const rate = Number(opts.rate);
+const USAGE = `npm run bench:purge -- [options]
+  --database sqlite   sqlite or postgres (BENCH_DATABASE_URL, default the local server)
+  --rows 150000       expired rows to purge (50,000 live ones are added)
+  --rate 3700         writes a second while the purge runs
+  --help              this text`;
+const opts = commandLine(
+  USAGE,
+  { database: { type: 'string', default: 'sqlite' }, rows: { type: 'string', default: '150000' }, rate: { type: 'string', default: '3700' } },
+  z.object({ database: z.enum(['sqlite', 'postgres']), rows: z.coerce.number().int().min(1), rate: z.coerce.number().positive() }),
+);
+const { database: kind, rows, rate } = opts;
 if (cpus().length >= 2) execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
 
 const db = await benchDatabase(kind, `latch_purge_${process.pid}`);

@@ -1,6 +1,4 @@
-// npm run bench -- [--scenario a,b] [--duration 10] [--connections 32] [--targets sqlite,postgres,baseline]
-//   [--rounds 3] [--profile dir] [--no-latency-check] [--latency-load 0.7] [--latency-connections 128]
-//   [--login-warmup 120] [--soak minutes]
+// npm run bench -- [options] (see USAGE, or --help)
 // Starts each target on loopback in its own process, runs every scenario against every target in
 // turn (interleaved), and prints requests/s, requests per server CPU-second, how busy the server's
 // core and the load generator's core were, p50/p99, errors, server RSS, GC pauses, how late the
@@ -10,45 +8,80 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { optionsWithContextFrame } from '../src/context-frame.js';
 import type { Ready } from './fixtures.js';
 import { signInFlow } from './flow.js';
 import { SCENARIOS, paced, type Outcome } from './scenarios.js';
+import { commandLine, listOf } from './command-line.js';
 
-const { values: opts } = parseArgs({
-  allowNegative: true,
-  options: {
-    scenario: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
-    targets: { type: 'string', default: 'sqlite,postgres,baseline' },
-    duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
-    // Seconds of sign-ins each target gets once, before the first run that signs in (login, mix,
-    // and the @70% runs' bursts). A sign-in's code runs a few dozen times a second, so V8 takes
-    // minutes to optimise all of it. Against its hash (whose cost does not change), a sign-in in a
-    // new server's first 12 seconds took Latch's event loop 27-37 % more CPU, and its whole process
-    // 18-25 % more, than after 150 seconds of sign-ins (the ceiling's 66-70 % and 23-26 %); after 60
-    // seconds, still 5-17 % and 2-11 % more.
-    'login-warmup': { type: 'string', default: '120' },
-    // Each scenario runs this many times against every target in turn; the table shows medians
-    // (for the latency runs at 70 %, the round with the median p99, and the range).
-    rounds: { type: 'string', default: '1' },
-    connections: { type: 'string', default: '32' },
-    'login-connections': { type: 'string', default: '8' },
-    'latency-check': { type: 'boolean', default: true },
-    // The latency runs' rate as a share of each target's measured peak.
-    'latency-load': { type: 'string', default: '0.7' },
-    // Connections the latency runs send over. Requests are sent on time whatever the answers, so
-    // they need enough connections for the server's latency times the rate: with too few they
-    // queue in the load generator instead of the server (32 connections at 3,800 requests/s leave
-    // 8.4 ms each, and PostgreSQL grants take about 5).
-    'latency-connections': { type: 'string', default: '128' },
-    // Minutes of the login/refresh/client-credentials mix per Latch target, reporting growth.
-    soak: { type: 'string' },
-    // A folder: each measured run's server CPU profile (steady state only) is written there.
-    profile: { type: 'string' },
-  },
-});
+const SCENARIO_NAMES = Object.keys(SCENARIOS) as [string, ...string[]];
+const USAGE = `npm run bench -- [options]
+  --scenario a,b            scenarios to run (${SCENARIO_NAMES.join(',')}); all by default
+  --targets a,b             sqlite,postgres,baseline (the default: all three)
+  --duration 10             seconds of each measured run
+  --warmup 2                seconds of each unmeasured run before a scenario's rounds
+  --login-warmup 120        seconds of sign-ins each target gets once, before the first that signs in
+  --rounds 1                runs of every scenario against each target in turn (medians printed)
+  --connections 32          connections of the full-load runs
+  --login-connections 8     clients signing in at once
+  --no-latency-check        skip the runs at a share of the peak rate
+  --latency-load 0.7        that share
+  --latency-connections 128 connections those runs send over
+  --soak minutes            run the 1:8:8 mix this long per Latch target instead, reporting growth
+  --profile dir             write each measured run's server CPU profile there
+  --help                    this text`;
+
+const OPTIONS = {
+  scenario: { type: 'string', default: SCENARIO_NAMES.join(',') },
+  targets: { type: 'string', default: 'sqlite,postgres,baseline' },
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  // Seconds of sign-ins each target gets once, before the first run that signs in (login, mix,
+  // and the @70% runs' bursts). A sign-in's code runs a few dozen times a second, so V8 takes
+  // minutes to optimise all of it. Against its hash (whose cost does not change), a sign-in in a
+  // new server's first 12 seconds took Latch's event loop 27-37 % more CPU, and its whole process
+  // 18-25 % more, than after 150 seconds of sign-ins (the ceiling's 66-70 % and 23-26 %); after 60
+  // seconds, still 5-17 % and 2-11 % more.
+  'login-warmup': { type: 'string', default: '120' },
+  // Each scenario runs this many times against every target in turn; the table shows medians
+  // (for the latency runs at 70 %, the round with the median p99, and the range).
+  rounds: { type: 'string', default: '1' },
+  connections: { type: 'string', default: '32' },
+  'login-connections': { type: 'string', default: '8' },
+  'latency-check': { type: 'boolean', default: true },
+  // The latency runs' rate as a share of each target's measured peak.
+  'latency-load': { type: 'string', default: '0.7' },
+  // Connections the latency runs send over. Requests are sent on time whatever the answers, so
+  // they need enough connections for the server's latency times the rate: with too few they
+  // queue in the load generator instead of the server (32 connections at 3,800 requests/s leave
+  // 8.4 ms each, and PostgreSQL grants take about 5).
+  'latency-connections': { type: 'string', default: '128' },
+  // Minutes of the login/refresh/client-credentials mix per Latch target, reporting growth.
+  soak: { type: 'string' },
+  // A folder: each measured run's server CPU profile (steady state only) is written there.
+  profile: { type: 'string' },
+} as const;
+
+const opts = commandLine(
+  USAGE,
+  OPTIONS,
+  z.object({
+    scenario: listOf(SCENARIO_NAMES),
+    targets: listOf(['sqlite', 'postgres', 'baseline']),
+    duration: z.coerce.number().positive(),
+    warmup: z.coerce.number().min(0),
+    'login-warmup': z.coerce.number().min(0),
+    rounds: z.coerce.number().int().min(1),
+    connections: z.coerce.number().int().min(1),
+    'login-connections': z.coerce.number().int().min(1),
+    'latency-check': z.boolean(),
+    'latency-load': z.coerce.number().gt(0).max(1),
+    'latency-connections': z.coerce.number().int().min(1),
+    soak: z.coerce.number().positive().optional(),
+    profile: z.string().min(1).optional(),
+  }),
+);
 
 type Target = { name: string; ready: Ready; child: ChildProcess; startMs: number; idleRssMb: number; opsPerLogin: number };
 const CLK_TCK = 100;
@@ -320,21 +353,15 @@ async function soak(targets: Target[], minutes: number, connections: number) {
 }
 
 async function main() {
-  const scenarios = opts.scenario!.split(',');
-  for (const s of scenarios) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}; have ${Object.keys(SCENARIOS).join(', ')}`);
-  const duration = Number(opts.duration);
-  const warmup = Number(opts.warmup);
-  const connections = Number(opts.connections);
-  const loginConnections = Number(opts['login-connections']);
-  const loginWarmup = Number(opts['login-warmup']);
-  if (!(loginWarmup >= 0)) throw new Error(`--login-warmup is seconds, 0 or more; got ${opts['login-warmup']}`);
-  const share = Number(opts['latency-load']);
-  const latencyConnections = Number(opts['latency-connections']);
-  if (!(share > 0 && share <= 1)) throw new Error(`--latency-load is a share of the peak, above 0 and at most 1; got ${opts['latency-load']}`);
+  const { scenario: scenarios, duration, warmup, connections, rounds: roundCount } = opts;
+  const loginConnections = opts['login-connections'];
+  const loginWarmup = opts['login-warmup'];
+  const share = opts['latency-load'];
+  const latencyConnections = opts['latency-connections'];
 
   const stalls = machineStalls(5);
   const targets: Target[] = [];
-  for (const name of opts.targets!.split(',')) targets.push(await startTarget(name));
+  for (const name of opts.targets) targets.push(await startTarget(name));
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}; node ${process.version}; server pinned to core 0, load to core 1: ${pinned}`);
   console.log(`machine stalls: a thread spinning alone on the server's core lost ${stalls.lostMs.toFixed(0)} ms of 5 s, longest ${stalls.longestMs.toFixed(1)} ms`);
   console.log('| target | ready after start | idle RSS MB | storage ops per sign-in |\n|---|---:|---:|---:|');
@@ -342,7 +369,7 @@ async function main() {
   console.log('');
 
   if (opts.soak) {
-    await soak(targets, Number(opts.soak), connections);
+    await soak(targets, opts.soak, connections);
     for (const t of targets) t.child.kill('SIGTERM');
     return;
   }
@@ -362,7 +389,7 @@ async function main() {
     const c = scenario === 'login' ? loginConnections : connections;
     for (const target of targets) await SCENARIOS[scenario]!.run(target.ready, { duration: warmup, connections: c });
     const rounds: Row[][] = [];
-    for (let round = 0; round < Number(opts.rounds); round += 1) {
+    for (let round = 0; round < roundCount; round += 1) {
       const results: Row[] = [];
       for (const target of targets) results.push(await measure(target, scenario, () => SCENARIOS[scenario]!.run(target.ready, { duration, connections: c })));
       rounds.push(results);
@@ -381,7 +408,7 @@ async function main() {
       await warmSignIns();
       const ops = new Map<string, () => Promise<void>>();
       const rounds: Row[][] = [];
-      for (let round = 0; round < Number(opts.rounds); round += 1) {
+      for (let round = 0; round < roundCount; round += 1) {
         const results: Row[] = [];
         for (const target of targets) {
           // Over as many connections as the paced run: the server's capacity, not what 32 clients
