@@ -3,13 +3,10 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/latch.js', import.meta.url));
 
-/** Runs the real `latch` command against a database; resolves with its exit code and output. */
-export function latch(args: string[], options: { databaseUrl: string; stdin?: string; env?: Record<string, string> }) {
+/** Runs `node` with these arguments; resolves with its exit code and output once it has ended. */
+export function runNode(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'silent', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -17,5 +14,13 @@ export function latch(args: string[], options: { databaseUrl: string; stdin?: st
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Runs the real `latch` command against a database; resolves with its exit code and output. */
+export function latch(args: string[], options: { databaseUrl: string; stdin?: string; env?: Record<string, string> }) {
+  return runNode([BIN, ...args], {
+    env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'silent', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', ...options.env },
+    stdin: options.stdin,
   });
 }
