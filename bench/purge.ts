@@ -24,12 +24,11 @@ const USAGE = `npm run bench:purge -- [options]
   --rows 150000       expired rows to purge (50,000 live ones are added)
   --rate 3700         writes a second while the purge runs
   --help              this text`;
-const opts = commandLine(
+const { database: kind, rows, rate } = commandLine(
   USAGE,
   { database: { type: 'string', default: 'sqlite' }, rows: { type: 'string', default: '150000' }, rate: { type: 'string', default: '3700' } },
   z.object({ database: z.enum(['sqlite', 'postgres']), rows: z.coerce.number().int().min(1), rate: z.coerce.number().positive() }),
 );
-const { database: kind, rows, rate } = opts;
 if (cpus().length >= 2) execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
 
 const db = await benchDatabase(kind, `latch_purge_${process.pid}`);
