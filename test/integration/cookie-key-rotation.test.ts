@@ -1,3 +1,4 @@
+import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/env.js';
 import { createLogger } from '../../src/deps.js';
@@ -19,6 +20,11 @@ let client: { clientId: string; clientSecret?: string };
 
 async function restartWith(cookieKeys: string) {
   await running?.close();
+  // fetch keeps idle connections to the server just closed, on the same address: one taken for
+  // the next request before its close was seen failed it with "other side closed". New ones.
+  const stale = getGlobalDispatcher();
+  setGlobalDispatcher(new Agent());
+  await stale.close();
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
