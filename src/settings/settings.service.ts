@@ -17,6 +17,21 @@ export const Settings = z.object({
 export type Settings = z.infer<typeof Settings>;
 export const SettingsPatch = Settings.partial().strict();
 
+/**
+ * The stored values that are still valid, each on its own: one value out of bounds (written by an
+ * older version, or by hand) falls back to its default without taking the others with it (a
+ * registration closed by an admin stays closed).
+ */
+function storedValues(rows: readonly { key: string; value: unknown }[]): Partial<Settings> {
+  const valid: Record<string, unknown> = {};
+  for (const { key, value } of rows) {
+    if (!Object.hasOwn(Settings.shape, key)) continue;
+    const parsed = (Settings.shape[key as keyof Settings] as z.ZodType).safeParse(value);
+    if (parsed.success) valid[key] = parsed.data;
+  }
+  return valid as Partial<Settings>;
+}
+
 // How stale a process's copy may be: changes made by another process apply within this bound.
 export const SETTINGS_REFRESH_MS = 5_000;
 
@@ -32,9 +47,7 @@ export function createSettings(prisma: Db, defaults: Settings) {
 
   async function load(): Promise<Settings> {
     const rows = await prisma.setting.findMany();
-    const stored = Object.fromEntries(rows.filter((r) => r.key in defaults).map((r) => [r.key, r.value]));
-    const parsed = Settings.partial().safeParse(stored);
-    current = { ...defaults, ...(parsed.success ? parsed.data : {}) };
+    current = { ...defaults, ...storedValues(rows) };
     loadedAt = Date.now();
     return current;
   }

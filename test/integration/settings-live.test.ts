@@ -39,4 +39,18 @@ describe('runtime settings', () => {
     const closed = await fetch(`${b.url}/api/auth/register`, { method: 'POST', body: JSON.stringify({ email: 'new@example.com', password: 'violet kettle orbit 42' }), headers: { 'content-type': 'application/json' } });
     expect(closed.status).toBe(403);
   });
+
+  it('keep the valid stored values when one is out of bounds', async () => {
+    // As an older version with other bounds, or an edit by hand, might leave it.
+    await a.prisma.setting.update({ where: { key: 'accessTokenTtl' }, data: { value: 5 } });
+    const c = await startTestServer({}, db.url);
+    try {
+      expect(c.settings.snapshot()).toMatchObject({ accessTokenTtl: 600, registrationOpen: false });
+      expect((await login(c)).expires_in).toBe(600);
+      const closed = await fetch(`${c.url}/api/auth/register`, { method: 'POST', body: JSON.stringify({ email: 'other@example.com', password: 'violet kettle orbit 42' }), headers: { 'content-type': 'application/json' } });
+      expect(closed.status).toBe(403);
+    } finally {
+      await c.stop();
+    }
+  });
 });
