@@ -83,4 +83,6 @@ EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-CMD ["node", "dist/src/main.js"]
+# start.js, as `npm start` runs: on Node 22 it restarts the process in place with AsyncContextFrame
+# (see README, Starting in production); main.js alone would serve 15-30 % fewer token requests.
+CMD ["node", "dist/src/start.js"]

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { CONTEXT_FRAME_FLAG, contextFrameInUse, optionsWithContextFrame } from '../../src/context-frame.js';
 
 describe('AsyncContextFrame', () => {
@@ -21,5 +22,14 @@ describe('AsyncContextFrame', () => {
 
   it('reports off on Node 22 without the flag', () => {
     expect(contextFrameInUse({ version: 'v22.23.5', execArgv: ['--import', 'tsx'] })).toBe(false);
+  });
+});
+
+describe('the production entry', () => {
+  it('is the same for the Docker image as for npm start, so the image gets AsyncContextFrame too', () => {
+    const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const cmd = /^CMD (\[.*\])$/m.exec(readFileSync('Dockerfile', 'utf8'))?.[1];
+    expect(start).toBe('node dist/src/start.js');
+    expect(JSON.parse(cmd ?? 'null')).toEqual(start.split(' '));
   });
 });
