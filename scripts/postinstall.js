@@ -1,6 +1,8 @@
 // After install: apply the patches under patches/ to installed packages, build argon2 for x86-64
 // CPUs' vector instructions, generate both Prisma clients, and link the `latch` command into
 // node_modules/.bin so `npx latch ...` works in a checkout (npm links only dependencies' bins).
+// package.json declares no `bin` on purpose: with one, npx would install the checkout itself into
+// its cache, running this script again (a rebuild of argon2 on every call), instead of this link.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,4 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase } from '../support/database.js';
@@ -6,6 +12,7 @@ import { freePort, startTestServer } from '../support/server.js';
 import { latch } from '../support/cli.js';
 import { PASSWORD, REDIRECT_URI, relyingParty, signIn } from '../support/oidc.js';
 
+const run = promisify(execFile);
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -18,6 +25,22 @@ describe('latch CLI', () => {
     expect(first.stdout).toContain('applied: 0001_init');
     const status = await latch(['migrate', '--status'], { databaseUrl: db.url });
     expect(status.stdout.trim()).toBe('up to date');
+  });
+
+  it('runs as `npx latch` in a checkout, without npx installing the checkout into its cache', async () => {
+    // Were the `latch` bin declared by the package itself, npx would install the checkout into its
+    // cache (under _npx), running its install scripts again, instead of the link they made.
+    const cache = await mkdtemp(join(tmpdir(), 'latch-npx-'));
+    try {
+      const { stdout } = await run('npx', ['latch', 'users', '--help'], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        env: { ...process.env, npm_config_cache: cache },
+      });
+      expect(stdout).toContain('Usage: latch users');
+      expect(await readdir(cache)).not.toContain('_npx');
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 
   it('creates an admin who can then sign in, and refuses a second account with the same email', async () => {
