@@ -29,7 +29,7 @@ import { createFederatedLogin } from './federation/federated-login.js';
 export function createApp(deps: Deps) {
   const { config } = deps;
   const provider = createProvider(deps);
-  const app = new Koa({ proxy: config.http.trustProxy });
+  const app = new Koa({ proxy: config.http.trustProxy, maxIpsCount: config.http.proxyHops });
   app.keys = deps.cookieKeys;
   const csrf = csrfProtection({ publicOrigin: new URL(config.http.publicUrl).origin, secure: config.http.secureCookies });
   // The provider is rebuilt when the signing keys change (see reloadKeys): requests always reach

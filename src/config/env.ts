@@ -27,7 +27,8 @@ const Env = z.object({
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .refine((keys) => keys.length > 0 && keys.every((k) => Buffer.from(k, 'base64').length === 32), 'each key must be 32 bytes, base64-encoded (openssl rand -base64 32)')
     .optional(),
-  TRUST_PROXY: z.stringbool().default(false),
+  // false, true (one proxy in front), or how many proxies in front append to X-Forwarded-For.
+  TRUST_PROXY: z.union([z.stringbool().transform((on) => (on ? 1 : 0)), z.coerce.number().int().min(0).max(10)]).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ACCESS_TOKEN_TTL: seconds(600),
   ID_TOKEN_TTL: seconds(3600),
@@ -88,7 +89,10 @@ function toConfig(env: Env) {
       port: env.PORT,
       workers: env.WORKERS,
       publicUrl,
-      trustProxy: env.TRUST_PROXY,
+      trustProxy: env.TRUST_PROXY > 0,
+      // The client's address is this many entries from the right of X-Forwarded-For: entries
+      // further left are whatever the client sent, and would let it pick the IP it is throttled by.
+      proxyHops: env.TRUST_PROXY,
       secureCookies: publicUrl.startsWith('https://'),
     },
     db: { url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, commitWindowMs: env.DATABASE_COMMIT_WINDOW_MS, asyncTokenCommit: env.DATABASE_ASYNC_TOKEN_COMMIT },

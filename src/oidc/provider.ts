@@ -86,6 +86,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.oidc.issuer, configuration);
   provider.proxy = config.http.trustProxy;
+  provider.maxIpsCount = config.http.proxyHops;
   // Client secrets are stored as SHA-256 digests (src/clients/client-secret.ts); compare digests.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(actual: string) {
     return clientSecretMatches(this.clientSecret, actual);

@@ -19,6 +19,15 @@ describe('loadConfig', () => {
     expect(config.http.trustProxy).toBe(true);
   });
 
+  it('reads TRUST_PROXY as on, off, or how many proxies are in front', () => {
+    const http = (value?: string) => loadConfig(value === undefined ? {} : { TRUST_PROXY: value }).http;
+    expect(http()).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(http('false')).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(http('true')).toMatchObject({ trustProxy: true, proxyHops: 1 });
+    expect(http('2')).toMatchObject({ trustProxy: true, proxyHops: 2 });
+    expect(() => http('many')).toThrow(/TRUST_PROXY/);
+  });
+
   it('names every bad variable at once', () => {
     expect(() => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', ACCESS_TOKEN_TTL: '-5' })).toThrow(
       /PORT[\s\S]*DATABASE_URL: must start with file: \(SQLite\) or postgres:\/\/[\s\S]*ACCESS_TOKEN_TTL/,
