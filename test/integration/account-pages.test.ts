@@ -261,6 +261,21 @@ describe('/account forms', () => {
     expect(Object.fromEntries(auth.searchParams)).toMatchObject({ client_id: 'latch-account', response_type: 'none', redirect_uri: url('/account/callback') });
     const forged = await agent.navigate(url('/account/callback?state=forged'));
     expectPage(forged, 400, 'This sign-in could not be completed');
+    // As long in characters as the real one, but not in bytes.
+    const again = new URL((await agent.request(url('/account/login'))).headers.get('location')!);
+    const sameLength = 'é'.repeat(again.searchParams.get('state')!.length);
+    expectPage(await agent.navigate(url(`/account/callback?state=${encodeURIComponent(sameLength)}`)), 400, 'This sign-in could not be completed');
+  });
+
+  it('shows no notice for a notice name it does not know, whatever the name', async () => {
+    const { agent } = await signedInAgent('notices@example.com');
+    for (const name of ['__proto__', '__defineGetter__', 'constructor', 'toString', 'unknown']) {
+      const page = await agent.navigate(url(`/account?notice=${name}`));
+      expectPage(page, 200, 'notices@example.com');
+      expect(page.html).not.toContain('[object');
+      expect(page.html).not.toContain('role="status"');
+    }
+    expectPage(await agent.navigate(url('/account?notice=profile')), 200, 'Your profile is saved.');
   });
 });
 

@@ -107,7 +107,11 @@ const safeDecode = (s: string) => {
   }
 };
 
-const sameString = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+// Compared as bytes: a string of the same length in characters may be longer in UTF-8.
+const sameString = (a: string, b: string) => {
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x.length === y.length && timingSafeEqual(x, y);
+};
 
 /**
  * /account: the signed-in user's own account (profile, password, activity, deletion). The pages
@@ -224,7 +228,8 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
   router.get('/', csrf, async (ctx) => {
     const me = await signedIn(ctx);
     if (!me) return;
-    const notice = typeof ctx.query.notice === 'string' ? NOTICES[ctx.query.notice]?.(me.user) : undefined;
+    const code = ctx.query.notice;
+    const notice = typeof code === 'string' && Object.hasOwn(NOTICES, code) ? NOTICES[code]!(me.user) : undefined;
     await renderAccount(ctx, me.user, { notice });
   });
 
