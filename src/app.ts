@@ -14,6 +14,7 @@ import { requestTelemetry } from './http/request-telemetry.js';
 import { securityHeaders } from './http/security-headers.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
+import { readBody } from './http/form-body.js';
 import { rejectNulInUrl } from './http/storable-input.js';
 import { staticRoutes } from './http/routes/static.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -40,7 +41,7 @@ export function createApp(deps: Deps) {
   const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
   const api = createApi(deps, provider, createTokenBridge(oidc));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
-  const apiBody = koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb' });
+  const apiBody = readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb' }) as Koa.Middleware);
 
   // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.
   const site = compose<Koa.Context>([

@@ -179,6 +179,23 @@ describe('the login page', () => {
     expect(await missing.text()).toContain('Enter your email or username and your password.');
   });
 
+  it('answers 400, not 500, to a body that does not decode as its Content-Encoding says', async () => {
+    const { agent, page } = await openLoginPage();
+    const { action, hidden } = findForm(page.html, '/login');
+    const body = new URLSearchParams({ ...hidden, login: 'ada', password: PASSWORD }).toString();
+    const garbled = await agent.request(new URL(action, page.url).toString(), {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' },
+    });
+    expect(garbled.status).toBe(400);
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const res = await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: 'x', headers: { 'content-type': 'application/json', 'content-encoding': encoding } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'VALIDATION_FAILED', detail: expect.stringContaining('Content-Encoding') });
+    }
+  });
+
   it('gives the same answer for an unknown user, a wrong password and a disabled account', async () => {
     await server.users.create({ email: 'gone@example.com', password: PASSWORD });
     await server.prisma.user.update({ where: { emailNormalized: 'gone@example.com' }, data: { active: false } });
