@@ -120,6 +120,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
   const accounts = createAccountFlows({
     prisma,
+    provider,
     users: services.users,
     hasher: services.hasher,
     tokens,

@@ -1,4 +1,5 @@
 import type { Db } from '../db/prisma.js';
+import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import type { EmailThrottle } from '../auth/email-throttle.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
@@ -8,10 +9,12 @@ import { renderActionMail, type MessageKind } from '../mail/messages.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
 import { checkPassword } from '../passwords/password-policy.js';
 import type { OneTimeTokens, TokenPurpose } from '../tokens/one-time-tokens.js';
+import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
 import { NewUser, type ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
 
 type Deps = {
   prisma: Db;
+  provider: Provider;
   users: UsersService;
   hasher: PasswordHasher;
   tokens: OneTimeTokens;
@@ -160,10 +163,11 @@ export function createAccountFlows(d: Deps) {
       return result;
     },
 
+    /** Deletes the signed-in user's own account; the last active admin cannot (LAST_ADMIN). */
     async deleteAccount(user: User, meta: RequestMeta) {
+      await guardLastAdmin(d.prisma, d.provider, user, true, (tx) => deleteUserRows(tx, user.id));
       await revokeUserSessions(d.prisma, user.id);
       await d.tokens.revokeAll(user.id);
-      await d.users.delete(user.id);
       await d.audit.record('account.deleted', { userId: user.id, ...meta });
     },
   };

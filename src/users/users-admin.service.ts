@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
 import type { Provider } from '../db/url.js';
-import { withLock } from '../db/lock.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
 import { checkPassword } from '../passwords/password-policy.js';
+import { deleteUserRows, guardLastAdmin } from './last-admin.js';
 import { NewUser, ProfileUpdate, normalizeLogin, type User, type UsersService } from './users.service.js';
 
 export const UserQuery = z.object({
@@ -55,18 +55,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
     if (FLAG_KEYS.some((k) => changes[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may change roles and the active flag.');
   }
 
-  /**
-   * Runs a change that may take admin rights away from `target`, refusing to leave the system
-   * without an active admin. Under a lock, so two concurrent demotions cannot both pass the check.
-   */
-  async function guardLastAdmin<T>(target: User, losesAdmin: boolean, change: (tx: Db) => Promise<T>): Promise<T> {
-    if (!losesAdmin || !target.isAdmin || !target.active) return change(prisma);
-    return withLock(prisma, deps.provider, 'admins', async (tx) => {
-      const others = await tx.user.count({ where: { isAdmin: true, active: true, id: { not: target.id } } });
-      if (others === 0) throw new AppError('LAST_ADMIN');
-      return change(tx);
-    });
-  }
+  const guarded = <T>(target: User, losesAdmin: boolean, change: (tx: Db) => Promise<T>) => guardLastAdmin(prisma, deps.provider, target, losesAdmin, change);
 
   async function assertPasswordOk(password: string, who: { email?: string | null; username?: string | null; name?: string | null }) {
     const problem = await checkPassword(password, [who.email, who.username, who.name]);
@@ -121,7 +110,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       const flags = Object.fromEntries(Object.entries({ isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified }).filter(([, v]) => v !== undefined));
       // Role and active changes first, under the last-admin guard; then the profile.
       if (Object.keys(flags).length) {
-        await guardLastAdmin(target, admin === false || active === false, (tx) => tx.user.update({ where: { id }, data: flags }));
+        await guarded(target, admin === false || active === false, (tx) => tx.user.update({ where: { id }, data: flags }));
       }
       const user = (await users.updateProfile({ ...target, ...flags } as User, profile)).user;
       if (password) await users.setPassword(id, password);
@@ -134,10 +123,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
     async delete(actor: Principal, id: string, meta: RequestMeta) {
       if (!isAdmin(actor)) throw new AppError('FORBIDDEN', 'Only admins may delete users.');
       const target = await load(id);
-      await guardLastAdmin(target, true, async (tx) => {
-        await tx.federatedIdentity.deleteMany({ where: { userId: id } });
-        await tx.user.delete({ where: { id } });
-      });
+      await guarded(target, true, (tx) => deleteUserRows(tx, id));
       await revokeUserSessions(prisma, id);
       await prisma.emailToken.deleteMany({ where: { userId: id } });
       await audit.record('admin.user_deleted', { userId: id, actorId: actorId(actor), detail: { email: normalizeLogin(target.email) }, ...meta });

@@ -139,10 +139,6 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
       return count === 1;
     },
 
-    /** Deletes the user and their linked upstream identities. */
-    delete: (userId: string) =>
-      prisma.$transaction([prisma.federatedIdentity.deleteMany({ where: { userId } }), prisma.user.delete({ where: { id: userId } })]),
-
     grantDeveloper: (userId: string) => prisma.user.update({ where: { id: userId }, data: { isDeveloper: true } }),
   };
 }

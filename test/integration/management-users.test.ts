@@ -242,6 +242,13 @@ describe('the last active admin', () => {
     expect(await read(ids.admin)).toEqual(before);
   });
 
+  it('cannot delete their own account either (DELETE /api/me): 409 LAST_ADMIN, still signed in', async () => {
+    const before = await read(ids.admin);
+    await expectProblem(await call('DELETE', '/api/me', t.admin), 409, 'LAST_ADMIN');
+    expect(await read(ids.admin)).toEqual(before);
+    expect((await call('GET', '/api/me', t.admin)).status).toBe(200);
+  });
+
   it('cannot be demoted by an admin service either', async () => {
     const service = await serviceToken();
     await expectProblem(await call('PATCH', `/api/users/${ids.admin}`, service, { isAdmin: false }), 409, 'LAST_ADMIN');
