@@ -26,7 +26,7 @@ import { createAccountCache } from './oidc/account-cache.js';
 import { invalidateOnWrite } from './db/invalidate-on-write.js';
 import { cacheTokenReads } from './db/token-cache.js';
 import { createClientCache } from './oidc/adapter.js';
-import { createSettings } from './settings/settings.service.js';
+import { createSettings, settingsDefaults } from './settings/settings.service.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createApiKeysService } from './clients/api-keys.service.js';
 import { createApps } from './clients/apps.service.js';
@@ -102,16 +102,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   }).then(cookieKeyRing);
   const jwks = await loadSigningJwks(prisma);
 
-  const settings = createSettings(prisma, {
-    accessTokenTtl: config.oidc.ttl.accessToken,
-    idTokenTtl: config.oidc.ttl.idToken,
-    refreshTokenTtl: config.oidc.ttl.refreshToken,
-    registrationOpen: config.accounts.registrationOpen,
-    allowUnverifiedLogin: config.accounts.allowUnverifiedLogin,
-    loginMaxFailuresPerAccount: config.throttle.maxFailuresPerAccount,
-    loginMaxFailuresPerIp: config.throttle.maxFailuresPerIp,
-    loginThrottleWindow: config.throttle.windowSeconds,
-  });
+  const settings = createSettings(prisma, settingsDefaults(config));
   await settings.init();
   const metrics = createMetrics();
   const audit = createAudit(prisma, rawStore, logger);

@@ -6,6 +6,7 @@ import { createPrisma, type Db } from '../db/prisma.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
 import { createServices } from '../deps.js';
 import { rotateSigningKeys } from '../keys/signing-keys.js';
+import { createSettings, settingsDefaults } from '../settings/settings.service.js';
 import { AppError } from '../http/problem.js';
 import { readPassword } from './prompt.js';
 
@@ -145,9 +146,13 @@ keys
   .command('rotate')
   .description('add new current signing keys; old keys stay published until tokens they signed expire')
   .action(async () => {
-    await withServices(async ({ prisma, config }) => {
-      const { ttl } = config.oidc;
-      const keepFor = Math.max(ttl.idToken, ttl.accessToken, ttl.clientCredentials);
+    await withServices(async ({ prisma, config, resources }) => {
+      // The longest lifetime of anything the old keys signed: ID and access tokens as the runtime
+      // settings have them now (an admin may have raised them), client-credentials tokens, and
+      // the access tokens of APIs with a lifetime of their own.
+      const settings = await createSettings(prisma, settingsDefaults(config)).get();
+      const apis = await resources.list();
+      const keepFor = Math.max(settings.idTokenTtl, settings.accessTokenTtl, config.oidc.ttl.clientCredentials, ...apis.map((api) => api.accessTokenTtl ?? 0));
       const { kids, oldKeysRetireAt } = await rotateSigningKeys(prisma, keepFor);
       console.log(`new signing keys: ${kids.join(', ')}`);
       console.log(`previous keys stay published until ${oldKeysRetireAt.toISOString()}`);

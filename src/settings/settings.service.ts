@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Config } from '../config/env.js';
 import type { Db } from '../db/prisma.js';
 
 const ttl = (max: number) => z.number().int().min(30).max(max);
@@ -31,6 +32,18 @@ function storedValues(rows: readonly { key: string; value: unknown }[]): Partial
   }
   return valid as Partial<Settings>;
 }
+
+/** The environment's values for the runtime settings: what applies until an admin changes one. */
+export const settingsDefaults = (config: Config): Settings => ({
+  accessTokenTtl: config.oidc.ttl.accessToken,
+  idTokenTtl: config.oidc.ttl.idToken,
+  refreshTokenTtl: config.oidc.ttl.refreshToken,
+  registrationOpen: config.accounts.registrationOpen,
+  allowUnverifiedLogin: config.accounts.allowUnverifiedLogin,
+  loginMaxFailuresPerAccount: config.throttle.maxFailuresPerAccount,
+  loginMaxFailuresPerIp: config.throttle.maxFailuresPerIp,
+  loginThrottleWindow: config.throttle.windowSeconds,
+});
 
 // How stale a process's copy may be: changes made by another process apply within this bound.
 export const SETTINGS_REFRESH_MS = 5_000;

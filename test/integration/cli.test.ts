@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as oidc from 'openid-client';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase } from '../support/database.js';
 import { freePort, startTestServer } from '../support/server.js';
 import { latch } from '../support/cli.js';
@@ -88,7 +88,8 @@ describe('latch CLI', () => {
   });
 
   it('rotates keys: new tokens use the new key, tokens signed before still verify', async () => {
-    const api = await latch(['resources', 'create', '--indicator', 'https://api.example.test', '--name', 'API', '--scope', 'read'], { databaseUrl: db.url });
+    // Its tokens live a day: the old keys must stay published that long, not ACCESS_TOKEN_TTL.
+    const api = await latch(['resources', 'create', '--indicator', 'https://api.example.test', '--name', 'API', '--scope', 'read', '--access-token-ttl', '86400'], { databaseUrl: db.url });
     expect(api.code).toBe(0);
     const worker = JSON.parse((await latch(['clients', 'create', '--name', 'Batch', '--grant-type', 'client_credentials', '--json'], { databaseUrl: db.url })).stdout);
 
@@ -101,6 +102,9 @@ describe('latch CLI', () => {
     const rotated = await latch(['keys', 'rotate'], { databaseUrl: db.url });
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toContain('new signing keys');
+    const retireAt = Date.parse(/published until (\S+)/.exec(rotated.stdout)![1]!);
+    expect(retireAt).toBeGreaterThanOrEqual(Date.now() + 86_400_000 - 60_000);
+    expect(decodeJwt(oldToken).exp! * 1000).toBeLessThanOrEqual(retireAt);
 
     const after = await startTestServer({}, db.url);
     try {
