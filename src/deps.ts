@@ -5,6 +5,7 @@ import { migrate } from './db/migrate.js';
 import { providerOf } from './db/url.js';
 import { withLock } from './db/lock.js';
 import { createPasswordHasher } from './passwords/passwords.js';
+import { checkPassword } from './passwords/password-policy.js';
 import { createUsersService } from './users/users.service.js';
 import { createClientsService } from './clients/clients.service.js';
 import { createApiResourcesService } from './resources/api-resources.service.js';
@@ -94,6 +95,8 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     const created = await ensureSigningKeys(tx);
     if (created) logger.info({ keys: created }, 'generated signing keys');
     if (config.bootstrapAdmin && !(await tx.user.findFirst({ where: { isAdmin: true } }))) {
+      const weak = await checkPassword(config.bootstrapAdmin.password, [config.bootstrapAdmin.email]);
+      if (weak) throw new Error(`ADMIN_PASSWORD: ${weak}`);
       await createServices(config, tx).users.create({ ...config.bootstrapAdmin, isAdmin: true, isStaff: true, emailVerified: true });
       logger.info({ email: config.bootstrapAdmin.email }, 'created admin user from ADMIN_EMAIL');
     }

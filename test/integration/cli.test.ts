@@ -43,6 +43,14 @@ describe('latch CLI', () => {
     }
   });
 
+  it('refuses a password the registration policy refuses, creating nobody', async () => {
+    const weak = await latch(['users', 'create', '--email', 'weak@example.com', '--admin', '--password-stdin'], { databaseUrl: db.url, stdin: 'Password1\n' });
+    expect(weak.code).toBe(1);
+    expect(weak.stderr).toContain('too easy to guess');
+    const strong = await latch(['users', 'create', '--email', 'weak@example.com', '--password-stdin'], { databaseUrl: db.url, stdin: `${PASSWORD}\n` });
+    expect(strong.code).toBe(0);
+  });
+
   it('creates an admin who can then sign in, and refuses a second account with the same email', async () => {
     const created = await latch(['users', 'create', '--email', 'root@example.com', '--username', 'root', '--admin', '--password-stdin'], {
       databaseUrl: db.url,
@@ -132,6 +140,21 @@ describe('first start', () => {
         const admins = await server.prisma.user.findMany({ where: { isAdmin: true } });
         await server.stop();
         expect(admins.map((a) => a.email)).toEqual(['boss@example.com']);
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('refuses to start with an ADMIN_PASSWORD the registration policy refuses, creating no admin', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await expect(startTestServer({ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' }, fresh.url)).rejects.toThrow(/ADMIN_PASSWORD: This password is too easy to guess/);
+      const server = await startTestServer({}, fresh.url);
+      try {
+        expect(await server.prisma.user.count()).toBe(0);
+      } finally {
+        await server.stop();
       }
     } finally {
       await fresh.drop();
