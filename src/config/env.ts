@@ -3,7 +3,8 @@ import { z } from 'zod';
 // Every setting Latch reads from the environment. process.env is read here only.
 const seconds = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
-const Env = z.object({
+/** Every environment variable Latch reads (.env.example and the README list them). */
+export const Env = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),

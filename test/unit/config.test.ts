@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/env.js';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { Env, loadConfig } from '../../src/config/env.js';
 
 describe('loadConfig', () => {
   it('starts with no settings at all: SQLite under ./data, port 3000', () => {
@@ -60,5 +62,15 @@ describe('empty values', () => {
     const config = loadConfig({ PUBLIC_URL: '', ADMIN_EMAIL: '', ADMIN_PASSWORD: '', PORT: '' });
     expect(config.http.port).toBe(3000);
     expect(config.bootstrapAdmin).toBeUndefined();
+  });
+
+  it('lists every variable it reads in .env.example and the README, and no other', () => {
+    // A renamed variable stays in the schema as z.never() only to stop a start that still sets it.
+    const renamed = (schema: z.ZodType) => schema instanceof z.ZodOptional && schema.unwrap() instanceof z.ZodNever;
+    const readNow = Object.entries(Env.shape).filter(([, schema]) => !renamed(schema as z.ZodType)).map(([name]) => name);
+    const example = [...readFileSync('.env.example', 'utf8').matchAll(/^# ([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
+    expect(new Set(example)).toEqual(new Set(readNow));
+    const readme = readFileSync('README.md', 'utf8');
+    expect(readNow.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 });
