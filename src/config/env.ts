@@ -31,9 +31,10 @@ export const Env = z.object({
   // false, true (one proxy in front), or how many proxies in front append to X-Forwarded-For.
   TRUST_PROXY: z.union([z.stringbool().transform((on) => (on ? 1 : 0)), z.coerce.number().int().min(0).max(10)]).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ACCESS_TOKEN_TTL: seconds(600),
-  ID_TOKEN_TTL: seconds(3600),
-  REFRESH_TOKEN_TTL: seconds(30 * 24 * 3600),
+  // The defaults of runtime settings: the same ranges as an admin may set them to.
+  ACCESS_TOKEN_TTL: seconds(600).pipe(z.number().min(30).max(24 * 3600)),
+  ID_TOKEN_TTL: seconds(3600).pipe(z.number().min(30).max(24 * 3600)),
+  REFRESH_TOKEN_TTL: seconds(30 * 24 * 3600).pipe(z.number().min(30).max(365 * 24 * 3600)),
   AUTHORIZATION_CODE_TTL: seconds(60),
   CLIENT_CREDENTIALS_TTL: seconds(600),
   SESSION_TTL: seconds(14 * 24 * 3600),

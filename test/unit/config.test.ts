@@ -21,6 +21,13 @@ describe('loadConfig', () => {
     expect(config.http.trustProxy).toBe(true);
   });
 
+  it('keeps the token lifetimes it gives the runtime settings within the settings\' ranges', () => {
+    expect(() => loadConfig({ ACCESS_TOKEN_TTL: '5' })).toThrow(/ACCESS_TOKEN_TTL/);
+    expect(() => loadConfig({ ID_TOKEN_TTL: String(2 * 24 * 3600) })).toThrow(/ID_TOKEN_TTL/);
+    expect(() => loadConfig({ REFRESH_TOKEN_TTL: String(400 * 24 * 3600) })).toThrow(/REFRESH_TOKEN_TTL/);
+    expect(loadConfig({ ACCESS_TOKEN_TTL: '30', REFRESH_TOKEN_TTL: '600' }).oidc.ttl).toMatchObject({ accessToken: 30, refreshToken: 600 });
+  });
+
   it('reads TRUST_PROXY as on, off, or how many proxies are in front', () => {
     const http = (value?: string) => loadConfig(value === undefined ? {} : { TRUST_PROXY: value }).http;
     expect(http()).toMatchObject({ trustProxy: false, proxyHops: 0 });
