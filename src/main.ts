@@ -32,25 +32,41 @@ function banner(users: number | undefined) {
 
 if (config.http.workers > 1 && cluster.isPrimary) {
   // WORKERS=N: N processes share one port (node:cluster). Each migrates and bootstraps under the
-  // database lock, so only the first does the work. A worker that dies is replaced.
+  // database lock, so only the first does the work. A worker that dies once serving is replaced,
+  // after a pause that doubles while replacements keep dying before they are ready.
   let stopping = false;
   let ready = 0;
+  let serving = false;
+  let failedInARow = 0;
   const fork = () =>
     cluster.fork().on('message', (msg: { type?: string; users?: number }) => {
-      if (msg.type === 'ready' && (ready += 1) === config.http.workers) banner(msg.users);
+      if (msg.type !== 'ready') return;
+      failedInARow = 0;
+      if ((ready += 1) === config.http.workers) {
+        serving = true;
+        banner(msg.users);
+      }
     });
+  const stopAll = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+  };
   for (let i = 0; i < config.http.workers; i += 1) fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
-    console.error(`worker ${worker.process.pid} exited (${code}); starting another`);
-    fork();
+    if (!serving) {
+      // A worker failed while the server was starting (the database unreachable, a migration
+      // failing): every other would fail the same way. Stop, as one process would.
+      console.error(`worker ${worker.process.pid} exited (${code}) while starting; stopping`);
+      process.exitCode = code || 1;
+      return stopAll();
+    }
+    const delayMs = Math.min(30_000, 100 * 2 ** failedInARow);
+    failedInARow += 1;
+    console.error(`worker ${worker.process.pid} exited (${code}); starting another in ${delayMs} ms`);
+    setTimeout(() => stopping || fork(), delayMs);
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      stopping = true;
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    });
-  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stopAll);
 } else {
   const running = await startServer(config);
   running.logger.info({ issuer: config.oidc.issuer, pid: process.pid, asyncContextFrame: contextFrameInUse(currentRuntime()) }, 'Latch is listening');

@@ -68,4 +68,33 @@ describe('WORKERS', () => {
       expect((await oidc.fetchUserInfo(rp, refreshed.access_token, tokens.claims()!.sub)).email).toBe('w@example.com');
     }
   });
+
+  it('replaces a worker that dies while serving', async () => {
+    const listening = () => logLines.filter((l) => l.msg === 'Latch is listening').map((l) => l.pid as number);
+    const [victim] = listening();
+    process.kill(victim!, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    while (listening().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(listening()).toHaveLength(3);
+    expect((await fetch(`${issuer}/.well-known/openid-configuration`)).status).toBe(200);
+  });
+});
+
+describe('WORKERS, when the server cannot start', () => {
+  it('stops with a failure, as one process would, instead of starting workers forever', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+      // A database file that cannot be made (its folder is a file): every worker fails while starting.
+      env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: 'file:/etc/passwd/latch.db', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 45_000))]);
+    if (code === 'running') child.kill('SIGKILL');
+    expect(code).not.toBe('running');
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/exited \(\d+\) while starting; stopping/);
+    expect(err.match(/exited/g)!.length).toBeLessThanOrEqual(2);
+  }, 60_000);
 });
