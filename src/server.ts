@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import { purgeExpired } from './oidc/adapter.js';
 import { purgeExpiredCounters } from './auth/throttle-counters.js';
 import { schedulePurges } from './db/purge.js';
+import { MAIL_RETENTION_DAYS } from './mail/mail-queue.js';
 import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
 import { lowerHashPriority } from './passwords/hash-priority.js';
 
@@ -28,6 +29,7 @@ export async function startServer(config: Config, logger = createLogger(config),
       ['emailed links', () => deps.tokens.purgeExpired(signal)],
       ['throttle counters', () => purgeExpiredCounters(deps.prisma, signal)],
       ['audit events', async () => config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore, signal)],
+      ['mail envelopes', () => deps.mail.purgeFinishedBefore(new Date(Date.now() - MAIL_RETENTION_DAYS * 24 * 3600_000), signal)],
     ];
     // One after another: each is paced to a fifth of the server's time, and so are they together.
     for (const [what, purge] of steps) {

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/prisma.js';
+import { findThenDelete, purgeInBatches } from '../db/purge.js';
 import type { Mail, Mailer } from './mailer.js';
 
 const MAX_ATTEMPTS = 8;
+/** How long the envelope of a delivered or abandoned message is kept, for an operator to look up. */
+export const MAIL_RETENTION_DAYS = 30;
 // 30 s, 1 min, 2 min, ... about 1 h at the last attempt.
 const backoffMs = (attempt: number) => Math.min(30_000 * 2 ** (attempt - 1), 3600_000);
 
@@ -31,7 +34,8 @@ export function createMailQueue(prisma: Db, mailer: Mailer, logger: Logger) {
         data: {
           lastError: String((err as Error).message).slice(0, 500),
           nextAttemptAt: new Date(Date.now() + backoffMs(message.attempts)),
-          ...(gaveUp ? { failedAt: new Date() } : {}),
+          // Given up: its links will not reach anyone, so they are not kept either.
+          ...(gaveUp ? { failedAt: new Date(), text: null, html: null } : {}),
         },
       });
     }
@@ -46,6 +50,19 @@ export function createMailQueue(prisma: Db, mailer: Mailer, logger: Logger) {
       const { id } = await prisma.mailMessage.create({ data: mail });
       attempt(id).catch((err) => logger.error({ err }, 'mail attempt failed; the retry pass will pick it up'));
     },
+    /**
+     * Deletes the envelopes (recipient, subject, outcome) of messages delivered or given up before
+     * `before`, in paced batches; housekeeping calls it with MAIL_RETENTION_DAYS.
+     */
+    purgeFinishedBefore: (before: Date, signal?: AbortSignal) =>
+      purgeInBatches(
+        findThenDelete(
+          async (take) =>
+            (await prisma.mailMessage.findMany({ where: { OR: [{ sentAt: { lt: before } }, { sentAt: null, failedAt: { lt: before } }] }, select: { id: true }, take })).map((m) => m.id),
+          (ids) => prisma.mailMessage.deleteMany({ where: { id: { in: ids } } }),
+        ),
+        { signal },
+      ),
     /** Retries due messages; called periodically. */
     async retryDue() {
       const due = await prisma.mailMessage.findMany({

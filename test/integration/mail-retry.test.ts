@@ -60,4 +60,28 @@ describe('mail delivery', () => {
     // Delivered bodies carry live links; they are not kept.
     expect(sent.text).toBeNull();
   });
+
+  it('gives up after the last attempt, keeping the envelope but not the links', async () => {
+    refuse = true;
+    const { id } = await server.prisma.mailMessage.create({ data: { to: 'gone@example.com', subject: 'Reset', text: 'https://x/reset-password?token=t', html: '<a>t</a>', attempts: 7 } });
+    expect(await server.mail.retryDue()).toBe(1);
+    const abandoned = await server.prisma.mailMessage.findUniqueOrThrow({ where: { id } });
+    expect(abandoned).toMatchObject({ attempts: 8, sentAt: null, text: null, html: null, to: 'gone@example.com' });
+    expect(abandoned.failedAt).not.toBeNull();
+    expect(abandoned.lastError).toContain('mailbox busy');
+  });
+
+  it('purges the envelopes of messages finished before the retention bound, and only those', async () => {
+    const old = new Date(Date.now() - 40 * 24 * 3600_000);
+    const make = (to: string, data: { sentAt?: Date; failedAt?: Date }) => server.prisma.mailMessage.create({ data: { to, subject: 's', ...data } });
+    await make('old-sent@example.com', { sentAt: old });
+    await make('old-failed@example.com', { failedAt: old });
+    await make('new-sent@example.com', { sentAt: new Date() });
+    await make('pending@example.com', {});
+    expect(await server.mail.purgeFinishedBefore(new Date(Date.now() - 30 * 24 * 3600_000))).toBe(2);
+    const left = (await server.prisma.mailMessage.findMany({ select: { to: true } })).map((m) => m.to);
+    expect(left).toEqual(expect.arrayContaining(['new-sent@example.com', 'pending@example.com']));
+    expect(left).not.toContain('old-sent@example.com');
+    expect(left).not.toContain('old-failed@example.com');
+  });
 });
