@@ -25,11 +25,16 @@ export function createApiKeysService(prisma: Db) {
         select: { id: true, prefix: true, active: true, createdAt: true, lastUsedAt: true },
       }),
 
-    /** The app an active key belongs to, or undefined. */
+    /** The app an active key belongs to, or undefined; also undefined while the app's owner is disabled or deleted. */
     async verify(key: string): Promise<string | undefined> {
       if (!key.startsWith(API_KEY_PREFIX)) return undefined;
       const row = await prisma.apiKey.findUnique({ where: { keyHash: digest(key) } });
       if (!row?.active) return undefined;
+      // A key manages its app on its owner's behalf: it stops with the owner's account, as their
+      // own tokens do.
+      const app = await prisma.client.findUnique({ where: { clientId: row.clientId }, select: { ownerId: true } });
+      if (!app) return undefined;
+      if (app.ownerId && !(await prisma.user.findUnique({ where: { id: app.ownerId }, select: { active: true } }))?.active) return undefined;
       // Coarse last-use tracking: at most one write a minute per key.
       if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
         await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });

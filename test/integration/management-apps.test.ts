@@ -171,6 +171,25 @@ describe('API keys', () => {
     expect((await read(a.clientId)).status).toBe(200);
   });
 
+  it("stop while the app's owner is disabled, and for good once the owner is deleted", async () => {
+    const owner = await makeUser({ isDeveloper: true });
+    const ownerToken = await login(owner.username);
+    const app = await makeApp(ownerToken);
+    const key = await makeKey(app.clientId, ownerToken);
+    expect((await call('GET', `/api/apps/${app.clientId}`, key)).status).toBe(200);
+
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { active: false })).status).toBe(200);
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, key), 401, 'UNAUTHENTICATED');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 401, 'UNAUTHENTICATED');
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { active: true })).status).toBe(200);
+    expect((await call('GET', `/api/apps/${app.clientId}`, key)).status).toBe(200);
+
+    expect((await call('DELETE', `/api/users/${owner.id}`, t.admin)).status).toBe(204);
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, key), 401, 'UNAUTHENTICATED');
+    // The app itself stays, for an admin to manage.
+    expect((await read(app.clientId)).status).toBe(200);
+  });
+
   it('a new key deactivates the old one at once; keys are listed, never shown again', async () => {
     const app = await makeApp(t.dev);
     const first = await makeKey(app.clientId, t.dev);
