@@ -7,7 +7,7 @@ import { AppError } from '../http/problem.js';
 import type { MailQueue } from '../mail/mail-queue.js';
 import { renderActionMail, type MessageKind } from '../mail/messages.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
-import { checkPassword } from '../passwords/password-policy.js';
+import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import type { OneTimeTokens, TokenPurpose } from '../tokens/one-time-tokens.js';
 import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
 import { NewUser, type ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
@@ -38,11 +38,6 @@ const LINK_PATH: Record<TokenPurpose, string> = {
  * links), shared by the JSON API and the pages. Plain functions over the services; no HTTP here.
  */
 export function createAccountFlows(d: Deps) {
-  async function assertStrongPassword(password: string, identifiers: (string | null | undefined)[]) {
-    const problem = await checkPassword(password, identifiers);
-    if (problem) throw new AppError('WEAK_PASSWORD', problem, [{ path: 'password', message: problem }]);
-  }
-
   async function sendLink(kind: MessageKind & TokenPurpose, user: Pick<User, 'id' | 'email'>, ttlSeconds: number, interactionUid?: string) {
     const token = await d.tokens.issue(kind, { userId: user.id, email: user.email, ttlSeconds, interactionUid });
     const url = `${d.publicUrl}${LINK_PATH[kind]}?token=${encodeURIComponent(token)}`;
@@ -60,11 +55,11 @@ export function createAccountFlows(d: Deps) {
   }
 
   const flows = {
-    assertStrongPassword,
+    assertStrongPassword: assertPasswordAccepted,
 
     async register(input: { email: string; password: string; username?: string; name?: string; givenName?: string; familyName?: string }, meta: RequestMeta) {
       const data = NewUser.pick({ email: true, username: true, name: true, givenName: true, familyName: true }).parse(input);
-      await assertStrongPassword(input.password, [data.email, data.username, data.name]);
+      await assertPasswordAccepted(input.password, [data.email, data.username, data.name]);
       // Throttled before anything is created, so a refused request leaves nothing half done.
       await throttled('verify-email', data.email, meta);
       const user = await d.users.create({ ...data, password: input.password, emailVerified: false });
@@ -106,7 +101,7 @@ export function createAccountFlows(d: Deps) {
       const pending = await flows.peekResetToken(token);
       const user = await d.users.findById(pending.userId);
       if (!user?.active) throw new AppError('INVALID_TOKEN');
-      await assertStrongPassword(password, [user.email, user.username, user.name]);
+      await assertPasswordAccepted(password, [user.email, user.username, user.name]);
       // Consume before changing anything: of two concurrent uses, only one gets here.
       const record = await d.tokens.consume('reset-password', token);
       if (!record) throw new AppError('INVALID_TOKEN');
@@ -149,7 +144,7 @@ export function createAccountFlows(d: Deps) {
       if (!(await d.hasher.verify(user.passwordHash, current))) {
         throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'currentPassword', message: 'not correct' }]);
       }
-      await assertStrongPassword(next, [user.email, user.username, user.name]);
+      await assertPasswordAccepted(next, [user.email, user.username, user.name]);
       await d.users.setPassword(user.id, next);
       await revokeUserSessions(d.prisma, user.id, keep);
       await d.audit.record('password.changed', { userId: user.id, ...meta });

@@ -8,7 +8,7 @@ import { createServices } from '../deps.js';
 import { rotateSigningKeys } from '../keys/signing-keys.js';
 import { createSettings, settingsDefaults } from '../settings/settings.service.js';
 import { AppError } from '../http/problem.js';
-import { checkPassword } from '../passwords/password-policy.js';
+import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { readPassword } from './prompt.js';
 
 const program = new Command('latch').description('Manage a Latch identity provider (uses DATABASE_URL)');
@@ -57,8 +57,7 @@ users
   .action(async (opts) => {
     const password = await readPassword(Boolean(opts.passwordStdin));
     // The same policy as registration and the admin API.
-    const weak = await checkPassword(password, [opts.email, opts.username, opts.name]);
-    if (weak) throw new AppError('WEAK_PASSWORD', weak);
+    await assertPasswordAccepted(password, [opts.email, opts.username, opts.name]);
     await withServices(async ({ users }) => {
       const user = await users.create({
         email: opts.email,

@@ -1,3 +1,4 @@
+import { AppError } from '../http/problem.js';
 
 // NIST SP 800-63B: at least 8 characters, no composition rules, refuse passwords that are common,
 // found in breach-style dictionaries, or built from the user's own identifiers. zxcvbn-ts scores
@@ -30,4 +31,10 @@ export async function checkPassword(password: string, identifiers: (string | nul
     return `This password is too easy to guess. ${result.feedback.warning ?? ''} Try a longer phrase of unrelated words.`.replace(/\s+/g, ' ').trim();
   }
   return undefined;
+}
+
+/** Refuses a password the policy refuses: 400 WEAK_PASSWORD, the reason on the `password` field. */
+export async function assertPasswordAccepted(password: string, identifiers: (string | null | undefined)[] = []): Promise<void> {
+  const problem = await checkPassword(password, identifiers);
+  if (problem) throw new AppError('WEAK_PASSWORD', problem, [{ path: 'password', message: problem }]);
 }

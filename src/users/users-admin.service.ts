@@ -5,7 +5,7 @@ import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
-import { checkPassword } from '../passwords/password-policy.js';
+import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { deleteUserRows, guardLastAdmin } from './last-admin.js';
 import { NewUser, ProfileUpdate, normalizeLogin, type User, type UsersService } from './users.service.js';
 
@@ -57,11 +57,6 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
 
   const guarded = <T>(target: User, losesAdmin: boolean, change: (tx: Db) => Promise<T>) => guardLastAdmin(prisma, deps.provider, target, losesAdmin, change);
 
-  async function assertPasswordOk(password: string, who: { email?: string | null; username?: string | null; name?: string | null }) {
-    const problem = await checkPassword(password, [who.email, who.username, who.name]);
-    if (problem) throw new AppError('WEAK_PASSWORD', problem, [{ path: 'password', message: problem }]);
-  }
-
   return {
     async list(actor: Principal, query: z.input<typeof UserQuery>) {
       if (!isStaff(actor)) throw new AppError('FORBIDDEN');
@@ -91,7 +86,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       const data = AdminNewUser.parse(input);
       if (!isStaff(actor)) throw new AppError('FORBIDDEN');
       if (!isAdmin(actor) && FLAG_KEYS.some((k) => data[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may set roles and the active flag.');
-      await assertPasswordOk(data.password, data);
+      await assertPasswordAccepted(data.password, [data.email, data.username, data.name]);
       const user = await users.create({ ...data, isAdmin: data.isAdmin, isStaff: data.isStaff, emailVerified: data.emailVerified });
       const extra = { isDeveloper: data.isDeveloper, active: data.active };
       const created = Object.values(extra).some((v) => v !== undefined) ? await prisma.user.update({ where: { id: user.id }, data: extra }) : user;
@@ -104,7 +99,10 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       const changes = (replace ? AdminUserReplace : AdminUserPatch).parse(input);
       const target = await load(id);
       assertMayEdit(actor, target, changes);
-      if (changes.password) await assertPasswordOk(changes.password, { ...target, ...changes });
+      if (changes.password) {
+        const who = { ...target, ...changes };
+        await assertPasswordAccepted(changes.password, [who.email, who.username, who.name]);
+      }
 
       const { password, isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified, ...profile } = changes;
       const flags = Object.fromEntries(Object.entries({ isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified }).filter(([, v]) => v !== undefined));
