@@ -12,6 +12,20 @@ class TooManyAttempts extends errors.OIDCProviderError {
   }
 }
 
+/** What a password grant answers a user who must confirm their email first; /api/auth/login maps it to 403. */
+export const EMAIL_NOT_VERIFIED = 'email address not verified';
+
+/**
+ * invalid_grant that says why: the provider's own InvalidGrant answers every cause with "grant
+ * request is invalid". Said only once the password is proven, so it tells a guesser nothing.
+ */
+class EmailNotVerified extends errors.OIDCProviderError {
+  constructor() {
+    super(400, 'invalid_grant');
+    Object.assign(this, { error_description: EMAIL_NOT_VERIFIED });
+  }
+}
+
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 
 /**
@@ -80,7 +94,7 @@ export function registerFirstPartyGrants(provider: Provider, deps: { authenticat
           ctx.set('retry-after', String(result.retryAfter));
           throw new TooManyAttempts(`too many failed attempts; retry in ${result.retryAfter} seconds`);
         }
-        throw new errors.InvalidGrant(result.reason === 'email_not_verified' ? 'email address not verified' : 'invalid credentials');
+        throw result.reason === 'email_not_verified' ? new EmailNotVerified() : new errors.InvalidGrant('invalid credentials');
       }
       await issueTokens(ctx, deps.findAccount, result.user.id, ['pwd']);
     },

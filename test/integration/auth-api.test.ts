@@ -123,6 +123,22 @@ describe('registration and email verification', () => {
     expect((await reused.json()).code).toBe('INVALID_TOKEN');
   });
 
+  it('tells an unconfirmed user with the right password to confirm first when the setting requires it', async () => {
+    expect((await api('/auth/register', { email: 'hedy@example.com', password: 'amber lantern sonnet 7' })).status).toBe(201);
+    await server.settings.update({ allowUnverifiedLogin: false });
+    try {
+      const right = await login('hedy@example.com', 'amber lantern sonnet 7');
+      expect(right.res.status).toBe(403);
+      expect(right.body.code).toBe('EMAIL_NOT_VERIFIED');
+      // A wrong password learns nothing about the account.
+      const wrong = await login('hedy@example.com', 'amber lantern sonnet 8');
+      expect(wrong.res.status).toBe(401);
+      expect(wrong.body.code).toBe('INVALID_CREDENTIALS');
+    } finally {
+      await server.settings.update({ allowUnverifiedLogin: true });
+    }
+  });
+
   it('refuses weak, common or self-referencing passwords and taken addresses with clear messages', async () => {
     for (const password of ['short', 'password123', 'lin-grace-lin-2024']) {
       const res = await api('/auth/register', { email: 'lin@example.com', username: 'lin-grace', password });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
 import { API_CLIENT_ID, MAGIC_LINK_GRANT, PASSWORD_GRANT } from '../../oidc/first-party-clients.js';
+import { EMAIL_NOT_VERIFIED } from '../../oidc/first-party-grants.js';
 import type { TokenBridge } from '../../oidc/token-bridge.js';
 import type { SettingsService } from '../../settings/settings.service.js';
 import { toUserDto } from '../../users/users.dto.js';
@@ -32,7 +33,7 @@ const ResetPassword = z.object({ token: z.string().min(1).max(200), password: z.
 function fromOAuthError(status: number, body: Record<string, unknown>, invalidGrant: AppError): AppError {
   if (status === 429) return new AppError('TOO_MANY_ATTEMPTS');
   if (body.error === 'invalid_grant') {
-    return body.error_description === 'email address not verified' ? new AppError('EMAIL_NOT_VERIFIED') : invalidGrant;
+    return body.error_description === EMAIL_NOT_VERIFIED ? new AppError('EMAIL_NOT_VERIFIED') : invalidGrant;
   }
   return new AppError('VALIDATION_FAILED', String(body.error_description ?? body.error ?? 'invalid request'));
 }
