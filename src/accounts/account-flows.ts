@@ -5,12 +5,12 @@ import type { EmailThrottle } from '../auth/email-throttle.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
 import type { MailQueue } from '../mail/mail-queue.js';
-import { renderActionMail, type MessageKind } from '../mail/messages.js';
+import { renderActionMail, renderNoticeMail, type MessageKind } from '../mail/messages.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
 import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import type { OneTimeTokens, TokenPurpose } from '../tokens/one-time-tokens.js';
 import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
-import { NewUser, type ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
+import { NewUser, normalizeLogin, ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
 
 type Deps = {
   prisma: Db;
@@ -33,15 +33,26 @@ const LINK_PATH: Record<TokenPurpose, string> = {
   'magic-link': '/magic-link',
 };
 
+/** The links that sign in or set a password: a password change or reset ends those outstanding. */
+const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link'];
+
+/**
+ * An emailed link works only while its address is still the account's: once the email changes,
+ * whoever keeps the old mailbox (often why it changed) can no longer sign in or reset with it.
+ */
+const sentToCurrentAddress = (record: { email: string }, user: Pick<User, 'emailNormalized'>) => normalizeLogin(record.email) === user.emailNormalized;
+
 /**
  * Self-service account journeys (registration, verification, password change and reset, magic
  * links), shared by the JSON API and the pages. Plain functions over the services; no HTTP here.
  */
 export function createAccountFlows(d: Deps) {
+  const mailContext = { productName: d.product.name, supportEmail: d.product.supportEmail };
+
   async function sendLink(kind: MessageKind & TokenPurpose, user: Pick<User, 'id' | 'email'>, ttlSeconds: number, interactionUid?: string) {
     const token = await d.tokens.issue(kind, { userId: user.id, email: user.email, ttlSeconds, interactionUid });
     const url = `${d.publicUrl}${LINK_PATH[kind]}?token=${encodeURIComponent(token)}`;
-    await d.mail.enqueue(await renderActionMail(kind, user.email, { url, ttlSeconds }, { productName: d.product.name, supportEmail: d.product.supportEmail }));
+    await d.mail.enqueue(await renderActionMail(kind, user.email, { url, ttlSeconds }, mailContext));
   }
 
   async function mailVerification(user: User, meta: RequestMeta) {
@@ -100,7 +111,7 @@ export function createAccountFlows(d: Deps) {
     async resetPassword(token: string, password: string, meta: RequestMeta) {
       const pending = await flows.peekResetToken(token);
       const user = await d.users.findById(pending.userId);
-      if (!user?.active) throw new AppError('INVALID_TOKEN');
+      if (!user?.active || !sentToCurrentAddress(pending, user)) throw new AppError('INVALID_TOKEN');
       await assertPasswordAccepted(password, [user.email, user.username, user.name]);
       // Consume before changing anything: of two concurrent uses, only one gets here.
       const record = await d.tokens.consume('reset-password', token);
@@ -109,7 +120,7 @@ export function createAccountFlows(d: Deps) {
       // Following the link proved the mailbox.
       await d.users.markEmailVerified(user.id, record.email);
       await revokeUserSessions(d.prisma, user.id);
-      await d.tokens.revokeAll(user.id, 'reset-password');
+      await d.tokens.revokeAll(user.id, ACCESS_LINKS);
       await d.audit.record('password.reset', { userId: user.id, ...meta });
       return user.id;
     },
@@ -133,13 +144,13 @@ export function createAccountFlows(d: Deps) {
     async useMagicLink(token: string, meta: RequestMeta) {
       const record = await d.tokens.consume('magic-link', token);
       const user = record ? await d.users.findById(record.userId) : null;
-      if (!record || !user?.active) throw new AppError('INVALID_TOKEN');
+      if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
       await d.users.markEmailVerified(user.id, record.email);
       await d.audit.record('magic_link.used', { userId: user.id, ...meta });
       return { user, interactionUid: record.interactionUid ?? undefined };
     },
 
-    /** Changes the password; every other session and refresh token of the user is revoked. */
+    /** Changes the password; every other session and refresh token of the user, and every emailed sign-in or reset link, is revoked. */
     async changePassword(user: User, current: string, next: string, meta: RequestMeta, keep: { sessionUid?: string; grantId?: string }) {
       if (!(await d.hasher.verify(user.passwordHash, current))) {
         throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'currentPassword', message: 'not correct' }]);
@@ -147,14 +158,32 @@ export function createAccountFlows(d: Deps) {
       await assertPasswordAccepted(next, [user.email, user.username, user.name]);
       await d.users.setPassword(user.id, next);
       await revokeUserSessions(d.prisma, user.id, keep);
+      await d.tokens.revokeAll(user.id, ACCESS_LINKS);
       await d.audit.record('password.changed', { userId: user.id, ...meta });
     },
 
-    async updateProfile(user: User, input: ProfileUpdate, meta: RequestMeta) {
-      if (input.email && input.email.trim().toLowerCase() !== user.emailNormalized) await throttled('verify-email', input.email, meta);
+    /**
+     * Edits the profile. A new email address becomes the one that signs in and receives reset
+     * links, so changing it takes the current password (from users who have one), as a password
+     * change does: a stolen token or an unattended session must not lead to a takeover. The old
+     * address is told, and the new one gets a confirmation link.
+     */
+    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, currentPassword?: string) {
+      const input = ProfileUpdate.parse(edit); // a bad address is named before the password is asked for
+      const emailChanging = input.email !== undefined && normalizeLogin(input.email) !== user.emailNormalized;
+      if (emailChanging && user.passwordHash) {
+        if (!currentPassword) throw new AppError('VALIDATION_FAILED', 'Enter your current password to change your email address.', [{ path: 'currentPassword', message: 'required to change the email address' }]);
+        if (!(await d.hasher.verify(user.passwordHash, currentPassword))) {
+          throw new AppError('VALIDATION_FAILED', 'The current password is not correct; your email address was not changed.', [{ path: 'currentPassword', message: 'not correct' }]);
+        }
+      }
+      if (emailChanging) await throttled('verify-email', input.email!, meta);
       const result = await d.users.updateProfile(user, input);
       await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input) }, ...meta });
-      if (result.emailChanged) await mailVerification(result.user, meta);
+      if (result.emailChanged) {
+        await mailVerification(result.user, meta);
+        await d.mail.enqueue(await renderNoticeMail('email-changed', user.email, { newEmail: result.user.email }, mailContext));
+      }
       return result;
     },
 

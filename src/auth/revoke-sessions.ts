@@ -14,7 +14,8 @@ export async function revokeUserSessions(prisma: Db, userId: string, keep: { ses
       model: { in: SIGNED_IN },
       NOT: [
         ...(keep.sessionUid ? [{ model: 'Session', uid: keep.sessionUid }] : []),
-        ...(keep.grantId ? [{ model: 'Grant', id: keep.grantId }, { grantId: keep.grantId }] : []),
+        // `grant_id = ?` alone is NULL for sessions and grants, and NOT NULL keeps them all.
+        ...(keep.grantId ? [{ model: 'Grant', id: keep.grantId }, { AND: [{ grantId: { not: null } }, { grantId: keep.grantId }] }] : []),
       ],
     },
   });

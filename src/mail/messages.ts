@@ -49,3 +49,25 @@ export async function renderActionMail(kind: MessageKind, to: string, input: { u
   ]);
   return { to, subject: copy.subject, html, text };
 }
+
+const NOTICES = {
+  'email-changed': (p: string, input: { newEmail: string }) => ({
+    subject: `The email address of your ${p} account was changed`,
+    heading: 'Your email address was changed',
+    body: `The email address of your ${p} account was changed to ${input.newEmail}. Sign-ins and password resets now go to that address; this one will get no more mail about the account.`,
+    ignoreNote: 'If this was you, there is nothing to do. If it was not, contact us at once:',
+  }),
+};
+
+export type NoticeKind = keyof typeof NOTICES;
+
+/** Renders a notice with no link to follow (HTML and plain text) from views/emails/notice.*.ejs. */
+export async function renderNoticeMail<K extends NoticeKind>(kind: K, to: string, input: Parameters<(typeof NOTICES)[K]>[1], ctx: MessageContext): Promise<Mail> {
+  const copy = NOTICES[kind](ctx.productName, input);
+  const locals = { ...ctx, ...copy };
+  const [html, text] = await Promise.all([
+    ejs.renderFile(`${DIR}notice.html.ejs`, locals),
+    ejs.renderFile(`${DIR}notice.txt.ejs`, locals),
+  ]);
+  return { to, subject: copy.subject, html, text };
+}

@@ -48,9 +48,9 @@ export function createOneTimeTokens(prisma: Db) {
       return count === 1 ? prisma.emailToken.findUnique({ where: { tokenHash } }) : null;
     },
 
-    /** Drops every unused token of a user (after a password reset, say). */
-    revokeAll: (userId: string, purpose?: TokenPurpose) =>
-      prisma.emailToken.deleteMany({ where: { userId, consumedAt: null, ...(purpose ? { purpose } : {}) } }),
+    /** Drops a user's unused tokens, of the given purposes or all (after a password reset, say). */
+    revokeAll: (userId: string, purposes?: TokenPurpose[]) =>
+      prisma.emailToken.deleteMany({ where: { userId, consumedAt: null, ...(purposes ? { purpose: { in: purposes } } : {}) } }),
 
     /** Deletes tokens that expired over a day ago, in small paced batches (see purge.ts); returns how many. */
     purgeExpired: (signal?: AbortSignal) => {

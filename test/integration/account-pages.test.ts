@@ -208,7 +208,12 @@ describe('/account forms', () => {
     expectLabelledInputs(account.html);
     const badUsername = await agent.submit(account, '/account/profile', { email: 'forms@example.com', username: 'no spaces please', name: 'Kept Name' });
     expectPage(badUsername, 400, 'Use 2 to 64 letters, digits, dots, dashes or underscores.', 'value="Kept Name"');
-    const takenEmail = await agent.submit(account, '/account/profile', { email: 'ada@example.com' });
+    const noPassword = await agent.submit(account, '/account/profile', { email: 'elsewhere@example.com' });
+    expectPage(noPassword, 400, 'Enter your current password to change your email address.');
+    expect(noPassword.html).toMatch(/id="emailPassword"[^>]*aria-invalid="true"/);
+    const wrongPassword = await agent.submit(account, '/account/profile', { email: 'elsewhere@example.com', emailPassword: 'not it at all' });
+    expectPage(wrongPassword, 400, 'your email address was not changed');
+    const takenEmail = await agent.submit(account, '/account/profile', { email: 'ada@example.com', emailPassword: PASSWORD });
     expectPage(takenEmail, 409, 'An account with this email already exists');
     const badEmail = await agent.submit(account, '/account/profile', { email: '' });
     expectPage(badEmail, 400, 'Enter a valid email address.');

@@ -50,7 +50,7 @@ describe('mail-sending endpoints are throttled', () => {
     await smtp.waitFor('vic@example.com');
     await smtp.waitFor('vic@example.com');
     // Address changes count per IP too (limit 5 here, 3 used above); a throttled change changes nothing.
-    const move = (email: string) => fetch(`${server.url}/api/me`, { method: 'PATCH', headers: auth, body: JSON.stringify({ email }) });
+    const move = (email: string) => fetch(`${server.url}/api/me`, { method: 'PATCH', headers: auth, body: JSON.stringify({ email, currentPassword: 'violet kettle orbit 42' }) });
     expect((await move('vic2@example.com')).status).toBe(200);
     expect((await move('vic3@example.com')).status).toBe(200);
     const refused = await move('vic4@example.com');

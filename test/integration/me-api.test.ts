@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { startServerWithMail, type TestServer } from '../support/server.js';
 import type { SmtpSink } from '../support/smtp-sink.js';
-import { PASSWORD, relyingParty, seed, signIn } from '../support/oidc.js';
+import { authorizationRequest, PASSWORD, REDIRECT_URI, relyingParty, seed, signIn } from '../support/oidc.js';
 
 let server: TestServer;
 let smtp: SmtpSink;
@@ -52,21 +52,51 @@ describe('/api/me', () => {
     const patched = await call('PATCH', '/me', access_token, { familyName: 'Ting', username: 'tess' });
     expect(await patched.json()).toMatchObject({ givenName: 'Tess', familyName: 'Ting', username: 'tess' });
 
-    const moved = await (await call('PATCH', '/me', access_token, { email: 'tess.new@example.com' })).json();
+    const moved = await (await call('PATCH', '/me', access_token, { email: 'tess.new@example.com', currentPassword: PASSWORD })).json();
     expect(moved).toMatchObject({ email: 'tess.new@example.com', emailVerified: false });
     await smtp.waitFor('tess.new@example.com', (m) => m.subject.includes('Confirm your email'));
+    const notice = await smtp.waitFor('tess@example.com', (m) => m.subject.includes('email address of your'));
+    expect(notice.text).toContain('was changed to tess.new@example.com');
 
+    // The same address again needs no password; the rest of the profile is replaced.
     const replaced = await (await call('PUT', '/me', access_token, { email: 'tess.new@example.com', name: 'T. T.' })).json();
     expect(replaced).toMatchObject({ name: 'T. T.', givenName: null, familyName: null, username: null });
 
-    expect((await call('PATCH', '/me', access_token, { email: 'ada@example.com' })).status).toBe(409);
+    expect((await call('PATCH', '/me', access_token, { email: 'ada@example.com', currentPassword: PASSWORD })).status).toBe(409);
     expect((await call('PATCH', '/me', access_token, { isAdmin: true })).status).toBe(400);
     expect((await call('PUT', '/me', access_token, { name: 'no email' })).status).toBe(400);
+  });
+
+  it('changes the email only with the current password, and links mailed to the old address stop working', async () => {
+    const { access_token } = await newUserSession('uma@example.com');
+    const forgot = await call('POST', '/auth/forgot-password', undefined, { email: 'uma@example.com' });
+    expect(forgot.status).toBe(202);
+    expect((await call('POST', '/auth/magic-link', undefined, { email: 'uma@example.com' })).status).toBe(202);
+    const tokenOf = async (match: string) => new URL((await smtp.waitFor('uma@example.com', (m) => m.subject.includes(match))).link!).searchParams.get('token')!;
+    const [reset, magic] = [await tokenOf('Reset your'), await tokenOf('sign-in link')];
+
+    // A stolen token alone cannot move the account to another mailbox.
+    for (const currentPassword of [undefined, 'not the password']) {
+      const refused = await call('PATCH', '/me', access_token, { email: 'mallory@example.com', currentPassword });
+      expect(refused.status).toBe(400);
+      expect((await refused.json()).errors).toEqual([expect.objectContaining({ path: 'currentPassword' })]);
+    }
+    expect((await server.users.findByLogin('uma@example.com'))?.email).toBe('uma@example.com');
+
+    expect((await call('PATCH', '/me', access_token, { email: 'uma.new@example.com', currentPassword: PASSWORD })).status).toBe(200);
+    expect((await call('POST', '/auth/reset-password', undefined, { token: reset, password: 'sunny plains garage 7' })).status).toBe(400);
+    expect((await call('POST', '/auth/magic-link/verify', undefined, { token: magic })).status).toBe(400);
   });
 
   it('changes the password with the current one, revoking other sessions but not this one', async () => {
     const here = await newUserSession('pat@example.com');
     const elsewhere = (await (await call('POST', '/auth/login', undefined, { username: 'pat@example.com', password: PASSWORD })).json()) as { access_token: string; refresh_token: string };
+    // A browser signed in to an app, and a reset link asked for earlier.
+    const rp = await relyingParty(server, fixtures.confidential);
+    const browser = await signIn(rp, { login: 'pat@example.com' });
+    const appTokens = await browser.tokens();
+    expect((await call('POST', '/auth/forgot-password', undefined, { email: 'pat@example.com' })).status).toBe(202);
+    const resetLink = new URL((await smtp.waitFor('pat@example.com', (m) => m.subject.includes('Reset your'))).link!);
 
     const wrong = await call('POST', '/me/password', here.access_token, { currentPassword: 'nope', newPassword: 'sunny plains garage 7' });
     expect(wrong.status).toBe(400);
@@ -77,6 +107,12 @@ describe('/api/me', () => {
     expect((await call('GET', '/me', elsewhere.access_token)).status).toBe(401);
     expect((await call('POST', '/auth/refresh', undefined, { refresh_token: elsewhere.refresh_token })).status).toBe(400);
     expect((await call('POST', '/auth/refresh', undefined, { refresh_token: here.refresh_token })).status).toBe(200);
+    // The browser's session and the app's tokens end too, and so does the reset link.
+    const silent = await authorizationRequest(rp, { prompt: 'none' });
+    const answer = await browser.agent.navigate(silent.url, {}, REDIRECT_URI);
+    expect(new URL(answer.url).searchParams.get('error')).toBe('login_required');
+    expect((await oidc.tokenIntrospection(rp, appTokens.access_token)).active).toBe(false);
+    expect((await call('POST', '/auth/reset-password', undefined, { token: resetLink.searchParams.get('token'), password: 'quiet orchard lantern 9' })).status).toBe(400);
   });
 
   it('lists recent security activity with time, IP and user agent', async () => {

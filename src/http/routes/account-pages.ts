@@ -107,6 +107,16 @@ const safeDecode = (s: string) => {
   }
 };
 
+/** Runs an account action whose field errors name a field that this page's form calls otherwise. */
+async function renamingField<T>(from: string, to: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof AppError) || !err.errors) throw err;
+    throw new AppError(err.code, err.detail, err.errors.map((e) => (e.path === from ? { ...e, path: to } : e)));
+  }
+}
+
 // Compared as bytes: a string of the same length in characters may be longer in UTF-8.
 const sameString = (a: string, b: string) => {
   const [x, y] = [Buffer.from(a), Buffer.from(b)];
@@ -244,18 +254,16 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
   router.post('/profile', form, csrf, action('profile', async (ctx, { user }) => {
     const v = profileValues(ctx);
     const input = { givenName: v.givenName || null, familyName: v.familyName || null, name: v.name || null, username: v.username || null, email: v.email };
-    const { emailChanged } = await accounts.updateProfile(user, input, requestMeta(ctx));
+    // This form's password field is emailPassword: the password form below has currentPassword.
+    const { emailChanged } = await renamingField('currentPassword', 'emailPassword', () =>
+      accounts.updateProfile(user, input, requestMeta(ctx), field(ctx, 'emailPassword') || undefined));
     return emailChanged ? 'email' : 'profile';
   }, profileValues));
 
   router.post('/password', form, csrf, action('password', async (ctx, { user, sessionUid }) => {
-    try {
-      await accounts.changePassword(user, field(ctx, 'currentPassword'), field(ctx, 'newPassword'), requestMeta(ctx), { sessionUid });
-    } catch (err) {
-      // The policy names the new password `password`; this form calls it newPassword.
-      if (!(err instanceof AppError) || !err.errors) throw err;
-      throw new AppError(err.code, err.detail, err.errors.map((e) => (e.path === 'password' ? { ...e, path: 'newPassword' } : e)));
-    }
+    // The policy names the new password `password`; this form calls it newPassword.
+    await renamingField('password', 'newPassword', () =>
+      accounts.changePassword(user, field(ctx, 'currentPassword'), field(ctx, 'newPassword'), requestMeta(ctx), { sessionUid }));
     return 'password';
   }));
 

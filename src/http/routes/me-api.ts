@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
@@ -11,12 +11,16 @@ import { ActivityOut, IdentitiesOut, UserOut } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
 
 const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) });
+// Not part of the profile: the proof a new email address asks for.
+const CurrentPassword = z.string().min(1).max(1024).optional().meta({ description: 'Required to change the email address (unless the account has no password)' });
+const ProfileEdit = ProfileUpdate.extend({ currentPassword: CurrentPassword });
 // PUT replaces the editable profile: omitted name fields are cleared.
 const ProfileReplace = ProfileUpdate.required({ email: true }).extend({
   username: ProfileUpdate.shape.username.default(null),
   givenName: ProfileUpdate.shape.givenName.default(null),
   familyName: ProfileUpdate.shape.familyName.default(null),
   name: ProfileUpdate.shape.name.default(null),
+  currentPassword: CurrentPassword,
 });
 const ActivityQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
@@ -39,13 +43,11 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
     ctx.body = toUserDto(me(ctx).user);
   });
 
-  api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email must be confirmed)', body: ProfileUpdate, responses: user }, async (ctx, { body }) => {
-    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, body, requestMeta(ctx))).user);
-  });
-
-  api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, async (ctx, { body }) => {
-    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, body, requestMeta(ctx))).user);
-  });
+  const editProfile = async (ctx: Context, { currentPassword, ...profile }: ProfileUpdate & { currentPassword?: string }) => {
+    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, profile, requestMeta(ctx), currentPassword)).user);
+  };
+  api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password and must be confirmed)', body: ProfileEdit, responses: user }, (ctx, { body }) => editProfile(ctx, body));
+  api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, (ctx, { body }) => editProfile(ctx, body));
 
   api.define({ ...common, method: 'delete', path: '/api/me', summary: 'Delete the account and end its sessions', responses: { 204: { description: 'Deleted' } } }, async (ctx) => {
     await deps.accounts.deleteAccount(me(ctx).user, requestMeta(ctx));
