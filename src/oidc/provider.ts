@@ -70,7 +70,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         async getResourceServerInfo(_ctx, indicator, client) {
           const api = await resources.find(indicator);
           if (!api) throw new errors.InvalidTarget(`resource ${indicator} is not registered`);
-          const allowed = (client as { allowedResources?: string[] }).allowedResources ?? [];
+          // Extra metadata keeps its snake_case name on the client (only recognized keys are camelCased).
+          const allowed = (client as { allowed_resources?: string[] }).allowed_resources ?? [];
           if (allowed.length && !allowed.includes(indicator)) throw new errors.InvalidTarget(`client may not request tokens for ${indicator}`);
           return {
             audience: api.indicator,

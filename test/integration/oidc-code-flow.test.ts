@@ -125,6 +125,16 @@ describe('client credentials', () => {
     expect(payload).toMatchObject({ client_id: fixtures.confidential.clientId, scope: 'notes:write' });
   });
 
+  it('keeps a client to the APIs it is limited to', async () => {
+    await server.resources.create({ indicator: 'https://billing.example.test', name: 'Billing API', scopes: ['invoices:read'] });
+    const limited = await server.clients.create({ name: 'Limited', redirectUris: [REDIRECT_URI], grantTypes: ['client_credentials'], resources: ['https://api.example.test'] });
+    const rp = await relyingParty(server, limited);
+    await expect(oidc.clientCredentialsGrant(rp, { resource: 'https://billing.example.test' })).rejects.toMatchObject({ error: 'invalid_target' });
+    const allowed = await oidc.clientCredentialsGrant(rp, { resource: 'https://api.example.test', scope: 'notes:read' });
+    const { payload } = await jwtVerify(allowed.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { audience: 'https://api.example.test' });
+    expect(payload.client_id).toBe(limited.clientId);
+  });
+
   it('refuses an unregistered resource', async () => {
     const rp = await relyingParty(server, fixtures.confidential);
     await expect(oidc.clientCredentialsGrant(rp, { resource: 'https://elsewhere.test' })).rejects.toMatchObject({ error: 'invalid_target' });
