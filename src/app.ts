@@ -62,7 +62,8 @@ export function createApp(deps: Deps) {
   const openIdProvider = compose<Koa.Context>([deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
 
   app.use(requestTelemetry(deps.logger, deps.metrics));
-  app.use(securityHeaders());
+  // The authorization endpoint answers with redirects, error pages and form_post pages only.
+  app.use(securityHeaders({ documentsOnly: (path) => path === '/o/auth' || path.startsWith('/o/auth/') }));
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());
   app.use((ctx, next) => (ctx.path.startsWith('/o/') ? openIdProvider(ctx, next) : site(ctx, next)));

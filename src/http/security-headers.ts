@@ -73,17 +73,18 @@ const isData = (type: string) => type === 'application/json' || type.endsWith('+
  * only after the middleware chain returns, so setting them here reaches every answer. A header a
  * route set itself (the API docs' CSP, a token page's Referrer-Policy) is kept.
  */
-export function securityHeaders(): Middleware {
+export function securityHeaders(options: { documentsOnly?: (path: string) => boolean } = {}): Middleware {
+  const setAll = (res: ServerResponse, headers: HeaderList) => {
+    for (const [name, value] of headers) if (!res.hasHeader(name)) res.setHeader(name, value);
+  };
   return async (ctx, next) => {
+    // Paths that answer only with documents get the headers before the route runs: oidc-provider's
+    // form_post answer adds its inline script's hash to a Content-Security-Policy it finds set.
+    if (options.documentsOnly?.(ctx.path)) setAll(ctx.res, DOCUMENT_HEADERS);
     try {
       await next();
     } finally {
-      const { res } = ctx;
-      if (!res.headersSent) {
-        for (const [name, value] of isData(ctx.response.type) ? DATA_HEADERS : DOCUMENT_HEADERS) {
-          if (!res.hasHeader(name)) res.setHeader(name, value);
-        }
-      }
+      if (!ctx.res.headersSent) setAll(ctx.res, isData(ctx.response.type) ? DATA_HEADERS : DOCUMENT_HEADERS);
     }
   };
 }

@@ -27,8 +27,8 @@ export function baseConfiguration(config: Config, cookieKeys: string[] | CookieK
       id_token_signed_response_alg: 'RS256',
     },
     // Secrets are stored hashed, so methods that need the secret itself (client_secret_jwt,
-    // HS256-signed ID tokens) are not offered.
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    // HS256-signed ID tokens) are not offered; nor is private_key_jwt, as no client can register keys.
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'PS256'] },
     // oidc-provider 9 supports only S256; PKCE is required for public clients (its default).
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },

@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
 import type { Browser, Page, Response } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { PASSWORD, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
+import { PASSWORD, REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
 import { launchChromium, openBrowser } from '../support/browser.js';
 
 /**
@@ -154,6 +154,33 @@ describe('login and consent in a browser', () => {
         idTokenExpected: true,
       });
       expect(tokens.claims()!.sub).toBe(fixtures.user.id);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('answers with response_mode=form_post: the page posts the code to the RP under the strict CSP', async () => {
+    const { context, page } = await openBrowser(browser);
+    try {
+      const posts: URLSearchParams[] = [];
+      context.on('request', (r) => {
+        if (r.method() === 'POST' && r.url().startsWith(REDIRECT_URI)) posts.push(new URLSearchParams(r.postData() ?? ''));
+      });
+      const blocked: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error' && m.text().includes('Content Security Policy')) blocked.push(m.text());
+      });
+      const rp = await relyingParty(server, fixtures.confidential);
+      const request = await authorizationRequest(rp, { response_mode: 'form_post' });
+      await page.goto(request.url);
+      await expectStatus(page, await signInWith(page, 'ada@example.com', PASSWORD), 303);
+      await expectConsentPage(page);
+      await page.getByRole('button', { name: 'Allow' }).click();
+
+      await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);
+      expect(posts[0]!.get('state')).toBe(request.state);
+      expect(posts[0]!.get('code')).toBeTruthy();
+      expect(blocked).toEqual([]);
     } finally {
       await context.close();
     }
