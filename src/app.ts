@@ -12,6 +12,7 @@ import { createTokenBridge } from './oidc/token-bridge.js';
 import { createPreauthenticatedLogin } from './oidc/preauthenticated-login.js';
 import { requestTelemetry } from './http/request-telemetry.js';
 import { securityHeaders } from './http/security-headers.js';
+import { servePublicOrigin } from './http/public-origin.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
 import { readBody } from './http/form-body.js';
@@ -32,6 +33,7 @@ export function createApp(deps: Deps) {
   const provider = createProvider(deps);
   const app = new Koa({ proxy: config.http.trustProxy, maxIpsCount: config.http.proxyHops });
   app.keys = deps.cookieKeys;
+  servePublicOrigin(app, config.http.publicUrl);
   const csrf = csrfProtection({ publicOrigin: new URL(config.http.publicUrl).origin, secure: config.http.secureCookies });
   // The provider is rebuilt when the signing keys change (see reloadKeys): requests always reach
   // the current one. Other routes may keep the first instance: they never sign.

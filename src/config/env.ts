@@ -9,7 +9,11 @@ export const Env = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   WORKERS: z.coerce.number().int().min(1).max(64).default(1),
-  PUBLIC_URL: z.url().optional(),
+  // Latch serves at the root of its host: /o, /account, /api. A path here would name URLs it never serves.
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => { const url = new URL(u); return url.pathname === '/' && !url.search && !url.hash; }, 'scheme, host and port only (no path, query or fragment): Latch serves at the root of its host')
+    .optional(),
   DATABASE_URL: z
     .string()
     .regex(/^(file:|postgres(ql)?:\/\/)/, 'must start with file: (SQLite) or postgres:// (PostgreSQL)')

@@ -19,6 +19,10 @@ describe('loadConfig', () => {
     expect(config.oidc.issuer).toBe('https://id.example.com/o');
     expect(config.http.secureCookies).toBe(true);
     expect(config.http.trustProxy).toBe(true);
+    // Latch serves at the root of its host: a path would name URLs it never serves.
+    for (const url of ['https://id.example.com/idp', 'https://id.example.com/?a=b', 'ftp://id.example.com']) {
+      expect(() => loadConfig({ PUBLIC_URL: url })).toThrow(/PUBLIC_URL/);
+    }
   });
 
   it('keeps the token lifetimes it gives the runtime settings within the settings\' ranges', () => {
