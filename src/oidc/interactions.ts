@@ -81,6 +81,17 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
       if (!(err instanceof errors.SessionNotFound)) throw err;
       ctx.status = 400;
       ctx.type = 'html';
+      // An emailed sign-in link for this sign-in, opened in another browser than the one that asked.
+      const account = ctx.params.uid ? preauth.moveToAccount(ctx, ctx.params.uid) : undefined;
+      if (account) {
+        ctx.body = await views.render('message', {
+          title: 'Signed in',
+          heading: 'Open the link in the browser that asked for it',
+          message: 'The sign-in link worked, but the app\'s sign-in was started in another browser, so it cannot continue here. To sign in to the app, ask for a new link on its sign-in page and open that link in the same browser.',
+          link: { href: account, label: 'Go to your account in this browser' },
+        });
+        return;
+      }
       ctx.body = await views.render('error', {
         title: 'Sign-in expired',
         heading: 'This sign-in request has expired',
@@ -95,7 +106,7 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
     const { uid, prompt, params, session } = interaction;
     if (prompt.name === 'login') {
       // A magic link or an upstream sign-in in this browser moments ago completes the login.
-      const done = preauth.take(ctx);
+      const done = preauth.take(ctx, interaction);
       if (done) return finish(ctx, interaction, { login: { accountId: done.userId, amr: [done.method], remember: true } });
       return renderLogin(ctx, uid, params.client_id);
     }

@@ -1,11 +1,15 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { ACCOUNT_CLIENT_ID } from './first-party-clients.js';
 
 // Set when a user proved who they are away from the login form (a magic link, an upstream
-// provider); the next login prompt in this browser (within two minutes) completes with that user,
-// then clears it. Signed and HttpOnly.
+// provider): the login prompt it was meant for (within two minutes) completes with that user,
+// then clears it. Bound to that sign-in (an interaction's uid, or the account pages' own), so a
+// leftover cookie can never complete another sign-in in this browser. Signed and HttpOnly.
 const PREAUTH_COOKIE = 'latch.preauth';
 const PREAUTH_SECONDS = 120;
+// Bound to the account pages' sign-in rather than to one interaction.
+const FOR_ACCOUNT = 'account';
 
 /** How the user authenticated (the ID token's `amr`): an emailed link, an upstream provider, a password. */
 const METHODS = ['email', 'fed', 'pwd'] as const;
@@ -14,6 +18,18 @@ export type PreauthMethod = (typeof METHODS)[number];
 export type PreauthenticatedLogin = ReturnType<typeof createPreauthenticatedLogin>;
 
 export function createPreauthenticatedLogin(provider: Provider, options: { secure: boolean; accountLoginPath: string }) {
+  const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: options.secure, overwrite: true };
+  const set = (ctx: Context, userId: string, method: PreauthMethod, boundTo: string) =>
+    ctx.cookies.set(PREAUTH_COOKIE, `${userId}.${Math.floor(Date.now() / 1000) + PREAUTH_SECONDS}.${method}.${boundTo}`, { ...cookieOptions, maxAge: PREAUTH_SECONDS * 1000 });
+  const read = (ctx: Context) => {
+    const [userId, expires, method, boundTo] = (ctx.cookies.get(PREAUTH_COOKIE, { signed: true }) ?? '').split('.');
+    if (!userId || !boundTo || !(Number(expires) > Date.now() / 1000)) return undefined;
+    return { userId, method: METHODS.find((m) => m === method) ?? 'email', boundTo };
+  };
+  // A fresh login prompt on the account pages, even when this browser is signed in as someone
+  // else: the user asked to continue as the one the link or provider proved.
+  const accountSignIn = `${options.accountLoginPath}?prompt=login`;
+
   return {
     /**
      * Signs the user in and returns where to send the browser: back to the sign-in this started
@@ -22,26 +38,33 @@ export function createPreauthenticatedLogin(provider: Provider, options: { secur
      * /interaction/<uid>, so the sign-in cannot be finished from here directly.)
      */
     async complete(ctx: Context, userId: string, interactionUid: string | undefined, method: PreauthMethod): Promise<string> {
-      ctx.cookies.set(PREAUTH_COOKIE, `${userId}.${Math.floor(Date.now() / 1000) + PREAUTH_SECONDS}.${method}`, {
-        signed: true,
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: options.secure,
-        maxAge: PREAUTH_SECONDS * 1000,
-        overwrite: true,
-      });
-      if (interactionUid && (await provider.Interaction.find(interactionUid))) return `/interaction/${encodeURIComponent(interactionUid)}`;
-      return options.accountLoginPath;
+      if (interactionUid && (await provider.Interaction.find(interactionUid))) {
+        set(ctx, userId, method, interactionUid);
+        return `/interaction/${encodeURIComponent(interactionUid)}`;
+      }
+      set(ctx, userId, method, FOR_ACCOUNT);
+      return accountSignIn;
     },
 
-    /** The user signed in this way moments ago, once (the cookie is cleared). */
-    take(ctx: Context): { userId: string; method: PreauthMethod } | undefined {
-      const value = ctx.cookies.get(PREAUTH_COOKIE, { signed: true });
-      if (!value) return undefined;
-      ctx.cookies.set(PREAUTH_COOKIE, null, { signed: true, overwrite: true });
-      const [userId, expires, method] = value.split('.');
-      if (!userId || !(Number(expires) > Date.now() / 1000)) return undefined;
-      return { userId, method: METHODS.find((m) => m === method) ?? 'email' };
+    /** The user signed in this way moments ago for this login prompt, once (the cookie is cleared). */
+    take(ctx: Context, interaction: { uid: string; params: { client_id?: unknown } }): { userId: string; method: PreauthMethod } | undefined {
+      const found = read(ctx);
+      const forThis = found && (found.boundTo === interaction.uid || (found.boundTo === FOR_ACCOUNT && interaction.params.client_id === ACCOUNT_CLIENT_ID));
+      if (!forThis) return undefined;
+      ctx.cookies.set(PREAUTH_COOKIE, null, cookieOptions);
+      return { userId: found.userId, method: found.method };
+    },
+
+    /**
+     * When the sign-in a cookie was bound to cannot continue in this browser (an emailed link
+     * opened in another browser than the one that asked for it): binds it to the account pages
+     * instead and returns where they sign in, or undefined when no such cookie is here.
+     */
+    moveToAccount(ctx: Context, interactionUid: string): string | undefined {
+      const found = read(ctx);
+      if (found?.boundTo !== interactionUid) return undefined;
+      set(ctx, found.userId, found.method, FOR_ACCOUNT);
+      return accountSignIn;
     },
   };
 }

@@ -194,11 +194,49 @@ describe('emailed links are not used by a GET', () => {
     });
     expect(res.status).toBe(303);
     expect(res.headers.get('referrer-policy')).toBe('no-referrer');
-    expect(res.headers.get('location')).toBe('/account/login');
+    expect(res.headers.get('location')).toBe('/account/login?prompt=login');
     const account = await agent.navigate(url(res.headers.get('location')!));
     expect(account.url).toBe(url('/account'));
     expect(account.html).toContain('Signed in as <strong>Ada@Example.com</strong>');
     expect((await agent.submit(page, '/magic-link')).html).toContain(INVALID_LINK);
+  });
+});
+
+describe('signing in with an emailed link in a browser that has another sign-in', () => {
+  const linkFor = async (email: string) => {
+    const mail = await smtp.waitFor(email, (m) => m.subject.includes('sign-in link'));
+    return url(`/magic-link?token=${tokenOf(mail.link)}`);
+  };
+  const useLink = async (agent: ReturnType<typeof createUserAgent>, link: string) => agent.submit(await agent.navigate(link), '/magic-link');
+
+  it('continues as the link\'s user, and leaves nothing that signs anyone in later', async () => {
+    const { agent } = await signedInAgent('first-browser@example.com');
+    await server.users.create({ email: 'second-user@example.com', password: PASSWORD, emailVerified: true });
+    await server.accounts.requestMagicLink('second-user@example.com', {});
+    const switching = await useLink(agent, await linkFor('second-user@example.com'));
+    // The provider first ends the other account's session, with a page that submits itself.
+    expect(switching.html).toContain('/o/session/end/confirm');
+    const account = await agent.submit(switching, '/o/session/end/confirm');
+    expect(account.url).toBe(url('/account'));
+    expect(account.html).toContain('Signed in as <strong>second-user@example.com</strong>');
+    // A fresh sign-in in this browser asks for credentials: the link's sign-in was used up.
+    const again = await agent.navigate(url('/account/login?prompt=login'));
+    expectPage(again, 200, 'name="password"');
+  });
+
+  it('opened in another browser than the one that asked, says so and signs in that browser\'s account pages only', async () => {
+    await server.users.create({ email: 'two-browsers@example.com', password: PASSWORD, emailVerified: true });
+    const asking = createUserAgent();
+    const login = await asking.navigate(url('/account'));
+    expect(login.url).toMatch(/\/interaction\/[^/]+$/);
+    expectPage(await asking.submit(login, /\/magic-link$/, { email: 'two-browsers@example.com' }), 200, 'we sent it a sign-in link');
+
+    const other = createUserAgent();
+    const there = await useLink(other, await linkFor('two-browsers@example.com'));
+    expectPage(there, 400, 'Open the link in the browser that asked for it', 'href="/account/login?prompt=login"');
+    const account = await other.navigate(url('/account/login?prompt=login'));
+    expect(account.url).toBe(url('/account'));
+    expect(account.html).toContain('Signed in as <strong>two-browsers@example.com</strong>');
   });
 });
 

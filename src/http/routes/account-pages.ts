@@ -203,6 +203,8 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
     const next = localPath(ctx.query.next);
     ctx.cookies.set(STATE_COOKIE, next ? `${state}.${encodeURIComponent(next)}` : state, { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/account', maxAge: STATE_SECONDS * 1000, overwrite: true });
     const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${publicUrl}/account/callback`, state });
+    // After an emailed link or an upstream sign-in: sign in afresh, as the user they proved.
+    if (ctx.query.prompt === 'login') query.set('prompt', 'login');
     ctx.status = 303;
     ctx.redirect(`${config.oidc.issuer}/auth?${query}`);
   });
