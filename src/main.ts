@@ -3,6 +3,7 @@ import cluster from 'node:cluster';
 import { loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
+import { gatherWorkerMetrics } from './metrics/cluster-metrics.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -51,6 +52,7 @@ if (config.http.workers > 1 && cluster.isPrimary) {
     stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
   };
+  gatherWorkerMetrics();
   for (let i = 0; i < config.http.workers; i += 1) fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;

@@ -1,6 +1,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Context } from 'koa';
 import { passwordHashCpuSeconds } from '../passwords/passwords.js';
+import { metricsText } from './cluster-metrics.js';
 
 /** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, the password hashes' CPU, plus process defaults. */
 export function createMetrics() {
@@ -37,6 +38,8 @@ export function createMetrics() {
 
   return {
     registry,
+    /** What /metrics answers: with WORKERS=N, the sum over every worker. */
+    text: metricsText(registry),
     login: (result: string) => logins.inc({ result }),
     tokenIssued: (grantType: string) => tokens.inc({ grant_type: grantType }),
     /** One request's sample; routes are labelled by pattern (never by raw path) to bound cardinality. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { request } from 'node:http';
 import * as oidc from 'openid-client';
 import { createTestDatabase } from '../support/database.js';
 import { latch } from '../support/cli.js';
@@ -9,6 +10,7 @@ import { PASSWORD, REDIRECT_URI, signIn } from '../support/oidc.js';
 // WORKERS=2: two processes share one port; every request may land on either. A full sign-in and
 // refresh work regardless, because all state is in the database. Started through `npm start`'s
 // entry, which turns AsyncContextFrame on (see src/context-frame.ts).
+const METRICS_TOKEN = 'metrics-token-for-the-workers-test';
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let primary: ChildProcess;
 let issuer: string;
@@ -22,7 +24,7 @@ beforeAll(async () => {
   await new Promise((resolve) => probe.close(resolve));
   issuer = `http://127.0.0.1:${port}/o`;
   primary = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
-    env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1' },
+    env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info', ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1', METRICS_TOKEN: METRICS_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -66,6 +68,24 @@ describe('WORKERS', () => {
       const tokens = await (await signIn(rp, { login: 'w@example.com' })).tokens();
       const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
       expect((await oidc.fetchUserInfo(rp, refreshed.access_token, tokens.claims()!.sub)).email).toBe('w@example.com');
+    }
+  });
+
+  it('answers /metrics with the sum over every worker, whichever one is asked', async () => {
+    // A new connection each time, so that the cluster hands requests to both workers in turn.
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<string>((resolve, reject) => {
+        const { host, port } = new URL(issuer);
+        request({ host: host.split(':')[0], port, path, headers, agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
+        }).on('error', reject).end();
+      });
+    for (let i = 0; i < 10; i += 1) await get('/healthz');
+    for (let i = 0; i < 4; i += 1) {
+      const text = await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN}` });
+      expect(text).toMatch(/^latch_http_requests_total\{method="GET",route="\/healthz",status="200"\} 10$/m);
+      expect(text).toMatch(/^latch_process_cpu_seconds_total \d/m);
     }
   });
 

@@ -53,7 +53,7 @@ export function opsRoutes(deps: Deps) {
       throw new AppError('UNAUTHENTICATED', deps.metricsToken ? 'Send METRICS_TOKEN as a bearer token.' : 'Set METRICS_TOKEN to enable /metrics.');
     }
     ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
+    ctx.body = await deps.metrics.text();
   });
 
   router.get('/api/openapi.json', (ctx) => {
