@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import type { Config } from './config/env.js';
+import { ConfigError, type Config } from './config/env.js';
 import { createPrisma, type Db } from './db/prisma.js';
 import { migrate } from './db/migrate.js';
 import { providerOf } from './db/url.js';
@@ -96,7 +96,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     if (created) logger.info({ keys: created }, 'generated signing keys');
     if (config.bootstrapAdmin && !(await tx.user.findFirst({ where: { isAdmin: true } }))) {
       const weak = await checkPassword(config.bootstrapAdmin.password, [config.bootstrapAdmin.email]);
-      if (weak) throw new Error(`ADMIN_PASSWORD: ${weak}`);
+      if (weak) throw new ConfigError(`Invalid environment:\n  ADMIN_PASSWORD: ${weak}`);
       await createServices(config, tx).users.create({ ...config.bootstrapAdmin, isAdmin: true, isStaff: true, emailVerified: true });
       logger.info({ email: config.bootstrapAdmin.email }, 'created admin user from ADMIN_EMAIL');
     }

@@ -1,6 +1,6 @@
 import 'dotenv/config';
 import cluster from 'node:cluster';
-import { loadConfig, type Config } from './config/env.js';
+import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
 import { gatherWorkerMetrics } from './metrics/cluster-metrics.js';
@@ -70,7 +70,12 @@ if (config.http.workers > 1 && cluster.isPrimary) {
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stopAll);
 } else {
-  const running = await startServer(config);
+  const running = await startServer(config).catch((err: unknown) => {
+    // A refused setting found only while starting (a weak ADMIN_PASSWORD): its message, no stack.
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  });
   running.logger.info({ issuer: config.oidc.issuer, pid: process.pid, asyncContextFrame: contextFrameInUse(currentRuntime()) }, 'Latch is listening');
   const users = await running.users.count();
   if (cluster.isWorker) process.send?.({ type: 'ready', users });

@@ -1,3 +1,4 @@
+import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
 
 // Every setting Latch reads from the environment. process.env is read here only.
@@ -64,7 +65,14 @@ export const Env = z.object({
   PRODUCT_NAME: z.string().min(1).max(60).default('Latch'),
   SUPPORT_EMAIL: z.email().optional(),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(),
-  MAIL_FROM: z.string().min(3).default('Latch <no-reply@localhost>'),
+  MAIL_FROM: z
+    .string()
+    .refine((v) => {
+      const found = addressparser(v);
+      const address = found.length === 1 && 'address' in found[0]! ? found[0].address : undefined;
+      return address !== undefined && /^[^@\s]+@[^@\s]+$/.test(address);
+    }, 'one address, as name@host or Name <name@host>')
+    .default('Latch <no-reply@localhost>'),
   OUTBOX_DIR: z.string().min(1).default('./data/outbox'),
   REGISTRATION_OPEN: z.stringbool().default(true),
   ALLOW_UNVERIFIED_LOGIN: z.stringbool().default(true),
@@ -152,6 +160,9 @@ function toConfig(env: Env) {
   };
 }
 
+/** A setting the server refused while starting: main prints its message alone, with no stack. */
+export class ConfigError extends Error {}
+
 /** Validates the environment; throws one error naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty value (VAR= in .env, or `VAR: ${VAR:-}` in compose) means "not set".
@@ -159,7 +170,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = Env.safeParse(given);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new Error(`Invalid environment:\n${lines.join('\n')}`);
+    throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);
   }
   return deepFreeze(toConfig(parsed.data));
 }

@@ -149,7 +149,13 @@ describe('first start', () => {
   it('refuses to start with an ADMIN_PASSWORD the registration policy refuses, creating no admin', async () => {
     const fresh = await createTestDatabase();
     try {
-      await expect(startTestServer({ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' }, fresh.url)).rejects.toThrow(/ADMIN_PASSWORD: This password is too easy to guess/);
+      // As the server's own process: the message alone (no stack), and a failed exit.
+      const started = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: fresh.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' },
+      });
+      const failed = await started.then(() => undefined, (err: { code: number; stderr: string }) => err);
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr.trim()).toMatch(/^Invalid environment:\n {2}ADMIN_PASSWORD: This password is too easy to guess[^\n]*$/);
       const server = await startTestServer({}, fresh.url);
       try {
         expect(await server.prisma.user.count()).toBe(0);

@@ -47,6 +47,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes MAIL_FROM as one address, with or without a name', () => {
+    expect(loadConfig({}).mail.from).toBe('Latch <no-reply@localhost>');
+    expect(loadConfig({ MAIL_FROM: 'id@example.com' }).mail.from).toBe('id@example.com');
+    for (const bad of ['notanaddress', 'Latch <no-reply>', 'a@example.com, b@example.com']) {
+      expect(() => loadConfig({ MAIL_FROM: bad })).toThrow(/MAIL_FROM: one address/);
+    }
+  });
+
   it('bounds the group-commit window: 3 ms by default, 0 to 50', () => {
     expect(loadConfig({}).db.commitWindowMs).toBe(3);
     expect(loadConfig({ DATABASE_COMMIT_WINDOW_MS: '0' }).db.commitWindowMs).toBe(0);
