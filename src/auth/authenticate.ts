@@ -23,22 +23,25 @@ export function createAuthenticator(deps: {
   onResult?: (result: 'success' | 'invalid_credentials' | 'email_not_verified' | 'throttled') => void;
 }) {
   return async function authenticate(input: { login: string; password: string } & RequestMeta): Promise<LoginResult> {
-    const account = normalizeLogin(input.login);
+    const login = normalizeLogin(input.login);
     const ip = input.ip ?? 'unknown';
     const meta = { ip: input.ip, userAgent: input.userAgent };
+    const user = await deps.store.findUserByLogin(login);
+    // Failures count per account, however it is named (email or username); per typed login when
+    // no account has it.
+    const account = user ? `user:${user.id}` : login;
     const { retryAfter, accountHasFailures } = await deps.throttle.check(account, ip);
     if (retryAfter > 0) {
       deps.onResult?.('throttled');
-      await deps.audit.record('login.failure', { ...meta, detail: { login: account, reason: 'throttled' } });
+      await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login, reason: 'throttled' } });
       return { ok: false, reason: 'throttled', retryAfter };
     }
 
-    const user = await deps.store.findUserByLogin(account);
     const passwordOk = await deps.hasher.verify(user?.passwordHash, input.password);
     if (!user || !passwordOk || !user.active) {
       await deps.throttle.recordFailure(account, ip);
       deps.onResult?.('invalid_credentials');
-      await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login: account } });
+      await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login } });
       return { ok: false, reason: 'invalid_credentials' };
     }
     // Only said once the password is proven, so it reveals nothing to a guesser.

@@ -21,13 +21,15 @@ async function attempt(login: string, password: string) {
 
 describe('login throttling', () => {
   it('locks an account after repeated failures, even for the right password, with a clear message', async () => {
-    for (let i = 0; i < 3; i += 1) expect((await attempt('ada', 'wrong')).status).toBe(401);
+    // Failures by username and by email count together: they name one account.
+    for (const login of ['ada', 'ada@example.com', 'ada']) expect((await attempt(login, 'wrong')).status).toBe(401);
     const locked = await attempt('ada', PASSWORD);
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(locked.html).toContain('Too many failed attempts');
-    // The same address under another spelling counts as the same account.
+    // The same account under another spelling, or by its email, is the same account.
     expect((await attempt('ADA', PASSWORD)).status).toBe(429);
+    expect((await attempt('Ada@Example.com', PASSWORD)).status).toBe(429);
   });
 
   it('limits one IP address trying many accounts', async () => {
