@@ -124,6 +124,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     publicUrl: config.http.publicUrl,
     product: config.product,
     ttl: config.accounts.ttl,
+    logger,
   });
   const authenticate = createAuthenticator({
     store: rawStore,

@@ -1,4 +1,6 @@
+import type { Logger } from 'pino';
 import type { Db } from '../db/prisma.js';
+import { outsideRequest } from '../oidc/request-context.js';
 import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import type { EmailThrottle } from '../auth/email-throttle.js';
@@ -24,6 +26,7 @@ type Deps = {
   publicUrl: string;
   product: { name: string; supportEmail: string };
   ttl: { verifyEmail: number; resetPassword: number; magicLink: number };
+  logger: Logger;
 };
 
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
@@ -60,6 +63,23 @@ export function createAccountFlows(d: Deps) {
     await d.audit.record('email.verification_sent', { userId: user.id, ...meta });
   }
 
+  /**
+   * Emails a reset or sign-in link if the address has an active account, after the answer: the
+   * token, the mail and the audit event are work only an account causes, and the answer must not
+   * tell, by its content or by its time, whether there is one. The work runs on its own, outside
+   * the request; a failure is logged (the answer was the same either way).
+   */
+  function linkIfAccountAfterAnswer(kind: 'reset-password' | 'magic-link', email: string, meta: RequestMeta, interactionUid?: string) {
+    const ttl = kind === 'reset-password' ? d.ttl.resetPassword : d.ttl.magicLink;
+    const work = async () => {
+      const user = await d.users.findByLogin(email);
+      if (!user?.active || user.emailNormalized !== normalizeLogin(email)) return;
+      await sendLink(kind, user, ttl, interactionUid);
+      await d.audit.record(kind === 'reset-password' ? 'password.reset_requested' : 'magic_link.sent', { userId: user.id, ...meta });
+    };
+    outsideRequest(work).catch((err: unknown) => d.logger.error({ err, kind }, 'emailed link not sent'));
+  }
+
   async function throttled(purpose: string, email: string, meta: RequestMeta) {
     const wait = await d.emailThrottle(purpose, email, meta.ip ?? 'unknown');
     if (wait > 0) throw new AppError('TOO_MANY_REQUESTS', `Too many requests; try again in ${Math.ceil(wait / 60)} minute(s).`, undefined, wait);
@@ -92,13 +112,10 @@ export function createAccountFlows(d: Deps) {
       return record.userId;
     },
 
-    /** Same answer whether or not the address has an account. */
+    /** Same answer, in the same time, whether or not the address has an account. */
     async requestPasswordReset(email: string, meta: RequestMeta) {
       await throttled('reset-password', email, meta);
-      const user = await d.users.findByLogin(email);
-      if (!user?.active || user.emailNormalized !== email.trim().toLowerCase()) return;
-      await sendLink('reset-password', user, d.ttl.resetPassword);
-      await d.audit.record('password.reset_requested', { userId: user.id, ...meta });
+      linkIfAccountAfterAnswer('reset-password', email, meta);
     },
 
     /** Checks a reset token without using it, for the reset form. */
@@ -125,13 +142,10 @@ export function createAccountFlows(d: Deps) {
       return user.id;
     },
 
-    /** Same answer whether or not the address has an account. */
+    /** Same answer, in the same time, whether or not the address has an account. */
     async requestMagicLink(email: string, meta: RequestMeta, interactionUid?: string) {
       await throttled('magic-link', email, meta);
-      const user = await d.users.findByLogin(email);
-      if (!user?.active || user.emailNormalized !== email.trim().toLowerCase()) return;
-      await sendLink('magic-link', user, d.ttl.magicLink, interactionUid);
-      await d.audit.record('magic_link.sent', { userId: user.id, ...meta });
+      linkIfAccountAfterAnswer('magic-link', email, meta, interactionUid);
     },
 
     async peekMagicLink(token: string) {

@@ -12,3 +12,6 @@ export const runInRequest = <T>(ctx: object, fn: () => T): T => storage.run(ctx,
 
 /** The Koa context of the request being served, inside the provider or `runInRequest`. */
 export const currentRequest = (): object | undefined => storage.getStore();
+
+/** Runs `fn` outside any request: work that outlives its request writes on its own, not in the request's unit of work. */
+export const outsideRequest = <T>(fn: () => T): T => storage.exit(fn);
