@@ -62,9 +62,12 @@ async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, ac
     const account = await findAccount(ctx, accountId);
     if (!account) throw new errors.InvalidGrant('account not found');
     const claims = await account.claims('id_token', scope, {}, []);
-    const token = new provider.IdToken({ ...claims, auth_time: authTime, amr }, { ctx });
+    const token = new provider.IdToken(claims, { ctx });
     // Like the provider's own grants (conformIdTokenClaims): profile claims come from userinfo.
     (token as unknown as { scope: string }).scope = 'openid';
+    // How and when the user signed in, past the scope's mask: the client has no other way to know.
+    token.set('auth_time', authTime);
+    token.set('amr', amr);
     idToken = await token.issue({ use: 'idtoken' });
   }
 

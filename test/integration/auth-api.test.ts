@@ -38,6 +38,8 @@ describe('POST /api/auth/login', () => {
     expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 600, scope: 'openid profile email' });
     const { payload } = await jwtVerify(String(body.id_token), createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: 'latch-api' });
     expect(payload.sub).toBe(fixtures.user.id);
+    expect(payload.amr).toEqual(['pwd']);
+    expect(Math.abs(Number(payload.auth_time) - Date.now() / 1000)).toBeLessThan(60);
 
     const rs = await relyingParty(server, fixtures.confidential);
     expect(await oidc.tokenIntrospection(rs, String(body.access_token))).toMatchObject({ active: true, sub: fixtures.user.id, client_id: 'latch-api' });
