@@ -99,6 +99,15 @@ describe('refresh and logout', () => {
     expect((await api('/auth/logout', { refresh_token: again.refresh_token })).status).toBe(204);
     expect((await oidc.tokenIntrospection(rs, String(again.access_token))).active).toBe(false);
     expect((await api('/auth/refresh', { refresh_token: again.refresh_token })).status).toBe(400);
+
+    // The sign-out shows in the user's activity; a token that ends nothing records nothing.
+    const other = (await login('ada')).body;
+    const logouts = () => server.prisma.auditEvent.count({ where: { event: 'logout' } });
+    const before = await logouts();
+    expect((await api('/auth/logout', { refresh_token: 'not-a-token' })).status).toBe(204);
+    expect(await logouts()).toBe(before);
+    const { items } = await (await fetch(`${server.url}/api/me/activity`, bearer(String(other.access_token)))).json();
+    expect(items.filter((i: { event: string }) => i.event === 'logout')).toHaveLength(1);
   });
 });
 

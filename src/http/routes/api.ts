@@ -18,7 +18,7 @@ export function createApi(deps: Deps, provider: Provider, callProvider: TokenBri
   const api = createApiRegistry();
   const principalDeps = { provider, users: deps.users, apiKeys: deps.apiKeys };
   const anyPrincipal = requirePrincipal(principalDeps);
-  defineAuthApi(api, { ...deps, callProvider });
+  defineAuthApi(api, { ...deps, provider, callProvider });
   defineMeApi(api, { ...deps, requireUser: requirePrincipal(principalDeps, { usersOnly: true }) });
   // Roles are checked before a request body is validated: a caller without them learns nothing.
   defineUsersApi(api, { ...deps, guard: [anyPrincipal, requireRole(isStaff, 'Staff and admins only.')] });

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
@@ -39,7 +40,7 @@ function fromOAuthError(status: number, body: Record<string, unknown>, invalidGr
 }
 
 /** /api/auth/*: JSON (or form) in, tokens minted by the provider for the latch-api client out. */
-export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; callProvider: TokenBridge; settings: SettingsService }) {
+export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; provider: Provider; callProvider: TokenBridge; settings: SettingsService }) {
   const { accounts, callProvider } = deps;
   const tag = 'Authentication';
   const tokensResponse = { 200: { description: 'Tokens minted by the OpenID provider', schema: TokensOut } };
@@ -81,10 +82,13 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   api.define(
     { method: 'post', path: '/api/auth/logout', tag, auth: 'none', summary: "Revoke the login's grant (all its tokens)", body: Refresh.pick({ refresh_token: true }), responses: { 204: { description: 'Revoked' } } },
     async (ctx, { body }) => {
+      // Whose login it ends, for the user's activity (the revocation answers alike for any token).
+      const live = await deps.provider.RefreshToken.find(body.refresh_token);
+      const userId = live?.clientId === API_CLIENT_ID && !live.isExpired ? live.accountId : undefined;
       // Revoking a refresh token revokes its whole grant: every access token of this login dies too.
       const { status, body: out } = await callProvider(ctx, '/o/token/revocation', { client_id: API_CLIENT_ID, token: body.refresh_token, token_type_hint: 'refresh_token' });
       if (status >= 400) throw fromOAuthError(status, out, new AppError('INVALID_TOKEN'));
-      await deps.audit.record('logout', { ...requestMeta(ctx), detail: { via: 'api' } });
+      if (userId) await deps.audit.record('logout', { userId, ...requestMeta(ctx), detail: { via: 'api' } });
       ctx.status = 204;
     },
   );
