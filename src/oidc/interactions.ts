@@ -32,6 +32,7 @@ type Deps = {
   accountCache: AccountCache;
 };
 
+const WRONG_CREDENTIALS = 'The email, username or password is not correct.';
 const LoginForm = z.object({ login: z.string().trim().min(1).max(320), password: z.string().min(1).max(1024) });
 const MagicLinkForm = z.object({ email: z.email().max(254) });
 
@@ -132,8 +133,10 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
     if (prompt.name !== 'login') throw new errors.SessionNotFound('login already completed');
     const input = LoginForm.safeParse(ctx.request.body);
     if (!input.success) {
-      ctx.status = 400;
-      return renderLogin(ctx, uid, params.client_id, { error: 'Enter your email or username and your password.' });
+      // Longer than any login or password an account can have: not correct, rather than missing.
+      const tooLong = input.error.issues.some((i) => i.code === 'too_big');
+      ctx.status = tooLong ? 401 : 400;
+      return renderLogin(ctx, uid, params.client_id, { error: tooLong ? WRONG_CREDENTIALS : 'Enter your email or username and your password.' });
     }
     const result = await authenticate({ ...input.data, ip: ctx.ip, userAgent: ctx.get('user-agent') });
     if (!result.ok) {
@@ -144,7 +147,7 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
         ? `Too many failed attempts. Try again in ${Math.ceil(result.retryAfter / 60)} minute(s).`
         : result.reason === 'email_not_verified'
           ? 'Confirm your email address first: follow the link we sent you.'
-          : 'The email, username or password is not correct.';
+          : WRONG_CREDENTIALS;
       return renderLogin(ctx, uid, params.client_id, { error, login: input.data.login });
     }
     return finish(ctx, interaction, { login: { accountId: result.user.id, amr: ['pwd'], remember: true } });

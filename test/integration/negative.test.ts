@@ -177,6 +177,10 @@ describe('the login page', () => {
     const missing = await agent.request(target, form({ ...hidden, login: 'ada' }));
     expect(missing.status).toBe(400);
     expect(await missing.text()).toContain('Enter your email or username and your password.');
+    // Longer than any account's password: not correct, rather than missing.
+    const tooLong = await agent.request(target, form({ ...hidden, login: 'ada', password: 'p'.repeat(1025) }));
+    expect(tooLong.status).toBe(401);
+    expect(await tooLong.text()).toContain('The email, username or password is not correct.');
   });
 
   it('answers 400, not 500, to a body that does not decode as its Content-Encoding says', async () => {
