@@ -26,6 +26,15 @@ function createLimiter(max: number) {
   };
 }
 
+// NIST 800-63B (5.1.1.2): a password is hashed in its NFKC form, so the same characters typed as
+// one code point (é) or as a letter and an accent (e + ◌́), as keyboards and systems differ, are
+// the same password. A hash made before this, of the text as it was typed, still verifies.
+const normalized = (password: string) => password.normalize('NFKC');
+const forms = (password: string) => {
+  const nfkc = normalized(password);
+  return nfkc === password ? [password] : [nfkc, password];
+};
+
 /** argon2id hashing with the configured cost; the one place that knows the parameters. */
 export function createPasswordHasher(params: Argon2Params, maxConcurrent = availableParallelism()) {
   const options = { type: argon2.argon2id as 2, ...params };
@@ -34,15 +43,19 @@ export function createPasswordHasher(params: Argon2Params, maxConcurrent = avail
   let dummyHash: Promise<string> | undefined;
 
   return {
-    hash: (password: string) => limit(() => argon2.hash(password, options)),
+    hash: (password: string) => limit(() => argon2.hash(normalized(password), options)),
     async verify(hash: string | null | undefined, password: string): Promise<boolean> {
       if (!hash) {
         dummyHash ??= argon2.hash(randomBytes(16).toString('hex'), options);
         const dummy = await dummyHash;
-        await limit(() => argon2.verify(dummy, password)).catch(() => false);
+        // As many hashes as a wrong password for an existing account takes.
+        for (const form of forms(password)) await limit(() => argon2.verify(dummy, form)).catch(() => false);
         return false;
       }
-      return limit(() => argon2.verify(hash, password)).catch(() => false);
+      for (const form of forms(password)) {
+        if (await limit(() => argon2.verify(hash, form)).catch(() => false)) return true;
+      }
+      return false;
     },
     needsRehash: (hash: string) => argon2.needsRehash(hash, options),
   };
