@@ -88,6 +88,9 @@ export const Env = z.object({
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   ADMIN_EMAIL: z.email().optional(),
   ADMIN_PASSWORD: z.string().min(8).optional(),
+}).refine((env) => env.PORT !== 0 || env.PUBLIC_URL !== undefined, {
+  path: ['PORT'],
+  message: '0 (a free port) needs PUBLIC_URL: the issuer names the port, and the one picked is known only later',
 });
 
 export type Env = z.infer<typeof Env>;

@@ -151,7 +151,7 @@ describe('first start', () => {
     try {
       // As the server's own process: the message alone (no stack), and a failed exit.
       const started = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-        env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: fresh.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' },
+        env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: fresh.url, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' },
       });
       const failed = await started.then(() => undefined, (err: { code: number; stderr: string }) => err);
       expect(failed?.code).toBe(1);

@@ -104,7 +104,7 @@ describe('WORKERS, when the server cannot start', () => {
   it('stops with a failure, as one process would, instead of starting workers forever', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
       // A database file that cannot be made (its folder is a file): every worker fails while starting.
-      env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: 'file:/etc/passwd/latch.db', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
+      env: { ...process.env, NODE_OPTIONS: '', WORKERS: '2', DATABASE_URL: 'file:/etc/passwd/latch.db', PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';

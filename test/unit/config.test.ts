@@ -47,6 +47,11 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses PORT=0 without PUBLIC_URL, whose issuer would name port 0', () => {
+    expect(() => loadConfig({ PORT: '0' })).toThrow(/PORT: 0 \(a free port\) needs PUBLIC_URL/);
+    expect(loadConfig({ PORT: '0', PUBLIC_URL: 'http://127.0.0.1:8080' }).oidc.issuer).toBe('http://127.0.0.1:8080/o');
+  });
+
   it('takes MAIL_FROM as one address, with or without a name', () => {
     expect(loadConfig({}).mail.from).toBe('Latch <no-reply@localhost>');
     expect(loadConfig({ MAIL_FROM: 'id@example.com' }).mail.from).toBe('id@example.com');
