@@ -107,11 +107,15 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
 
   const settings = createSettings(prisma, settingsDefaults(config));
   await settings.init();
-  const metrics = createMetrics();
+  const metrics = createMetrics({ inCluster: config.http.workers > 1 });
   const audit = createAudit(prisma, rawStore, logger);
   const apiKeys = createApiKeysService(prisma);
   const tokens = createOneTimeTokens(prisma);
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
+  const loginThrottle = createLoginThrottle(prisma, rawStore, () => {
+    const s = settings.snapshot();
+    return { maxFailuresPerAccount: s.loginMaxFailuresPerAccount, maxFailuresPerIp: s.loginMaxFailuresPerIp, windowSeconds: s.loginThrottleWindow };
+  });
   const accounts = createAccountFlows({
     prisma,
     provider,
@@ -125,14 +129,12 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     product: config.product,
     ttl: config.accounts.ttl,
     logger,
+    loginThrottle,
   });
   const authenticate = createAuthenticator({
     store: rawStore,
     hasher: services.hasher,
-    throttle: createLoginThrottle(prisma, rawStore, () => {
-      const s = settings.snapshot();
-      return { maxFailuresPerAccount: s.loginMaxFailuresPerAccount, maxFailuresPerIp: s.loginMaxFailuresPerIp, windowSeconds: s.loginThrottleWindow };
-    }),
+    throttle: loginThrottle,
     audit,
     allowUnverifiedLogin: () => settings.snapshot().allowUnverifiedLogin,
     onResult: metrics.login,
@@ -165,7 +167,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     federated,
     upstream: createUpstream({ connections }),
     sessions: createSessionsService(prisma, audit),
-    usersAdmin: createUsersAdmin({ prisma, provider, users: services.users, audit }),
+    usersAdmin: createUsersAdmin({ prisma, provider, users: services.users, audit, tokens }),
     startedAt: new Date(),
     views: createViews({ cache: config.env !== 'development', productName: config.product.name }),
   };

@@ -71,6 +71,8 @@ export async function startServer(config: Config, logger = createLogger(config),
       clearInterval(keyWatch);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Links already promised in an answer are stored (and their mail queued) before the databases close.
+      await deps.accounts.settled();
       await deps.prisma.$disconnect();
       await deps.oidcStore.close();
     },

@@ -5,12 +5,13 @@ import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import type { EmailThrottle } from '../auth/email-throttle.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
+import { accountThrottleKey, type LoginThrottle } from '../auth/login-throttle.js';
 import { AppError } from '../http/problem.js';
 import type { MailQueue } from '../mail/mail-queue.js';
 import { renderActionMail, renderNoticeMail, type MessageKind } from '../mail/messages.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
 import { assertPasswordAccepted } from '../passwords/password-policy.js';
-import type { OneTimeTokens, TokenPurpose } from '../tokens/one-time-tokens.js';
+import { ACCESS_LINKS, type OneTimeTokens, type TokenPurpose } from '../tokens/one-time-tokens.js';
 import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
 import { NewUser, normalizeLogin, ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
 
@@ -27,7 +28,11 @@ type Deps = {
   product: { name: string; supportEmail: string };
   ttl: { verifyEmail: number; resetPassword: number; magicLink: number };
   logger: Logger;
+  loginThrottle: LoginThrottle;
 };
+
+/** How recently an account without a password must have signed in to change its email address. */
+export const RECENT_SIGN_IN_SECONDS = 600;
 
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
 const LINK_PATH: Record<TokenPurpose, string> = {
@@ -35,9 +40,6 @@ const LINK_PATH: Record<TokenPurpose, string> = {
   'reset-password': '/reset-password',
   'magic-link': '/magic-link',
 };
-
-/** The links that sign in or set a password: a password change or reset ends those outstanding. */
-const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link'];
 
 /**
  * An emailed link works only while its address is still the account's: once the email changes,
@@ -69,6 +71,9 @@ export function createAccountFlows(d: Deps) {
    * tell, by its content or by its time, whether there is one. The work runs on its own, outside
    * the request; a failure is logged (the answer was the same either way).
    */
+  // Work that runs after its request has answered; close() waits for it.
+  const afterAnswer = new Set<Promise<void>>();
+
   function linkIfAccountAfterAnswer(kind: 'reset-password' | 'magic-link', email: string, meta: RequestMeta, interactionUid?: string) {
     const ttl = kind === 'reset-password' ? d.ttl.resetPassword : d.ttl.magicLink;
     const work = async () => {
@@ -77,7 +82,28 @@ export function createAccountFlows(d: Deps) {
       await sendLink(kind, user, ttl, interactionUid);
       await d.audit.record(kind === 'reset-password' ? 'password.reset_requested' : 'magic_link.sent', { userId: user.id, ...meta });
     };
-    outsideRequest(work).catch((err: unknown) => d.logger.error({ err, kind }, 'emailed link not sent'));
+    const running: Promise<void> = outsideRequest(work)
+      .catch((err: unknown) => d.logger.error({ err, kind }, 'emailed link not sent'))
+      .finally(() => afterAnswer.delete(running));
+    afterAnswer.add(running);
+  }
+
+  /**
+   * The signed-in user proves they know their password before a change that could hand the
+   * account to someone else (its email, its password, its deletion). Wrong guesses count as failed
+   * sign-ins of the account do, so a stolen token or an unattended session cannot guess freely.
+   */
+  async function assertCurrentPassword(user: User, password: string | undefined, meta: RequestMeta, wrong = 'The current password is not correct.') {
+    if (!password) throw new AppError('VALIDATION_FAILED', 'Enter your current password.', [{ path: 'currentPassword', message: 'required' }]);
+    const key = accountThrottleKey(user.id);
+    const ip = meta.ip ?? 'unknown';
+    const { retryAfter, accountHasFailures } = await d.loginThrottle.check(key, ip);
+    if (retryAfter > 0) throw new AppError('TOO_MANY_ATTEMPTS', `Too many failed attempts. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, undefined, retryAfter);
+    if (!(await d.hasher.verify(user.passwordHash, password))) {
+      await d.loginThrottle.recordFailure(key, ip);
+      throw new AppError('VALIDATION_FAILED', wrong, [{ path: 'currentPassword', message: 'not correct' }]);
+    }
+    if (accountHasFailures) await d.loginThrottle.recordSuccess(key);
   }
 
   async function throttled(purpose: string, email: string, meta: RequestMeta) {
@@ -87,6 +113,12 @@ export function createAccountFlows(d: Deps) {
 
   const flows = {
     assertStrongPassword: assertPasswordAccepted,
+    assertCurrentPassword,
+
+    /** Resolves once the work started after answering (emailed links) has finished. */
+    async settled() {
+      while (afterAnswer.size) await Promise.all(afterAnswer);
+    },
 
     async register(input: { email: string; password: string; username?: string; name?: string; givenName?: string; familyName?: string }, meta: RequestMeta) {
       const data = NewUser.pick({ email: true, username: true, name: true, givenName: true, familyName: true }).parse(input);
@@ -166,9 +198,7 @@ export function createAccountFlows(d: Deps) {
 
     /** Changes the password; every other session and refresh token of the user, and every emailed sign-in or reset link, is revoked. */
     async changePassword(user: User, current: string, next: string, meta: RequestMeta, keep: { sessionUid?: string; grantId?: string }) {
-      if (!(await d.hasher.verify(user.passwordHash, current))) {
-        throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'currentPassword', message: 'not correct' }]);
-      }
+      await assertCurrentPassword(user, current, meta);
       await assertPasswordAccepted(next, [user.email, user.username, user.name]);
       await d.users.setPassword(user.id, next);
       await revokeUserSessions(d.prisma, user.id, keep);
@@ -178,18 +208,20 @@ export function createAccountFlows(d: Deps) {
 
     /**
      * Edits the profile. A new email address becomes the one that signs in and receives reset
-     * links, so changing it takes the current password (from users who have one), as a password
-     * change does: a stolen token or an unattended session must not lead to a takeover. The old
-     * address is told, and the new one gets a confirmation link.
+     * links, so changing it takes proof that the account's owner is at the keyboard, as a password
+     * change does: a stolen token or an unattended session must not lead to a takeover. That is
+     * the current password, or, for an account without one (it signs in through an upstream
+     * provider or emailed links), a sign-in in the last ten minutes, which only the account pages
+     * know (`signedInAt`). The old address is told, and the new one gets a confirmation link.
      */
-    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, currentPassword?: string) {
+    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, proof: { currentPassword?: string; signedInAt?: number } = {}) {
       const input = ProfileUpdate.parse(edit); // a bad address is named before the password is asked for
       const emailChanging = input.email !== undefined && normalizeLogin(input.email) !== user.emailNormalized;
       if (emailChanging && user.passwordHash) {
-        if (!currentPassword) throw new AppError('VALIDATION_FAILED', 'Enter your current password to change your email address.', [{ path: 'currentPassword', message: 'required to change the email address' }]);
-        if (!(await d.hasher.verify(user.passwordHash, currentPassword))) {
-          throw new AppError('VALIDATION_FAILED', 'The current password is not correct; your email address was not changed.', [{ path: 'currentPassword', message: 'not correct' }]);
-        }
+        if (!proof.currentPassword) throw new AppError('VALIDATION_FAILED', 'Enter your current password to change your email address.', [{ path: 'currentPassword', message: 'required to change the email address' }]);
+        await assertCurrentPassword(user, proof.currentPassword, meta, 'The current password is not correct; your email address was not changed.');
+      } else if (emailChanging && !(proof.signedInAt !== undefined && Date.now() / 1000 - proof.signedInAt <= RECENT_SIGN_IN_SECONDS)) {
+        throw new AppError('RECENT_SIGN_IN_REQUIRED', 'This account has no password: to change its email address, sign in again on the account page and change it there within ten minutes (or set a password first, with a reset link).');
       }
       if (emailChanging) await throttled('verify-email', input.email!, meta);
       const result = await d.users.updateProfile(user, input);

@@ -1,6 +1,6 @@
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import type { OidcStore } from '../db/oidc-store.js';
-import type { LoginThrottle } from './login-throttle.js';
+import { accountThrottleKey, type LoginThrottle } from './login-throttle.js';
 import type { PasswordHasher } from '../passwords/passwords.js';
 import { normalizeLogin, type User } from '../users/users.service.js';
 
@@ -29,7 +29,7 @@ export function createAuthenticator(deps: {
     const user = await deps.store.findUserByLogin(login);
     // Failures count per account, however it is named (email or username); per typed login when
     // no account has it.
-    const account = user ? `user:${user.id}` : login;
+    const account = user ? accountThrottleKey(user.id) : `login:${login}`;
     const { retryAfter, accountHasFailures } = await deps.throttle.check(account, ip);
     if (retryAfter > 0) {
       deps.onResult?.('throttled');

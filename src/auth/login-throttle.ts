@@ -3,6 +3,9 @@ import type { Db } from '../db/prisma.js';
 import type { OidcStore, RateLimitRow } from '../db/oidc-store.js';
 import { throttleKey } from './throttle-counters.js';
 
+/** What an account's failed sign-ins (and wrong current passwords) count under, however it was named. */
+export const accountThrottleKey = (userId: string) => `user:${userId}`;
+
 export type ThrottleLimits = { maxFailuresPerAccount: number; maxFailuresPerIp: number; windowSeconds: number };
 
 /**

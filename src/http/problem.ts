@@ -23,6 +23,7 @@ export const ERRORS = {
   EMAIL_NOT_VERIFIED: { status: 403, title: 'Confirm your email address before signing in' },
   UNAUTHENTICATED: { status: 401, title: 'A valid access token is required' },
   FORBIDDEN: { status: 403, title: 'You are not allowed to do this' },
+  RECENT_SIGN_IN_REQUIRED: { status: 403, title: 'Sign in again to do this' },
   REGISTRATION_CLOSED: { status: 403, title: 'Registration is closed' },
   INTERNAL: { status: 500, title: 'Something went wrong on our side' },
 } as const;

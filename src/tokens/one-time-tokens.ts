@@ -4,6 +4,9 @@ import { findThenDelete, purgeInBatches } from '../db/purge.js';
 
 export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
 
+/** The links that sign in or set a password: a password change or reset ends those outstanding. */
+export const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link'];
+
 const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
+import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
 import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
@@ -38,8 +39,11 @@ export const AdminUserReplace = AdminUserPatch.required({ email: true }).extend(
 
 const FLAG_KEYS = Object.keys(Flags.shape) as (keyof z.infer<typeof Flags>)[];
 
+/** Whom staff may edit and send reset links to: users with no role (admin, staff or developer). */
+export const staffMayManage = (target: Pick<User, 'isAdmin' | 'isStaff' | 'isDeveloper'>) => !(target.isAdmin || target.isStaff || target.isDeveloper);
+
 /** User administration for admins and staff: plain functions, permissions checked here. */
-export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: UsersService; audit: Audit }) {
+export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: UsersService; audit: Audit; tokens: OneTimeTokens }) {
   const { prisma, users, audit } = deps;
 
   async function load(id: string) {
@@ -51,7 +55,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
   function assertMayEdit(actor: Principal, target: User, changes: Record<string, unknown>) {
     if (!isStaff(actor)) throw new AppError('FORBIDDEN');
     if (isAdmin(actor)) return;
-    if (target.isAdmin || target.isStaff) throw new AppError('FORBIDDEN', 'Staff may edit ordinary users only.');
+    if (!staffMayManage(target)) throw new AppError('FORBIDDEN', 'Staff may edit ordinary users only.');
     if (FLAG_KEYS.some((k) => changes[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may change roles and the active flag.');
   }
 
@@ -105,15 +109,21 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       }
 
       const { password, isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified, ...profile } = changes;
-      const flags = Object.fromEntries(Object.entries({ isAdmin: admin, isStaff: staff, isDeveloper, active, emailVerified }).filter(([, v]) => v !== undefined));
+      // A taken email or username refuses the whole request before anything is written.
+      await users.assertLoginsFree(target, profile);
+      const flags = Object.fromEntries(Object.entries({ isAdmin: admin, isStaff: staff, isDeveloper, active }).filter(([, v]) => v !== undefined));
       // Role and active changes first, under the last-admin guard; then the profile.
       if (Object.keys(flags).length) {
         await guarded(target, admin === false || active === false, (tx) => tx.user.update({ where: { id }, data: flags }));
       }
-      const user = (await users.updateProfile({ ...target, ...flags } as User, profile)).user;
+      let user = (await users.updateProfile({ ...target, ...flags } as User, profile)).user;
+      // After the profile: a new email is unconfirmed unless this request says it is confirmed.
+      if (emailVerified !== undefined && user.emailVerified !== emailVerified) user = await prisma.user.update({ where: { id }, data: { emailVerified } });
       if (password) await users.setPassword(id, password);
-      // A disabled user, or one whose password an admin replaced, is signed out everywhere at once.
+      // A disabled user, or one whose password an admin replaced, is signed out everywhere at once;
+      // a replaced password also ends the emailed links that could set or skip it.
       if (active === false || password) await revokeUserSessions(prisma, id);
+      if (password) await deps.tokens.revokeAll(id, ACCESS_LINKS);
       await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields: Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []) }, ...meta });
       return user;
     },
@@ -123,7 +133,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       const target = await load(id);
       await guarded(target, true, (tx) => deleteUserRows(tx, id));
       await revokeUserSessions(prisma, id);
-      await prisma.emailToken.deleteMany({ where: { userId: id } });
+      await deps.tokens.revokeAll(id);
       await audit.record('admin.user_deleted', { userId: id, actorId: actorId(actor), detail: { email: normalizeLogin(target.email) }, ...meta });
     },
   };

@@ -52,6 +52,25 @@ async function uniqueLogin<T>(write: () => Promise<T>): Promise<T> {
 }
 
 export function createUsersService(prisma: Db, hasher: PasswordHasher) {
+  /** Refuses (409) an edit whose new email or username another user has; changes nothing. */
+  async function assertLoginsFree(user: User, input: ProfileUpdate) {
+    const data = ProfileUpdate.parse(input);
+    const emailChanged = data.email !== undefined && normalizeLogin(data.email) !== user.emailNormalized;
+    const usernameChanged = data.username !== undefined && normalizeLogin(data.username ?? '') !== (user.usernameNormalized ?? '');
+    if (!emailChanged && !(usernameChanged && data.username)) return;
+    const taken = await prisma.user.findFirst({
+      where: {
+        id: { not: user.id },
+        OR: [
+          ...(emailChanged ? [{ emailNormalized: normalizeLogin(data.email!) }] : []),
+          ...(usernameChanged && data.username ? [{ usernameNormalized: normalizeLogin(data.username) }] : []),
+        ],
+      },
+      select: { emailNormalized: true },
+    });
+    if (taken) throw new AppError(emailChanged && taken.emailNormalized === normalizeLogin(data.email!) ? 'EMAIL_TAKEN' : 'USERNAME_TAKEN');
+  }
+
   return {
     async create(input: NewUser): Promise<User> {
       const data = NewUser.parse(input);
@@ -96,25 +115,15 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
     count: () => prisma.user.count(),
 
     /** Changes profile fields; a new email address is unverified until confirmed again. */
+    assertLoginsFree,
+
     async updateProfile(user: User, input: ProfileUpdate): Promise<{ user: User; emailChanged: boolean }> {
       const data = ProfileUpdate.parse(input);
       const emailChanged = data.email !== undefined && normalizeLogin(data.email) !== user.emailNormalized;
       // Same address in other letters: shown as typed, still verified.
       const emailRecased = data.email !== undefined && !emailChanged && data.email.trim() !== user.email;
       const usernameChanged = data.username !== undefined && normalizeLogin(data.username ?? '') !== (user.usernameNormalized ?? '');
-      if (emailChanged || usernameChanged) {
-        const taken = await prisma.user.findFirst({
-          where: {
-            id: { not: user.id },
-            OR: [
-              ...(emailChanged ? [{ emailNormalized: normalizeLogin(data.email!) }] : []),
-              ...(usernameChanged && data.username ? [{ usernameNormalized: normalizeLogin(data.username) }] : []),
-            ],
-          },
-          select: { emailNormalized: true },
-        });
-        if (taken) throw new AppError(emailChanged && taken.emailNormalized === normalizeLogin(data.email!) ? 'EMAIL_TAKEN' : 'USERNAME_TAKEN');
-      }
+      await assertLoginsFree(user, data);
       const updated = await uniqueLogin(() => prisma.user.update({
         where: { id: user.id },
         data: {

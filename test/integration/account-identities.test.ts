@@ -114,6 +114,11 @@ describe('/account linked accounts', () => {
     expectPage(account, 200, 'Your account has no password', 'href="/forgot-password"', '<strong>GitHub</strong>');
     expect(account.html).not.toContain('id="currentPassword"');
     expect(account.html).not.toContain('id="deletePassword"');
+    expect(account.html).not.toContain('id="emailPassword"');
+    // Signed in moments ago, it may change its email without one.
+    const moved = await agent.submit(account, '/account/profile', { email: 'only-github-new@example.com' });
+    expect(moved.url).toBe(url('/account?notice=email'));
+    expect((await server.users.findById(user.id))?.email).toBe('only-github-new@example.com');
 
     const refused = await agent.submit(account, `/account/identities/${only.id}/remove`);
     expectPage(refused, 409, LAST_WAY, '<strong>GitHub</strong>');

@@ -140,11 +140,17 @@ describe('reading and editing', () => {
   });
 
   it('lets staff edit an ordinary user', async () => {
-    const u = await makeUser({ isDeveloper: true });
+    const u = await makeUser();
     const res = await call('PATCH', `/api/users/${u.id}`, t.staff, { familyName: 'Edited', password: 'sunny plains garage 7' });
     expect(res.status).toBe(200);
-    expect(await read(u.id)).toMatchObject({ familyName: 'Edited', givenName: 'Gus', isDeveloper: true });
+    expect(await read(u.id)).toMatchObject({ familyName: 'Edited', givenName: 'Gus' });
     expect((await login(u.username, 'sunny plains garage 7')).access_token).toBeTruthy();
+  });
+
+  it('refuses staff editing a developer (403): their password would reach the developer\'s apps', async () => {
+    const u = await makeUser({ isDeveloper: true });
+    await expectProblem(await call('PATCH', `/api/users/${u.id}`, t.staff, { password: 'sunny plains garage 7' }), 403, 'FORBIDDEN');
+    expect((await login(u.username)).access_token).toBeTruthy();
   });
 
   it.each([
@@ -181,10 +187,20 @@ describe('reading and editing', () => {
     expect(await read(u.id)).toMatchObject({ email: u.email, givenName: 'Only', familyName: null, name: null, username: null, isDeveloper: true, active: true });
   });
 
-  it('refuses an email that belongs to someone else (409)', async () => {
+  it('refuses an email that belongs to someone else (409), changing nothing else the request asked for', async () => {
     const [a, b] = [await makeUser(), await makeUser()];
     await expectProblem(await call('PATCH', `/api/users/${a.id}`, t.admin, { email: b.email }), 409, 'EMAIL_TAKEN');
-    expect((await read(a.id)).email).toBe(a.email);
+    const before = await read(a.id);
+    expect(before.email).toBe(a.email);
+    await expectProblem(await call('PATCH', `/api/users/${a.id}`, t.admin, { email: b.email, isAdmin: true, active: false, familyName: 'Half' }), 409, 'EMAIL_TAKEN');
+    expect(await read(a.id)).toEqual(before);
+  });
+
+  it('keeps a new email confirmed when the same edit says it is', async () => {
+    const u = await makeUser();
+    const email = `${unique('confirmed')}@example.com`;
+    expect(await json(await call('PATCH', `/api/users/${u.id}`, t.admin, { email, emailVerified: true }))).toMatchObject({ email, emailVerified: true });
+    expect(await json(await call('PATCH', `/api/users/${u.id}`, t.admin, { email: `${unique('again')}@example.com` }))).toMatchObject({ emailVerified: false });
   });
 
   it('disabling a user ends their access and refresh tokens at once; they cannot sign in until re-enabled', async () => {
@@ -201,13 +217,15 @@ describe('reading and editing', () => {
     expect((await login(u.username)).access_token).toBeTruthy();
   });
 
-  it('an admin replacing a password signs the user out everywhere', async () => {
+  it('an admin replacing a password signs the user out everywhere and ends their emailed links', async () => {
     const u = await makeUser();
     const session = await login(u.username);
+    const link = await server.tokens.issue('magic-link', { userId: u.id, email: u.email, ttlSeconds: 900 });
     expect((await call('PATCH', `/api/users/${u.id}`, t.admin, { password: 'quiet orchard lantern 9' })).status).toBe(200);
     expect((await call('GET', '/api/me', session.access_token)).status).toBe(401);
     expect((await call('POST', '/api/auth/login', undefined, { username: u.username, password: PASSWORD })).status).toBe(401);
     expect((await login(u.username, 'quiet orchard lantern 9')).access_token).toBeTruthy();
+    expect(await server.tokens.peek('magic-link', link)).toBeNull();
   });
 });
 

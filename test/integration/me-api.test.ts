@@ -84,8 +84,35 @@ describe('/api/me', () => {
     expect((await server.users.findByLogin('uma@example.com'))?.email).toBe('uma@example.com');
 
     expect((await call('PATCH', '/me', access_token, { email: 'uma.new@example.com', currentPassword: PASSWORD })).status).toBe(200);
-    expect((await call('POST', '/auth/reset-password', undefined, { token: reset, password: 'sunny plains garage 7' })).status).toBe(400);
-    expect((await call('POST', '/auth/magic-link/verify', undefined, { token: magic })).status).toBe(400);
+    const resetAfter = await call('POST', '/auth/reset-password', undefined, { token: reset, password: 'sunny plains garage 7' });
+    expect(resetAfter.status).toBe(400);
+    expect((await resetAfter.json()).code).toBe('INVALID_TOKEN');
+    const magicAfter = await call('POST', '/auth/magic-link/verify', undefined, { token: magic });
+    expect(magicAfter.status).toBe(400);
+    expect((await magicAfter.json()).code).toBe('INVALID_TOKEN');
+  });
+
+  it('counts wrong current passwords as failed sign-ins of the account, so a stolen token cannot guess freely', async () => {
+    const { access_token } = await newUserSession('guess@example.com');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      statuses.push((await call('PATCH', '/me', access_token, { email: 'thief@example.com', currentPassword: `guess ${i}` })).status);
+    }
+    // The account's limit is 5 failures (LOGIN_MAX_FAILURES_PER_ACCOUNT): then even the right one waits.
+    expect(statuses).toEqual([400, 400, 400, 400, 400, 429]);
+    expect((await call('POST', '/me/password', access_token, { currentPassword: PASSWORD, newPassword: 'sunny plains garage 7' })).status).toBe(429);
+    expect((await server.users.findByLogin('guess@example.com'))?.email).toBe('guess@example.com');
+  });
+
+  it('changes the email of an account without a password only on the account page, right after signing in', async () => {
+    await server.users.create({ email: 'nopass@example.com', emailVerified: true });
+    expect((await call('POST', '/auth/magic-link', undefined, { email: 'nopass@example.com' })).status).toBe(202);
+    const link = new URL((await smtp.waitFor('nopass@example.com', (m) => m.subject.includes('sign-in link'))).link!);
+    const tokens = await (await call('POST', '/auth/magic-link/verify', undefined, { token: link.searchParams.get('token') })).json();
+    const refused = await call('PATCH', '/me', tokens.access_token, { email: 'elsewhere@example.com' });
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).code).toBe('RECENT_SIGN_IN_REQUIRED');
+    expect((await call('PATCH', '/me', tokens.access_token, { name: 'No Pass' })).status).toBe(200);
   });
 
   it('changes the password with the current one, revoking other sessions but not this one', async () => {

@@ -7,7 +7,6 @@ import type { Audit } from '../../audit/audit.service.js';
 import type { Config } from '../../config/env.js';
 import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/first-party-clients.js';
-import type { PasswordHasher } from '../../passwords/passwords.js';
 import type { User, UsersService } from '../../users/users.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
@@ -20,14 +19,13 @@ type Deps = {
   views: Views;
   users: UsersService;
   audit: Audit;
-  hasher: PasswordHasher;
   accounts: AccountFlows;
   federated: FederatedAccounts;
   csrf: Middleware;
 };
 
 type Section = 'profile' | 'password' | 'identities' | 'delete';
-type Signed = { user: User; sessionUid: string };
+type Signed = { user: User; sessionUid: string; signedInAt?: number };
 
 // The sign-in round trip's state: short-lived, signed, HttpOnly, sent only to /account.
 const STATE_COOKIE = 'latch.account_state';
@@ -128,7 +126,7 @@ const sameString = (a: string, b: string) => {
  * sign in to the IdP itself as the first-party client latch-account (response_type=none); who is
  * signed in is read from the provider's browser session.
  */
-export function accountPageRoutes({ config, provider, views, users, audit, hasher, accounts, federated, csrf }: Deps) {
+export function accountPageRoutes({ config, provider, views, users, audit, accounts, federated, csrf }: Deps) {
   const router = new Router({ prefix: '/account' });
   const form = formBody();
   const { publicUrl, secureCookies } = config.http;
@@ -140,7 +138,7 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
   async function signedIn(ctx: Context): Promise<Signed | undefined> {
     const session = await provider.Session.get(ctx);
     const user = session.accountId ? await users.findById(session.accountId) : null;
-    if (user?.active) return { user, sessionUid: session.uid };
+    if (user?.active) return { user, sessionUid: session.uid, signedInAt: session.authTime() };
     // No session, or one of a disabled or deleted user: the provider asks to sign in again.
     ctx.status = 303;
     ctx.redirect('/account/login');
@@ -253,12 +251,12 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
     email: field(ctx, 'email').trim(),
   });
 
-  router.post('/profile', form, csrf, action('profile', async (ctx, { user }) => {
+  router.post('/profile', form, csrf, action('profile', async (ctx, { user, signedInAt }) => {
     const v = profileValues(ctx);
     const input = { givenName: v.givenName || null, familyName: v.familyName || null, name: v.name || null, username: v.username || null, email: v.email };
     // This form's password field is emailPassword: the password form below has currentPassword.
     const { emailChanged } = await renamingField('currentPassword', 'emailPassword', () =>
-      accounts.updateProfile(user, input, requestMeta(ctx), field(ctx, 'emailPassword') || undefined));
+      accounts.updateProfile(user, input, requestMeta(ctx), { currentPassword: field(ctx, 'emailPassword') || undefined, signedInAt }));
     return emailChanged ? 'email' : 'profile';
   }, profileValues));
 
@@ -289,10 +287,8 @@ export function accountPageRoutes({ config, provider, views, users, audit, hashe
   }));
 
   router.post('/delete', form, csrf, action('delete', async (ctx, { user }) => {
-    if (!(await hasher.verify(user.passwordHash, field(ctx, 'password')))) {
-      const message = 'The password is not correct; your account was not deleted.';
-      throw new AppError('VALIDATION_FAILED', message, [{ path: 'deletePassword', message }]);
-    }
+    const message = 'The password is not correct; your account was not deleted.';
+    await renamingField('currentPassword', 'deletePassword', () => accounts.assertCurrentPassword(user, field(ctx, 'password') || undefined, requestMeta(ctx), message));
     await accounts.deleteAccount(user, requestMeta(ctx));
     await renderPage(ctx, views, 'message', {
       title: 'Account deleted',

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { actorId } from '../../auth/principal.js';
 import type { User } from '../../users/users.service.js';
+import { staffMayManage } from '../../users/users-admin.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 import { adminOf, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
@@ -61,7 +62,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
     const admin = adminOf(ctx);
     const user = await usersAdmin.get(admin.principal, id);
     // Staff may edit ordinary users only (the service's rule); the page offers no more than that.
-    const mayEdit = admin.isAdmin || !(user.isAdmin || user.isStaff);
+    const mayEdit = admin.isAdmin || staffMayManage(user);
     const [userSessions, grants, appList] = admin.isAdmin
       ? await Promise.all([sessions.listSessions({ userId: id }), sessions.listGrants({ userId: id }), apps.list(admin.principal)])
       : [[], [], []];
@@ -148,7 +149,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
       ctx,
       async () => {
         const user = await usersAdmin.get(admin.principal, id);
-        if (!admin.isAdmin && (user.isAdmin || user.isStaff)) throw new AppError('FORBIDDEN', 'Staff may send reset links to ordinary users only.');
+        if (!admin.isAdmin && !staffMayManage(user)) throw new AppError('FORBIDDEN', 'Staff may send reset links to ordinary users only.');
         // The flow sends nothing to a disabled account (and says nothing): say it here instead.
         if (!user.active) throw new AppError('VALIDATION_FAILED', 'This user is disabled; enable the account before sending a reset link.');
         const meta = requestMeta(ctx);

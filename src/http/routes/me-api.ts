@@ -44,7 +44,7 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   });
 
   const editProfile = async (ctx: Context, { currentPassword, ...profile }: ProfileUpdate & { currentPassword?: string }) => {
-    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, profile, requestMeta(ctx), currentPassword)).user);
+    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, profile, requestMeta(ctx), { currentPassword })).user);
   };
   api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password and must be confirmed)', body: ProfileEdit, responses: user }, (ctx, { body }) => editProfile(ctx, body));
   api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, (ctx, { body }) => editProfile(ctx, body));
