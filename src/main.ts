@@ -1,5 +1,5 @@
 import 'dotenv/config';
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
@@ -39,9 +39,11 @@ if (config.http.workers > 1 && cluster.isPrimary) {
   let ready = 0;
   let serving = false;
   let failedInARow = 0;
+  const servingWorkers = new Set<number>();
   const fork = () =>
-    cluster.fork().on('message', (msg: { type?: string; users?: number }) => {
+    cluster.fork().on('message', function (this: Worker, msg: { type?: string; users?: number }) {
       if (msg.type !== 'ready') return;
+      servingWorkers.add(this.id);
       failedInARow = 0;
       if ((ready += 1) === config.http.workers) {
         serving = true;
@@ -52,9 +54,10 @@ if (config.http.workers > 1 && cluster.isPrimary) {
     stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
   };
-  gatherWorkerMetrics();
+  gatherWorkerMetrics((worker) => servingWorkers.has(worker.id));
   for (let i = 0; i < config.http.workers; i += 1) fork();
   cluster.on('exit', (worker, code) => {
+    servingWorkers.delete(worker.id);
     if (stopping) return;
     if (!serving) {
       // A worker failed while the server was starting (the database unreachable, a migration

@@ -2,7 +2,7 @@ import type Koa from 'koa';
 
 /**
  * Makes PUBLIC_URL the origin every request is seen at. oidc-provider builds discovery's endpoint
- * URLs and its redirects from the request's origin, and Koa lets a cookie be Secure only when the
+ * URLs and its redirects from the request's href, and Koa lets a cookie be Secure only when the
  * request's protocol is https. Read from the Host header (or X-Forwarded-Host/Proto), a client
  * could make discovery name a host of its choosing (and poison a cache in front), and behind a
  * TLS-terminating proxy without TRUST_PROXY every page that sets a Secure cookie failed. Defined
@@ -13,11 +13,11 @@ export function servePublicOrigin(app: Koa, publicUrl: string) {
   const { protocol, host, hostname, origin } = new URL(publicUrl);
   const scheme = protocol.slice(0, -1);
   const at = (value: string) => ({ get: () => value, configurable: true });
+  // Not `origin`: in Koa that is the request's Origin header, which CSRF checks must see as sent.
   Object.defineProperties(app.request, {
     protocol: at(scheme),
     host: at(host),
     hostname: at(hostname),
-    origin: at(origin),
     href: {
       configurable: true,
       get(this: Koa.Request) {

@@ -1,50 +1,69 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 
 // With WORKERS=N, /metrics reaches one worker at random: alone, its answer would count that
-// worker's requests only, and Prometheus would see counters jump between workers' values. So a
-// worker asks the primary, which gathers every worker's registry (prom-client's
-// AggregatorRegistry sums counters and histograms) and answers with the whole.
-const ASK = 'latch:metrics';
-const ANSWER = 'latch:metrics-answer';
-const ANSWER_WITHIN_MS = 10_000;
+// worker's requests only, and Prometheus would see counters jump between workers' values. So the
+// worker asked passes the question to the primary, which collects every serving worker's metrics
+// and sums them (prom-client's aggregation: counters and histograms add up).
+const ASK_ALL = 'latch:metrics';
+const ALL = 'latch:metrics-all';
+const ASK_OWN = 'latch:metrics-own';
+const OWN = 'latch:metrics-own-answer';
+// A worker busy or stuck for this long is left out of one scrape rather than failing it.
+const OWN_WITHIN_MS = 2_000;
+const ALL_WITHIN_MS = 5_000;
 
-type Answer = { type: typeof ANSWER; id: number; text?: string; error?: string };
+type Message = { type?: string; id?: number; text?: string; error?: string; metrics?: object[] };
 
-/** In the primary: answers workers' requests for every worker's metrics. */
-export function gatherWorkerMetrics() {
-  const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, msg: { type?: string; id?: number }) => {
-    if (msg?.type !== ASK) return;
-    const reply = (answer: Omit<Answer, 'type' | 'id'>) => worker.isConnected() && worker.send({ type: ANSWER, id: msg.id, ...answer });
-    aggregator.clusterMetrics().then((text) => reply({ text }), (err: Error) => reply({ error: err.message }));
+let asked = 0;
+/** Sends `question` to `to` and resolves with its answer (matched by id), or undefined after `ms`. */
+function ask(to: { send(m: Message): unknown; on(e: 'message', l: (m: Message) => void): unknown; off(e: 'message', l: (m: Message) => void): unknown }, question: Message, answer: string, ms: number) {
+  const id = (asked += 1);
+  return new Promise<Message | undefined>((resolve) => {
+    const done = (value: Message | undefined) => {
+      clearTimeout(timer);
+      to.off('message', listen);
+      resolve(value);
+    };
+    const listen = (m: Message) => m?.type === answer && m.id === id && done(m);
+    const timer = setTimeout(() => done(undefined), ms);
+    to.on('message', listen);
+    to.send({ ...question, id });
   });
 }
 
 /**
- * The text /metrics answers with: this process's registry, or in a cluster worker, every
- * worker's, summed by the primary. (Each worker registers its registry for the primary to read.)
+ * In the primary: answers a worker's request for the metrics of every worker `serving` counts
+ * (a worker still starting has none worth waiting for).
  */
-export function metricsText(registry: Registry): () => Promise<string> {
-  if (!cluster.isWorker) return () => registry.metrics();
-  AggregatorRegistry.setRegistries(registry);
-  new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
-  let next = 0;
-  const waiting = new Map<number, (answer: Answer) => void>();
-  process.on('message', (msg: Answer) => {
-    if (msg?.type === ANSWER) waiting.get(msg.id)?.(msg);
+export function gatherWorkerMetrics(serving: (worker: Worker) => boolean) {
+  cluster.on('message', (from, msg: Message) => {
+    if (msg?.type !== ASK_ALL) return;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected() && serving(w));
+    Promise.all(workers.map((w) => ask(w, { type: ASK_OWN }, OWN, OWN_WITHIN_MS)))
+      .then((answers) => AggregatorRegistry.aggregate(answers.flatMap((a) => (a?.metrics ? [a.metrics] : []))).metrics())
+      .then(
+        (text) => from.isConnected() && from.send({ type: ALL, id: msg.id, text }),
+        (err: Error) => from.isConnected() && from.send({ type: ALL, id: msg.id, error: err.message }),
+      );
   });
-  return () =>
-    new Promise<string>((resolve, reject) => {
-      const id = (next += 1);
-      const timer = setTimeout(() => settle({ type: ANSWER, id, error: 'the primary process did not answer' }), ANSWER_WITHIN_MS);
-      const settle = (answer: Answer) => {
-        clearTimeout(timer);
-        waiting.delete(id);
-        if (answer.error !== undefined || answer.text === undefined) reject(new Error(`metrics of all workers: ${answer.error ?? 'no answer'}`));
-        else resolve(answer.text);
-      };
-      waiting.set(id, settle);
-      process.send!({ type: ASK, id });
-    });
+}
+
+/**
+ * What /metrics answers: this process's registry, or, in a worker of `WORKERS=N`, the sum over
+ * every serving worker (from the primary). The worker also answers the primary's requests for its
+ * own metrics from the start.
+ */
+export function metricsText(registry: Registry, inCluster: boolean): () => Promise<string> {
+  if (!inCluster || !cluster.isWorker) return () => registry.metrics();
+  process.on('message', (msg: Message) => {
+    if (msg?.type !== ASK_OWN) return;
+    registry.getMetricsAsJSON().then((metrics) => process.send!({ type: OWN, id: msg.id, metrics }), () => process.send!({ type: OWN, id: msg.id }));
+  });
+  const primary = { send: (m: Message) => process.send!(m), on: process.on.bind(process), off: process.off.bind(process) };
+  return async () => {
+    const answer = await ask(primary, { type: ASK_ALL }, ALL, ALL_WITHIN_MS);
+    if (answer?.text === undefined) throw new Error(`the metrics of all workers: ${answer?.error ?? 'the primary process did not answer'}`);
+    return answer.text;
+  };
 }

@@ -4,7 +4,7 @@ import { passwordHashCpuSeconds } from '../passwords/passwords.js';
 import { metricsText } from './cluster-metrics.js';
 
 /** Prometheus metrics: HTTP traffic per route, sign-ins, tokens issued, the password hashes' CPU, plus process defaults. */
-export function createMetrics() {
+export function createMetrics(options: { inCluster?: boolean } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'latch_' });
   const requests = new Counter({ name: 'latch_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
@@ -39,7 +39,7 @@ export function createMetrics() {
   return {
     registry,
     /** What /metrics answers: with WORKERS=N, the sum over every worker. */
-    text: metricsText(registry),
+    text: metricsText(registry, options.inCluster ?? false),
     login: (result: string) => logins.inc({ result }),
     tokenIssued: (grantType: string) => tokens.inc({ grant_type: grantType }),
     /** One request's sample; routes are labelled by pattern (never by raw path) to bound cardinality. */

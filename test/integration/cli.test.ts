@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createTestDatabase } from '../support/database.js';
 import { freePort, startTestServer } from '../support/server.js';
-import { latch } from '../support/cli.js';
+import { latch, runNode } from '../support/cli.js';
 import { PASSWORD, REDIRECT_URI, relyingParty, signIn } from '../support/oidc.js';
 
 const run = promisify(execFile);
@@ -150,12 +150,12 @@ describe('first start', () => {
     const fresh = await createTestDatabase();
     try {
       // As the server's own process: the message alone (no stack), and a failed exit.
-      const started = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      const failed = await runNode(['--import', 'tsx', 'src/main.ts'], {
         env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: fresh.url, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'password' },
+        timeoutMs: 30_000,
       });
-      const failed = await started.then(() => undefined, (err: { code: number; stderr: string }) => err);
-      expect(failed?.code).toBe(1);
-      expect(failed?.stderr.trim()).toMatch(/^Invalid environment:\n {2}ADMIN_PASSWORD: This password is too easy to guess[^\n]*$/);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr.trim()).toMatch(/^Invalid environment:\n {2}ADMIN_PASSWORD: This password is too easy to guess[^\n]*$/);
       const server = await startTestServer({}, fresh.url);
       try {
         expect(await server.prisma.user.count()).toBe(0);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { request } from 'node:http';
+import { rawGet } from '../support/raw-http.js';
 import * as oidc from 'openid-client';
 import { createTestDatabase } from '../support/database.js';
 import { latch } from '../support/cli.js';
@@ -73,14 +73,7 @@ describe('WORKERS', () => {
 
   it('answers /metrics with the sum over every worker, whichever one is asked', async () => {
     // A new connection each time, so that the cluster hands requests to both workers in turn.
-    const get = (path: string, headers: Record<string, string> = {}) =>
-      new Promise<string>((resolve, reject) => {
-        const { host, port } = new URL(issuer);
-        request({ host: host.split(':')[0], port, path, headers, agent: false }, (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
-        }).on('error', reject).end();
-      });
+    const get = async (path: string, headers: Record<string, string> = {}) => (await rawGet(issuer, path, headers)).body;
     for (let i = 0; i < 10; i += 1) await get('/healthz');
     for (let i = 0; i < 4; i += 1) {
       const text = await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN}` });
@@ -93,6 +86,10 @@ describe('WORKERS', () => {
     const listening = () => logLines.filter((l) => l.msg === 'Latch is listening').map((l) => l.pid as number);
     const [victim] = listening();
     process.kill(victim!, 'SIGKILL');
+    // While its replacement starts, /metrics answers from the worker still serving.
+    await new Promise((r) => setTimeout(r, 50));
+    const during = await rawGet(issuer, '/metrics', { authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(during.status).toBe(200);
     const deadline = Date.now() + 30_000;
     while (listening().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(listening()).toHaveLength(3);
