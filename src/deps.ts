@@ -141,7 +141,13 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   });
 
   const connections = createConnectionsService(prisma, createSecretBox(config.connections.secretKeys));
-  const federated = createFederatedAccounts({ prisma, users: services.users, audit, registrationOpen: () => settings.snapshot().registrationOpen });
+  const federated = createFederatedAccounts({
+    prisma,
+    users: services.users,
+    audit,
+    registrationOpen: () => settings.snapshot().registrationOpen,
+    allowUnverifiedLogin: () => settings.snapshot().allowUnverifiedLogin,
+  });
 
   return {
     config,

@@ -55,6 +55,9 @@ const upstreamUrl = z
 const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
 const claimName = z.string().trim().min(1).max(100).regex(/^[\w.:-]+$/, 'a claim name, or a dotted path to one');
 
+/** Where a connection's users are asked who they are: changing any of them moves the connection to another provider. */
+const ENDPOINTS = ['issuer', 'authorizationUrl', 'tokenUrl', 'userinfoUrl'] as const;
+
 type KindFields = { kind: string; issuer?: string | null; authorizationUrl?: string | null; tokenUrl?: string | null; userinfoUrl?: string | null; clientSecret?: string | null };
 
 /** What each kind needs besides the common fields. */
@@ -223,7 +226,10 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
       // The kind's requirements hold after the change too.
       const problems = kindProblems(next);
       if (problems.length) throw new AppError('VALIDATION_FAILED', undefined, problems.map((p) => ({ path: p.path.join('.'), message: p.message })));
-      return changed(await prisma.connection.update({
+      // A linked account is an upstream subject at these endpoints. Pointed elsewhere, the same
+      // subject may be anyone (GitHub ids are public): the links made so far end with the move.
+      const moved = ENDPOINTS.some((k) => data[k] !== undefined && (data[k] ?? null) !== (current[k] ?? null));
+      const update = prisma.connection.update({
         where: { id },
         data: {
           name: data.name,
@@ -237,7 +243,9 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
           claimMapping: data.claimMapping,
           enabled: data.enabled,
         },
-      }));
+      });
+      const updated = moved ? (await prisma.$transaction([prisma.federatedIdentity.deleteMany({ where: { connectionId: id } }), update]))[1] : await update;
+      return changed(updated);
     },
 
     /** Deletes the connection; users who signed in through it keep their local accounts. */

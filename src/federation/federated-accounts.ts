@@ -12,13 +12,15 @@ export type FederatedOutcome =
   // A local account has the upstream's email: linking needs proof of that account, and is only
   // offered when the upstream verified the address.
   | { kind: 'link'; user: User; emailVerified: boolean }
-  | { kind: 'refused'; reason: 'disabled' | 'no_email' | 'registration_closed' };
+  | { kind: 'refused'; reason: RefusalReason };
+
+export type RefusalReason = 'disabled' | 'no_email' | 'registration_closed' | 'unverified_email' | 'email_not_verified';
 
 /**
  * Accounts behind upstream sign-ins. An upstream account is found by (connection, subject), never
  * by email alone: an email only ever leads to the linking step.
  */
-export function createFederatedAccounts(deps: { prisma: Db; users: UsersService; audit: Audit; registrationOpen: () => boolean }) {
+export function createFederatedAccounts(deps: { prisma: Db; users: UsersService; audit: Audit; registrationOpen: () => boolean; allowUnverifiedLogin: () => boolean }) {
   const { prisma, users, audit } = deps;
 
   async function touch(identityId: string, userId: string) {
@@ -49,6 +51,7 @@ export function createFederatedAccounts(deps: { prisma: Db; users: UsersService;
       if (identity) {
         const user = await users.findById(identity.userId);
         if (user && !user.active) return { kind: 'refused', reason: 'disabled' };
+        if (user && !user.emailVerified && !deps.allowUnverifiedLogin()) return { kind: 'refused', reason: 'email_not_verified' };
         if (user) {
           await touch(identity.id, user.id);
           await audit.record('login.success', { userId: user.id, detail: { method: 'federated', connection: connection.slug }, ...meta });
@@ -61,8 +64,15 @@ export function createFederatedAccounts(deps: { prisma: Db; users: UsersService;
       const local = await prisma.user.findUnique({ where: { emailNormalized: normalizeLogin(profile.email) } });
       if (local) return local.active ? { kind: 'link', user: local, emailVerified: profile.emailVerified } : { kind: 'refused', reason: 'disabled' };
       if (!deps.registrationOpen()) return { kind: 'refused', reason: 'registration_closed' };
+      // An app's own upstream is the app developer's choice: its word that an address is verified
+      // is not Latch's. Its accounts start unconfirmed (and its sessions serve that app only).
+      // Any other upstream must have verified the address: an account made for an address nobody
+      // proved would wait for its owner, who could never be sure it was theirs alone.
+      const appOwn = connection.ownerClientId !== null;
+      if (!appOwn && !profile.emailVerified) return { kind: 'refused', reason: 'unverified_email' };
+      if (appOwn && !deps.allowUnverifiedLogin()) return { kind: 'refused', reason: 'email_not_verified' };
       try {
-        const user = await createUser(connection, { ...profile, email: profile.email });
+        const user = await createUser(connection, { ...profile, email: profile.email, emailVerified: !appOwn });
         await audit.record('registration', { userId: user.id, detail: { method: 'federated', connection: connection.slug }, ...meta });
         await audit.record('login.success', { userId: user.id, detail: { method: 'federated', connection: connection.slug }, ...meta });
         return { kind: 'signed-in', user, created: true };

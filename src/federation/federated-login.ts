@@ -3,7 +3,7 @@ import type { Audit } from '../audit/audit.service.js';
 import { requestMeta } from '../http/request-meta.js';
 import type { PreauthenticatedLogin } from '../oidc/preauthenticated-login.js';
 import { callbackUrl, type Connection, type ConnectionsService } from './connections.service.js';
-import type { FederatedAccounts } from './federated-accounts.js';
+import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
 import { UpstreamError, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 
 // Between leaving for the upstream and its callback: state, nonce and PKCE verifier, bound to the
@@ -21,12 +21,14 @@ export type CallbackOutcome =
   | { kind: 'redirect'; to: string }
   | { kind: 'failed'; status: number; message: string; interactionUid?: string };
 
-type FailureReason = UpstreamFailure | 'unknown_connection' | 'state_missing' | 'state_mismatch' | 'disabled' | 'no_email' | 'registration_closed';
+type FailureReason = UpstreamFailure | 'unknown_connection' | 'state_missing' | 'state_mismatch' | RefusalReason;
 
-const REFUSALS: Record<'disabled' | 'no_email' | 'registration_closed', (c: Connection) => string> = {
+const REFUSALS: Record<RefusalReason, (c: Connection) => string> = {
   disabled: () => 'This account is disabled. Contact the administrator of this service.',
   no_email: (c) => `${c.name} did not share an email address, which we need to create your account.`,
   registration_closed: () => 'New accounts cannot be created here at the moment.',
+  unverified_email: (c) => `${c.name} has not confirmed your email address, which we need to create your account. Confirm it there and try again, or create an account here with your email address.`,
+  email_not_verified: () => 'Confirm your email address first: follow the link we sent you, or ask for a new one on the sign-in page.',
 };
 
 /** The browser's side of a federated sign-in: leaving for the upstream, its callback, linking. */
@@ -58,7 +60,7 @@ export function createFederatedLogin(deps: {
 
   async function failure(ctx: Context, connection: Connection | null, reason: FailureReason, message: string, interactionUid?: string): Promise<CallbackOutcome> {
     await audit.record('federated.failure', { detail: { connection: connection?.slug ?? ctx.params?.slug, reason }, ...requestMeta(ctx) });
-    return { kind: 'failed', status: reason === 'unreachable' ? 502 : reason === 'disabled' || reason === 'registration_closed' ? 403 : 400, message, interactionUid };
+    return { kind: 'failed', status: reason === 'unreachable' ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' ? 403 : 400, message, interactionUid };
   }
 
   return {
@@ -112,7 +114,7 @@ export function createFederatedLogin(deps: {
         } satisfies Omit<PendingLink, 'exp'>);
         return { kind: 'redirect', to: '/link-account' };
       }
-      return { kind: 'redirect', to: await preauth.complete(ctx, outcome.user.id, pending.interactionUid, 'fed') };
+      return { kind: 'redirect', to: await preauth.complete(ctx, outcome.user.id, pending.interactionUid, 'fed', connection.ownerClientId ?? undefined) };
     },
 
     /** The link waiting for the user to prove their local account, with its connection. */

@@ -70,9 +70,13 @@ const text = (v: unknown, max = 500) => (typeof v === 'string' && v.trim() ? cut
 /** Maps upstream claims to a profile through the connection's claim mapping. */
 export function profileFrom(claims: Record<string, unknown>, mapping: Record<ClaimField, string>): UpstreamProfile {
   const get = (field: ClaimField, max?: number) => text(claimAt(claims, mapping[field]), max);
-  const subject = get('subject', 255) ?? (mapping.subject === 'sub' ? text(claims.id, 255) : undefined);
+  // Identifiers are never cut: two long ones alike in their first characters would be one account.
+  const whole = (v: unknown, max: number) => { const t = text(v, Infinity); return t !== undefined && t.length > max ? null : t; };
+  const mapped = whole(claimAt(claims, mapping.subject), 255);
+  const subject = mapped !== undefined ? mapped : mapping.subject === 'sub' ? whole(claims.id, 255) : undefined;
+  if (subject === null) throw new UpstreamError('invalid_response', 'The upstream account has an identifier longer than we can store.');
   if (!subject) throw new UpstreamError('no_subject', 'The upstream account has no identifier we can use.');
-  const email = get('email', 254);
+  const email = whole(claimAt(claims, mapping.email), 254) ?? undefined;
   const verified = claimAt(claims, mapping.emailVerified);
   const profile: UpstreamProfile = {
     subject,

@@ -9,7 +9,7 @@ import type { AccountFlows } from '../accounts/account-flows.js';
 import { AppError } from '../http/problem.js';
 import { requestMeta } from '../http/request-meta.js';
 import { formBody } from '../http/form-body.js';
-import type { PreauthenticatedLogin } from './preauthenticated-login.js';
+import { appOnlySignIn, type PreauthenticatedLogin } from './preauthenticated-login.js';
 import type { SettingsService } from '../settings/settings.service.js';
 import { applyConsent } from './grants.js';
 import { describePermissions } from './scope-descriptions.js';
@@ -108,7 +108,7 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
     if (prompt.name === 'login') {
       // A magic link or an upstream sign-in in this browser moments ago completes the login.
       const done = preauth.take(ctx, interaction);
-      if (done) return finish(ctx, interaction, { login: { accountId: done.userId, amr: [done.method], remember: true } });
+      if (done) return finish(ctx, interaction, { login: { accountId: done.userId, amr: [done.method], remember: true, ...(done.onlyFor ? { acr: appOnlySignIn(done.onlyFor) } : {}) } });
       return renderLogin(ctx, uid, params.client_id);
     }
     if (prompt.name !== 'consent') throw new errors.SessionNotFound(`unsupported prompt ${prompt.name}`);

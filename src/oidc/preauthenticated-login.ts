@@ -19,12 +19,13 @@ export type PreauthenticatedLogin = ReturnType<typeof createPreauthenticatedLogi
 
 export function createPreauthenticatedLogin(provider: Provider, options: { secure: boolean; accountLoginPath: string }) {
   const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: options.secure, overwrite: true };
-  const set = (ctx: Context, userId: string, method: PreauthMethod, boundTo: string) =>
-    ctx.cookies.set(PREAUTH_COOKIE, `${userId}.${Math.floor(Date.now() / 1000) + PREAUTH_SECONDS}.${method}.${boundTo}`, { ...cookieOptions, maxAge: PREAUTH_SECONDS * 1000 });
+  // `onlyFor`: the one app whose sign-ins this may complete (see appOnlySignIn), or '' for any.
+  const set = (ctx: Context, userId: string, method: PreauthMethod, boundTo: string, onlyFor = '') =>
+    ctx.cookies.set(PREAUTH_COOKIE, [userId, Math.floor(Date.now() / 1000) + PREAUTH_SECONDS, method, boundTo, encodeURIComponent(onlyFor)].join('.'), { ...cookieOptions, maxAge: PREAUTH_SECONDS * 1000 });
   const read = (ctx: Context) => {
-    const [userId, expires, method, boundTo] = (ctx.cookies.get(PREAUTH_COOKIE, { signed: true }) ?? '').split('.');
+    const [userId, expires, method, boundTo, onlyFor = ''] = (ctx.cookies.get(PREAUTH_COOKIE, { signed: true }) ?? '').split('.');
     if (!userId || !boundTo || !(Number(expires) > Date.now() / 1000)) return undefined;
-    return { userId, method: METHODS.find((m) => m === method) ?? 'email', boundTo };
+    return { userId, method: METHODS.find((m) => m === method) ?? 'email', boundTo, onlyFor: decodeURIComponent(onlyFor) || undefined };
   };
   // A fresh login prompt on the account pages, even when this browser is signed in as someone
   // else: the user asked to continue as the one the link or provider proved.
@@ -37,22 +38,25 @@ export function createPreauthenticatedLogin(provider: Provider, options: { secur
      * finds the pre-authentication cookie. (The provider's interaction cookie is scoped to
      * /interaction/<uid>, so the sign-in cannot be finished from here directly.)
      */
-    async complete(ctx: Context, userId: string, interactionUid: string | undefined, method: PreauthMethod): Promise<string> {
-      if (interactionUid && (await provider.Interaction.find(interactionUid))) {
-        set(ctx, userId, method, interactionUid);
-        return `/interaction/${encodeURIComponent(interactionUid)}`;
+    async complete(ctx: Context, userId: string, interactionUid: string | undefined, method: PreauthMethod, onlyFor?: string): Promise<string> {
+      const interaction = interactionUid ? await provider.Interaction.find(interactionUid) : undefined;
+      if (interaction && (!onlyFor || interaction.params.client_id === onlyFor)) {
+        set(ctx, userId, method, interaction.uid, onlyFor);
+        return `/interaction/${encodeURIComponent(interaction.uid)}`;
       }
+      // An app's own sign-in completes that app's sign-in only, never the account pages'.
+      if (onlyFor) return accountSignIn;
       set(ctx, userId, method, FOR_ACCOUNT);
       return accountSignIn;
     },
 
     /** The user signed in this way moments ago for this login prompt, once (the cookie is cleared). */
-    take(ctx: Context, interaction: { uid: string; params: { client_id?: unknown } }): { userId: string; method: PreauthMethod } | undefined {
+    take(ctx: Context, interaction: { uid: string; params: { client_id?: unknown } }): { userId: string; method: PreauthMethod; onlyFor?: string } | undefined {
       const found = read(ctx);
       const forThis = found && (found.boundTo === interaction.uid || (found.boundTo === FOR_ACCOUNT && interaction.params.client_id === ACCOUNT_CLIENT_ID));
       if (!forThis) return undefined;
       ctx.cookies.set(PREAUTH_COOKIE, null, cookieOptions);
-      return { userId: found.userId, method: found.method };
+      return { userId: found.userId, method: found.method, onlyFor: found.onlyFor };
     },
 
     /**
@@ -62,9 +66,26 @@ export function createPreauthenticatedLogin(provider: Provider, options: { secur
      */
     moveToAccount(ctx: Context, interactionUid: string): string | undefined {
       const found = read(ctx);
-      if (found?.boundTo !== interactionUid) return undefined;
+      if (found?.boundTo !== interactionUid || found.onlyFor) return undefined;
       set(ctx, found.userId, found.method, FOR_ACCOUNT);
       return accountSignIn;
     },
   };
+}
+
+// A sign-in through an app's own upstream connection: the app's developer chose that upstream, and
+// it answers for who its users are. The browser session it makes is marked with the app, and any
+// other app (the account pages too) asks the user to sign in again (see interaction-policy.ts).
+const APP_ONLY = 'urn:latch:app-only:';
+export const appOnlySignIn = (clientId: string) => `${APP_ONLY}${clientId}`;
+/** Whether a session made with this `acr` may sign in to `clientId` without asking again. */
+export const sessionServes = (acr: string | undefined, clientId: string) => !acr?.startsWith(APP_ONLY) || acr === appOnlySignIn(clientId);
+
+/**
+ * The browser's session as Latch's own pages (/account, /admin) read it, directly rather than
+ * through an authorization request: none when it was made for one app only.
+ */
+export async function ownPagesSession(provider: Provider, ctx: Context) {
+  const session = await provider.Session.get(ctx as Parameters<Provider['Session']['get']>[0]);
+  return sessionServes(session.acr, ACCOUNT_CLIENT_ID) ? session : undefined;
 }

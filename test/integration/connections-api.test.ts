@@ -150,6 +150,20 @@ describe("an app's connections (/api/apps/:id/connections)", () => {
     expect(await server.prisma.clientConnection.count({ where: { clientId: app.clientId } })).toBe(0);
   });
 
+  it('ends the accounts linked through a connection when its endpoints move elsewhere, not when it is renamed', async () => {
+    const app = await makeApp(t.dev);
+    const key = await makeKey(app.clientId, t.dev);
+    const own = await json(await call('POST', `/api/apps/${app.clientId}/connections`, key, github({ userinfoUrl: 'https://github.example.com/api/v3/user', tokenUrl: 'https://github.example.com/login/oauth/access_token', authorizationUrl: 'https://github.example.com/login/oauth/authorize' })));
+    const victim = await makeUser({ isAdmin: true });
+    const linked = () => server.prisma.federatedIdentity.count({ where: { connectionId: own.id } });
+    await server.prisma.federatedIdentity.create({ data: { connectionId: own.id, subject: '583231', userId: victim.id } });
+    expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { name: 'Renamed', enabled: true })).status).toBe(200);
+    expect(await linked()).toBe(1);
+    // Pointed at a server that answers with the same (public) GitHub id, it would sign in as the victim.
+    expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { userinfoUrl: 'https://attacker.example.com/user' })).status).toBe(200);
+    expect(await linked()).toBe(0);
+  });
+
   it("lets only admins choose what Latch's own account sign-in offers", async () => {
     const global = await json(await call('POST', '/api/connections', t.admin, github()));
     await expectProblem(await call('PUT', `/api/apps/latch-account/connections/${global.id}`, t.dev), 404, 'CLIENT_NOT_FOUND');

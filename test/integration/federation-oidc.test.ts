@@ -122,6 +122,33 @@ describe('sign in with an oidc connection', () => {
     }
   });
 
+  it('creates no account for an address the provider has not verified', async () => {
+    upstream.oidcUser = { sub: 'emp-unverified', email: 'victim@corp.example', email_verified: false };
+    const { agent, back } = await pressButton();
+    const page = await agent.navigate(back.url);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('has not confirmed your email address');
+    expect(await lastFailure()).toMatchObject({ connection: 'sso', reason: 'unverified_email' });
+    expect(await server.users.findByLogin('victim@corp.example')).toBeNull();
+  });
+
+  it('refuses an unconfirmed user who signs in through the provider while confirmation is required', async () => {
+    upstream.oidcUser = { sub: 'emp-3', email: 'emp3@corp.example', email_verified: true };
+    const first = await pressButton();
+    await first.agent.navigate(first.back.url, {}, REDIRECT_URI);
+    const user = await server.users.findByLogin('emp3@corp.example');
+    await server.prisma.user.update({ where: { id: user!.id }, data: { emailVerified: false } });
+    await server.settings.update({ allowUnverifiedLogin: false });
+    try {
+      const again = await pressButton();
+      const page = await again.agent.navigate(again.back.url);
+      expect(page.status).toBe(403);
+      expect(page.html).toContain('Confirm your email address first');
+    } finally {
+      await server.settings.update({ allowUnverifiedLogin: true });
+    }
+  });
+
   it('refuses a disabled user who signs in through the provider', async () => {
     upstream.oidcUser = { sub: 'emp-2', email: 'emp2@corp.example', email_verified: true };
     const first = await pressButton();
@@ -132,6 +159,34 @@ describe('sign in with an oidc connection', () => {
     const page = await again.agent.navigate(again.back.url);
     expect(page.status).toBe(403);
     expect(page.html).toContain('This account is disabled.');
+  });
+});
+
+describe("an app's own connection", () => {
+  it('makes accounts whose address stays unconfirmed, and sessions that serve that app only', async () => {
+    const app = await server.clients.create({ name: 'Own SSO app', redirectUris: [REDIRECT_URI] });
+    const own = await server.connections.create({ kind: 'oidc', slug: 'own-sso', name: 'App SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret }, app.clientId);
+    upstream.oidcUser = { sub: 'own-1', email: 'newhire@corp.example', email_verified: true };
+    const rp = await relyingParty(server, app);
+    const agent = createUserAgent();
+    const login = await agent.navigate((await authorizationRequest(rp)).url);
+    const back = await agent.submit(login, `/connection/${own.slug}`, {}, `${server.url}/callback/`);
+    let page = await agent.navigate(back.url, {}, REDIRECT_URI);
+    if (page.html.includes('/confirm"')) page = await agent.submit(page, '/confirm', {}, REDIRECT_URI);
+    expect(page.url.startsWith(REDIRECT_URI)).toBe(true);
+    // The app's upstream vouched for the address; Latch does not take its word for it.
+    expect(await server.users.findByLogin('newhire@corp.example')).toMatchObject({ emailVerified: false });
+
+    // Another app (and the account pages) ask this browser to sign in again.
+    const other = await relyingParty(server, fixtures.confidential);
+    const elsewhere = await agent.navigate((await authorizationRequest(other)).url, {}, REDIRECT_URI);
+    expect(elsewhere.url).toMatch(/\/interaction\/[^/]+$/);
+    expect(elsewhere.html).toContain('name="password"');
+    const account = await agent.navigate(`${server.url}/account`);
+    expect(account.url).toMatch(/\/interaction\/[^/]+$/);
+    // The app itself still signs in at once.
+    const again = await agent.navigate((await authorizationRequest(rp)).url, {}, REDIRECT_URI);
+    expect(again.url.startsWith(REDIRECT_URI)).toBe(true);
   });
 });
 

@@ -11,6 +11,16 @@ describe('an upstream profile', () => {
     expect(profileFrom({ sub: 'u1', name: `${'a'.repeat(198)}😀b` }, mapping).name).toBe(`${'a'.repeat(198)}😀`);
   });
 
+  it('never cuts an identifier: a subject too long is refused, an email too long is no email', () => {
+    const long = 'x'.repeat(255);
+    expect(profileFrom({ sub: long }, mapping).subject).toBe(long);
+    // Two subjects alike in their first 255 characters must not become one account.
+    expect(() => profileFrom({ sub: `${long}a` }, mapping)).toThrow(UpstreamError);
+    expect(() => profileFrom({ sub: `${long}a`, id: 42 }, mapping)).toThrow(UpstreamError);
+    expect(profileFrom({ sub: 'u1', email: `${'e'.repeat(250)}@x.io` }, mapping).email).toBeUndefined();
+    expect(profileFrom({ id: 42 }, mapping).subject).toBe('42');
+  });
+
   it('refuses claims holding a NUL or a lone surrogate as an invalid response', () => {
     for (const claims of [{ sub: 'a\u0000b' }, { sub: 'u1', given_name: 'Em\ud800ma' }]) {
       const err = (() => {

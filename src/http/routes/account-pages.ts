@@ -7,6 +7,7 @@ import type { Audit } from '../../audit/audit.service.js';
 import type { Config } from '../../config/env.js';
 import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/first-party-clients.js';
+import { ownPagesSession } from '../../oidc/preauthenticated-login.js';
 import type { User, UsersService } from '../../users/users.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
@@ -136,9 +137,9 @@ export function accountPageRoutes({ config, provider, views, users, audit, accou
 
   /** The signed-in user, or undefined after answering with a redirect to sign in. */
   async function signedIn(ctx: Context): Promise<Signed | undefined> {
-    const session = await provider.Session.get(ctx);
-    const user = session.accountId ? await users.findById(session.accountId) : null;
-    if (user?.active) return { user, sessionUid: session.uid, signedInAt: session.authTime() };
+    const session = await ownPagesSession(provider, ctx);
+    const user = session?.accountId ? await users.findById(session.accountId) : null;
+    if (session && user?.active) return { user, sessionUid: session.uid, signedInAt: session.authTime() };
     // No session, or one of a disabled or deleted user: the provider asks to sign in again.
     ctx.status = 303;
     ctx.redirect('/account/login');

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { isAdmin, isStaff, type Principal } from '../../auth/principal.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/first-party-clients.js';
+import { ownPagesSession } from '../../oidc/preauthenticated-login.js';
 import { adminOnly, createKit, type Admin, type AdminDeps } from './admin-page-kit.js';
 import { adminUserPages } from './admin-users-pages.js';
 import { adminAppPages } from './admin-apps-pages.js';
@@ -21,8 +22,8 @@ export function adminPageRoutes(deps: AdminDeps) {
 
   /** Signed in, active, and staff or admin; otherwise a sign-in redirect or the 403 page. */
   async function guard(ctx: Context, next: Next) {
-    const session = await provider.Session.get(ctx);
-    const user = session.accountId ? await users.findById(session.accountId) : null;
+    const session = await ownPagesSession(provider, ctx);
+    const user = session?.accountId ? await users.findById(session.accountId) : null;
     if (!user?.active) {
       // A form posted after the session ended cannot be replayed: come back to the console.
       const back = ctx.method === 'GET' || ctx.method === 'HEAD' ? ctx.originalUrl : '/admin';
