@@ -24,6 +24,14 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
   }
 
   /**
+   * The app's credentials (its secret, API keys) are as strong as the app: for an app with the
+   * latch:admin scope they manage Latch, so only admins may mint them, not its key or owner.
+   */
+  function assertMayMintCredentials(actor: Principal, app: ClientSummary) {
+    if (!isAdmin(actor) && app.scopes.includes(ADMIN_SCOPE)) throw new AppError('FORBIDDEN', `Only admins may rotate the secret of, or create API keys for, an app with the ${ADMIN_SCOPE} scope.`);
+  }
+
+  /**
    * Loads an app the principal may act on. Others' apps look absent (404), not forbidden; an app's
    * own key may not delete it (403); Latch's built-in clients are read-only (403).
    */
@@ -72,7 +80,7 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     },
 
     async rotateSecret(actor: Principal, clientId: string, meta: RequestMeta) {
-      await authorize(actor, clientId, 'update');
+      assertMayMintCredentials(actor, await authorize(actor, clientId, 'update'));
       const clientSecret = await clients.rotateSecret(clientId);
       await audit.record('admin.app_secret_rotated', { actorId: actorId(actor), detail: { clientId }, ...meta });
       return clientSecret;
@@ -92,7 +100,7 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     },
 
     async createApiKey(actor: Principal, clientId: string, meta: RequestMeta) {
-      await authorize(actor, clientId, 'update');
+      assertMayMintCredentials(actor, await authorize(actor, clientId, 'update'));
       const key = await apiKeys.create(clientId, actor.kind === 'user' ? actor.user.id : undefined);
       await audit.record('admin.api_key_created', { actorId: actorId(actor), detail: { clientId, prefix: key.prefix }, ...meta });
       return key;

@@ -190,6 +190,14 @@ describe('API keys', () => {
     expect((await read(app.clientId)).status).toBe(200);
   });
 
+  it('of an app with latch:admin cannot mint its credentials: only admins rotate its secret or make keys', async () => {
+    const app = await makeApp(t.admin, { grantTypes: ['client_credentials'], scopes: ['latch:admin'] });
+    const key = await makeKey(app.clientId, t.admin);
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, key), 403, 'FORBIDDEN');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 403, 'FORBIDDEN');
+    expect((await call('POST', `/api/apps/${app.clientId}/secret`, t.admin)).status).toBe(200);
+  });
+
   it('a new key deactivates the old one at once; keys are listed, never shown again', async () => {
     const app = await makeApp(t.dev);
     const first = await makeKey(app.clientId, t.dev);
