@@ -22,7 +22,9 @@ const redirectUri = z
   .refine((u) => !u.includes('#'), 'must not contain a fragment')
   .refine((u) => !URL.canParse(u) || !UNSAFE_SCHEMES.has(new URL(u).protocol), 'this URL scheme is not allowed for redirects');
 const webUrl = z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('#'), 'must not contain a fragment');
-const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
+// The provider's own scopes: any other in a client's metadata makes the client invalid, and every
+// sign-in of that app fails. (An API's scopes come with its resource indicator, not from here.)
+const scopeToken = z.enum([...DEFAULT_SCOPES, ADMIN_SCOPE], { error: `one of ${[...DEFAULT_SCOPES, ADMIN_SCOPE].join(', ')} (an API's scopes come with its resource indicator)` });
 
 const ClientFields = z.object({
   name: z.string().trim().min(1).max(100),

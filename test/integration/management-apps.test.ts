@@ -108,6 +108,12 @@ describe('creating apps', () => {
     expect(await json(await read(app.clientId))).toMatchObject(privileged);
   });
 
+  it('refuses scopes the provider does not have (400): they would break every sign-in of the app', async () => {
+    await expectProblem(await call('POST', '/api/apps', t.dev, { name: unique('Scoped '), redirectUris: [REDIRECT_URI], grantTypes: ['authorization_code'], scopes: ['read', 'write'] }), 400, 'VALIDATION_FAILED');
+    const app = await makeApp(t.dev, { scopes: ['openid', 'email'] });
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.dev, { scopes: ['openid', 'read'] }), 400, 'VALIDATION_FAILED');
+  });
+
   it('is refused to ordinary users, staff and API keys (403)', async () => {
     const key = await makeKey((await makeApp(t.dev)).clientId, t.dev);
     for (const token of [t.user, t.staff, key]) {
