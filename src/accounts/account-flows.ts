@@ -65,15 +65,15 @@ export function createAccountFlows(d: Deps) {
     await d.audit.record('email.verification_sent', { userId: user.id, ...meta });
   }
 
+  // Work that runs after its request has answered; close() waits for it.
+  const afterAnswer = new Set<Promise<void>>();
+
   /**
    * Emails a reset or sign-in link if the address has an active account, after the answer: the
    * token, the mail and the audit event are work only an account causes, and the answer must not
    * tell, by its content or by its time, whether there is one. The work runs on its own, outside
    * the request; a failure is logged (the answer was the same either way).
    */
-  // Work that runs after its request has answered; close() waits for it.
-  const afterAnswer = new Set<Promise<void>>();
-
   function linkIfAccountAfterAnswer(kind: 'reset-password' | 'magic-link', email: string, meta: RequestMeta, interactionUid?: string) {
     const ttl = kind === 'reset-password' ? d.ttl.resetPassword : d.ttl.magicLink;
     const work = async () => {

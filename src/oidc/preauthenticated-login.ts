@@ -21,11 +21,11 @@ export function createPreauthenticatedLogin(provider: Provider, options: { secur
   const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: options.secure, overwrite: true };
   // `onlyFor`: the one app whose sign-ins this may complete (see appOnlySignIn), or '' for any.
   const set = (ctx: Context, userId: string, method: PreauthMethod, boundTo: string, onlyFor = '') =>
-    ctx.cookies.set(PREAUTH_COOKIE, [userId, Math.floor(Date.now() / 1000) + PREAUTH_SECONDS, method, boundTo, encodeURIComponent(onlyFor)].join('.'), { ...cookieOptions, maxAge: PREAUTH_SECONDS * 1000 });
+    ctx.cookies.set(PREAUTH_COOKIE, [userId, Math.floor(Date.now() / 1000) + PREAUTH_SECONDS, method, boundTo, Buffer.from(onlyFor).toString('base64url')].join('.'), { ...cookieOptions, maxAge: PREAUTH_SECONDS * 1000 });
   const read = (ctx: Context) => {
     const [userId, expires, method, boundTo, onlyFor = ''] = (ctx.cookies.get(PREAUTH_COOKIE, { signed: true }) ?? '').split('.');
     if (!userId || !boundTo || !(Number(expires) > Date.now() / 1000)) return undefined;
-    return { userId, method: METHODS.find((m) => m === method) ?? 'email', boundTo, onlyFor: decodeURIComponent(onlyFor) || undefined };
+    return { userId, method: METHODS.find((m) => m === method) ?? 'email', boundTo, onlyFor: Buffer.from(onlyFor, 'base64url').toString() || undefined };
   };
   // A fresh login prompt on the account pages, even when this browser is signed in as someone
   // else: the user asked to continue as the one the link or provider proved.
