@@ -191,12 +191,6 @@ export function createAccountFlows(d: Deps) {
       const record = await d.tokens.consume('magic-link', token);
       const user = record ? await d.users.findById(record.userId) : null;
       if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
-      if (!user.emailVerified && user.passwordHash) {
-        // The first proof of the address: whoever set the password never proved it (someone may
-        // have registered another's address), so the password and its sessions end here.
-        await d.users.clearPassword(user.id);
-        await revokeUserSessions(d.prisma, user.id);
-      }
       await d.users.markEmailVerified(user.id, record.email);
       await d.audit.record('magic_link.used', { userId: user.id, ...meta });
       return { user, interactionUid: record.interactionUid ?? undefined };

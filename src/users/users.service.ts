@@ -142,11 +142,6 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
       await prisma.user.update({ where: { id: userId }, data: { passwordHash: await hasher.hash(password) } });
     },
 
-    /** Removes the password: the user signs in by emailed link or upstream provider until a reset sets one. */
-    async clearPassword(userId: string) {
-      await prisma.user.update({ where: { id: userId }, data: { passwordHash: null } });
-    },
-
     /** Marks the address verified, only if it is still the user's address. */
     async markEmailVerified(userId: string, email: string) {
       const { count } = await prisma.user.updateMany({ where: { id: userId, emailNormalized: normalizeLogin(email) }, data: { emailVerified: true } });

@@ -228,20 +228,6 @@ describe('magic links', () => {
     expect((await api('/auth/magic-link/verify', { token: reset })).status).toBe(400);
   });
 
-  it('ends a password set before the address was ever proven, with its sessions (a pre-registered account)', async () => {
-    // Someone registered this address with a password of their own; its owner then signs in by link.
-    const squatter = await api('/auth/register', { email: 'owner@example.com', password: 'amber lantern sonnet 7' });
-    expect(squatter.status).toBe(201);
-    const squatterTokens = (await login('owner@example.com', 'amber lantern sonnet 7')).body;
-    await smtp.waitFor('owner@example.com', (m) => m.subject.includes('Confirm your email'));
-    expect((await api('/auth/magic-link', { email: 'owner@example.com' })).status).toBe(202);
-    const token = new URL((await smtp.waitFor('owner@example.com', (m) => m.subject.includes('sign-in link'))).link!).searchParams.get('token')!;
-    expect((await api('/auth/magic-link/verify', { token })).status).toBe(200);
-    expect((await login('owner@example.com', 'amber lantern sonnet 7')).res.status).toBe(401);
-    expect((await fetch(`${server.issuer}/me`, bearer(String(squatterTokens.access_token)))).status).toBe(401);
-    expect(await server.users.findByLogin('owner@example.com')).toMatchObject({ emailVerified: true, passwordHash: null });
-  });
-
   it('answers the same for unknown addresses', async () => {
     const res = await api('/auth/magic-link', { email: 'ghost2@example.com' });
     expect(res.status).toBe(202);
