@@ -106,6 +106,23 @@ export function createAccountFlows(d: Deps) {
     if (accountHasFailures) await d.loginThrottle.recordSuccess(key);
   }
 
+  /**
+   * The address's owner proved it with an emailed link (confirmation, reset or sign-in). Until now
+   * unconfirmed, the account may have been made for this address by an app's own upstream, whose
+   * word on addresses is its developer's: those links end, and with them the account's sessions
+   * and tokens, so the owner has the account alone. False when the address is no longer the user's.
+   */
+  async function addressProven(userId: string, email: string) {
+    const before = await d.users.findById(userId);
+    if (!(await d.users.markEmailVerified(userId, email))) return false;
+    if (before && !before.emailVerified) {
+      const appOwn = await d.prisma.connection.findMany({ where: { ownerClientId: { not: null } }, select: { id: true } });
+      const { count } = appOwn.length ? await d.prisma.federatedIdentity.deleteMany({ where: { userId, connectionId: { in: appOwn.map((c) => c.id) } } }) : { count: 0 };
+      if (count) await revokeUserSessions(d.prisma, userId);
+    }
+    return true;
+  }
+
   async function throttled(purpose: string, email: string, meta: RequestMeta) {
     const wait = await d.emailThrottle(purpose, email, meta.ip ?? 'unknown');
     if (wait > 0) throw new AppError('TOO_MANY_REQUESTS', `Too many requests; try again in ${Math.ceil(wait / 60)} minute(s).`, undefined, wait);
@@ -139,7 +156,7 @@ export function createAccountFlows(d: Deps) {
 
     async verifyEmail(token: string, meta: RequestMeta) {
       const record = await d.tokens.consume('verify-email', token);
-      if (!record || !(await d.users.markEmailVerified(record.userId, record.email))) throw new AppError('INVALID_TOKEN');
+      if (!record || !(await addressProven(record.userId, record.email))) throw new AppError('INVALID_TOKEN');
       await d.audit.record('email.verified', { userId: record.userId, ...meta });
       return record.userId;
     },
@@ -167,7 +184,7 @@ export function createAccountFlows(d: Deps) {
       if (!record) throw new AppError('INVALID_TOKEN');
       await d.users.setPassword(user.id, password);
       // Following the link proved the mailbox.
-      await d.users.markEmailVerified(user.id, record.email);
+      await addressProven(user.id, record.email);
       await revokeUserSessions(d.prisma, user.id);
       await d.tokens.revokeAll(user.id, ACCESS_LINKS);
       await d.audit.record('password.reset', { userId: user.id, ...meta });
@@ -191,7 +208,7 @@ export function createAccountFlows(d: Deps) {
       const record = await d.tokens.consume('magic-link', token);
       const user = record ? await d.users.findById(record.userId) : null;
       if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
-      await d.users.markEmailVerified(user.id, record.email);
+      await addressProven(user.id, record.email);
       await d.audit.record('magic_link.used', { userId: user.id, ...meta });
       return { user, interactionUid: record.interactionUid ?? undefined };
     },

@@ -55,7 +55,7 @@ const upstreamUrl = z
 const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
 const claimName = z.string().trim().min(1).max(100).regex(/^[\w.:-]+$/, 'a claim name, or a dotted path to one');
 
-/** Where a connection's users are asked who they are: changing any of them moves the connection to another provider. */
+/** Where a connection's users are asked who they are: changing any of them (in effect) moves the connection to another provider. */
 const ENDPOINTS = ['issuer', 'authorizationUrl', 'tokenUrl', 'userinfoUrl'] as const;
 
 type KindFields = { kind: string; issuer?: string | null; authorizationUrl?: string | null; tokenUrl?: string | null; userinfoUrl?: string | null; clientSecret?: string | null };
@@ -226,9 +226,11 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
       // The kind's requirements hold after the change too.
       const problems = kindProblems(next);
       if (problems.length) throw new AppError('VALIDATION_FAILED', undefined, problems.map((p) => ({ path: p.path.join('.'), message: p.message })));
-      // A linked account is an upstream subject at these endpoints. Pointed elsewhere, the same
-      // subject may be anyone (GitHub ids are public): the links made so far end with the move.
-      const moved = ENDPOINTS.some((k) => data[k] !== undefined && (data[k] ?? null) !== (current[k] ?? null));
+      // A linked account is a subject, read from a claim, at these endpoints. Pointed elsewhere, or
+      // read from another claim, the same value may be anyone (GitHub ids are public, and a login
+      // is chosen by its user): the links made so far end with the change.
+      const [was, will] = [effectiveSettings(current), effectiveSettings({ ...current, ...data, scopes: current.scopes, claimMapping: data.claimMapping === undefined ? current.claimMapping : data.claimMapping } as Connection)];
+      const moved = ENDPOINTS.some((k) => was[k] !== will[k]) || was.claims.subject !== will.claims.subject;
       const update = prisma.connection.update({
         where: { id },
         data: {

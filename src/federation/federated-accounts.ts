@@ -14,7 +14,7 @@ export type FederatedOutcome =
   | { kind: 'link'; user: User; emailVerified: boolean }
   | { kind: 'refused'; reason: RefusalReason };
 
-export type RefusalReason = 'disabled' | 'no_email' | 'registration_closed' | 'unverified_email' | 'email_not_verified';
+export type RefusalReason = 'disabled' | 'no_email' | 'registration_closed' | 'unverified_email' | 'email_not_verified' | 'confirmation_required';
 
 /**
  * Accounts behind upstream sign-ins. An upstream account is found by (connection, subject), never
@@ -70,7 +70,7 @@ export function createFederatedAccounts(deps: { prisma: Db; users: UsersService;
       // proved would wait for its owner, who could never be sure it was theirs alone.
       const appOwn = connection.ownerClientId !== null;
       if (!appOwn && !profile.emailVerified) return { kind: 'refused', reason: 'unverified_email' };
-      if (appOwn && !deps.allowUnverifiedLogin()) return { kind: 'refused', reason: 'email_not_verified' };
+      if (appOwn && !deps.allowUnverifiedLogin()) return { kind: 'refused', reason: 'confirmation_required' };
       try {
         const user = await createUser(connection, { ...profile, email: profile.email, emailVerified: !appOwn });
         await audit.record('registration', { userId: user.id, detail: { method: 'federated', connection: connection.slug }, ...meta });

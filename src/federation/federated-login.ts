@@ -27,8 +27,9 @@ const REFUSALS: Record<RefusalReason, (c: Connection) => string> = {
   disabled: () => 'This account is disabled. Contact the administrator of this service.',
   no_email: (c) => `${c.name} did not share an email address, which we need to create your account.`,
   registration_closed: () => 'New accounts cannot be created here at the moment.',
-  unverified_email: (c) => `${c.name} has not confirmed your email address, which we need to create your account. Confirm it there and try again, or create an account here with your email address.`,
-  email_not_verified: () => 'Confirm your email address first: follow the link we sent you, or ask for a new one on the sign-in page.',
+  unverified_email: (c) => `${c.name} did not say that your email address is confirmed, which we need to create your account through it. Create an account here with your email address instead.`,
+  email_not_verified: () => 'Confirm your email address first: sign in with "Email me a sign-in link", which confirms it.',
+  confirmation_required: () => 'This service needs a confirmed email address before anyone signs in, so new accounts cannot be made this way. Create an account here with your email address first.',
 };
 
 /** The browser's side of a federated sign-in: leaving for the upstream, its callback, linking. */
@@ -60,7 +61,7 @@ export function createFederatedLogin(deps: {
 
   async function failure(ctx: Context, connection: Connection | null, reason: FailureReason, message: string, interactionUid?: string): Promise<CallbackOutcome> {
     await audit.record('federated.failure', { detail: { connection: connection?.slug ?? ctx.params?.slug, reason }, ...requestMeta(ctx) });
-    return { kind: 'failed', status: reason === 'unreachable' ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' ? 403 : 400, message, interactionUid };
+    return { kind: 'failed', status: reason === 'unreachable' ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' || reason === 'confirmation_required' ? 403 : 400, message, interactionUid };
   }
 
   return {

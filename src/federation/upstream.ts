@@ -159,7 +159,8 @@ export function createUpstream(deps: { connections: ConnectionsService }) {
   async function githubClaims(config: oidc.Configuration, accessToken: string, c: Connection) {
     const userinfoUrl = effectiveSettings(c).userinfoUrl!;
     const user = (await fetchJson(config, accessToken, userinfoUrl, c)) as Record<string, unknown>;
-    const emails = await fetchJson(config, accessToken, `${userinfoUrl.replace(/\/+$/, '')}/emails`, c).catch(() => []);
+    // A failure here is GitHub's, reported as such: without the list no address counts as verified.
+    const emails = await fetchJson(config, accessToken, `${userinfoUrl.replace(/\/+$/, '')}/emails`, c);
     const list = Array.isArray(emails) ? (emails as { email?: unknown; primary?: unknown; verified?: unknown }[]) : [];
     const chosen = list.find((m) => m.primary === true && m.verified === true) ?? list.find((m) => m.verified === true);
     if (chosen && typeof chosen.email === 'string') return { ...user, email: chosen.email, email_verified: true };

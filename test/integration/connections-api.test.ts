@@ -159,8 +159,15 @@ describe("an app's connections (/api/apps/:id/connections)", () => {
     await server.prisma.federatedIdentity.create({ data: { connectionId: own.id, subject: '583231', userId: victim.id } });
     expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { name: 'Renamed', enabled: true })).status).toBe(200);
     expect(await linked()).toBe(1);
+    // The same endpoint again changes nothing.
+    expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { userinfoUrl: 'https://github.example.com/api/v3/user' })).status).toBe(200);
+    expect(await linked()).toBe(1);
     // Pointed at a server that answers with the same (public) GitHub id, it would sign in as the victim.
     expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { userinfoUrl: 'https://attacker.example.com/user' })).status).toBe(200);
+    expect(await linked()).toBe(0);
+    // So would reading the subject from a claim its users choose (a GitHub login equal to an id).
+    await server.prisma.federatedIdentity.create({ data: { connectionId: own.id, subject: '583231', userId: victim.id } });
+    expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, key, { claimMapping: { subject: 'login' } })).status).toBe(200);
     expect(await linked()).toBe(0);
   });
 

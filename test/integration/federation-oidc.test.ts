@@ -127,7 +127,7 @@ describe('sign in with an oidc connection', () => {
     const { agent, back } = await pressButton();
     const page = await agent.navigate(back.url);
     expect(page.status).toBe(400);
-    expect(page.html).toContain('has not confirmed your email address');
+    expect(page.html).toContain('did not say that your email address is confirmed');
     expect(await lastFailure()).toMatchObject({ connection: 'sso', reason: 'unverified_email' });
     expect(await server.users.findByLogin('victim@corp.example')).toBeNull();
   });
@@ -187,6 +187,16 @@ describe("an app's own connection", () => {
     // The app itself still signs in at once.
     const again = await agent.navigate((await authorizationRequest(rp)).url, {}, REDIRECT_URI);
     expect(again.url.startsWith(REDIRECT_URI)).toBe(true);
+
+    // The address's owner proves it with an emailed link: the app's upstream no longer reaches
+    // the account, and the session it made ends.
+    const user = (await server.users.findByLogin('newhire@corp.example'))!;
+    await server.accounts.requestMagicLink('newhire@corp.example', {});
+    const token = new URL((await smtp.waitFor('newhire@corp.example', (m) => m.subject.includes('sign-in link'))).link!).searchParams.get('token')!;
+    await server.accounts.useMagicLink(token, {});
+    expect(await server.prisma.federatedIdentity.count({ where: { userId: user.id, connectionId: own.id } })).toBe(0);
+    const ended = await agent.navigate((await authorizationRequest(rp)).url, {}, REDIRECT_URI);
+    expect(ended.url).toMatch(/\/interaction\/[^/]+$/);
   });
 });
 
