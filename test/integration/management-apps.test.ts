@@ -202,6 +202,12 @@ describe('API keys', () => {
     await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, key), 403, 'FORBIDDEN');
     await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 403, 'FORBIDDEN');
     expect((await call('POST', `/api/apps/${app.clientId}/secret`, t.admin)).status).toBe(200);
+
+    // Nor its developer owner, once an admin gave their app the scope.
+    const owned = await makeApp(t.dev, { grantTypes: ['client_credentials'] });
+    expect((await call('PATCH', `/api/apps/${owned.clientId}`, t.admin, { scopes: ['latch:admin'] })).status).toBe(200);
+    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/secret`, t.dev), 403, 'FORBIDDEN');
+    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/api-keys`, t.dev), 403, 'FORBIDDEN');
   });
 
   it('a new key deactivates the old one at once; keys are listed, never shown again', async () => {
