@@ -142,7 +142,7 @@ export function createAccountFlows(d: Deps) {
       await assertPasswordAccepted(input.password, [data.email, data.username, data.name]);
       // Throttled before anything is created, so a refused request leaves nothing half done.
       await throttled('verify-email', data.email, meta);
-      const user = await d.users.create({ ...data, password: input.password, emailVerified: false });
+      const user = await d.users.create({ ...data, password: input.password, emailVerified: false }, { registered: true });
       await d.audit.record('registration', { userId: user.id, ...meta });
       await mailVerification(user, meta);
       return user;
@@ -208,6 +208,12 @@ export function createAccountFlows(d: Deps) {
       const record = await d.tokens.consume('magic-link', token);
       const user = record ? await d.users.findById(record.userId) : null;
       if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
+      if (user.passwordUnproven) {
+        // Chosen when the address was registered, by someone who never proved it: perhaps not its
+        // owner, who proves it now. The password and its sessions end; a reset link sets a new one.
+        await d.users.clearPassword(user.id);
+        await revokeUserSessions(d.prisma, user.id);
+      }
       await addressProven(user.id, record.email);
       await d.audit.record('magic_link.used', { userId: user.id, ...meta });
       return { user, interactionUid: record.interactionUid ?? undefined };

@@ -42,7 +42,7 @@ const epochMs = (column: string) => `EXTRACT(EPOCH FROM ${column}) * 1000`;
 // Emails hold an @ and usernames cannot, so at most one user matches.
 const USER_BY_LOGIN = `SELECT id, email, email_normalized AS "emailNormalized", username, username_normalized AS "usernameNormalized",
     given_name AS "givenName", family_name AS "familyName", name, email_verified AS "emailVerified", active, is_staff AS "isStaff",
-    is_admin AS "isAdmin", is_developer AS "isDeveloper", password_hash AS "passwordHash", picture,
+    is_admin AS "isAdmin", is_developer AS "isDeveloper", password_hash AS "passwordHash", password_unproven AS "passwordUnproven", picture,
     ${epochMs('last_login_at')} AS "lastLoginAt", ${epochMs('created_at')} AS "createdAt", ${epochMs('updated_at')} AS "updatedAt"
   FROM users WHERE email_normalized = $1 OR username_normalized = $1 LIMIT 1`;
 type UserRow = Omit<User, 'lastLoginAt' | 'createdAt' | 'updatedAt'> & { lastLoginAt: string | null; createdAt: string; updatedAt: string };

@@ -10,8 +10,9 @@ import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type
 const toText = (d: Date | null) => (d ? d.toISOString().replace('Z', '+00:00') : null);
 
 type PayloadRow = { payload: string; consumed_at: string | null };
-type UserRow = Omit<User, 'emailVerified' | 'active' | 'isStaff' | 'isAdmin' | 'isDeveloper' | 'lastLoginAt' | 'createdAt' | 'updatedAt'> & {
+type UserRow = Omit<User, 'emailVerified' | 'active' | 'isStaff' | 'isAdmin' | 'isDeveloper' | 'passwordUnproven' | 'lastLoginAt' | 'createdAt' | 'updatedAt'> & {
   emailVerified: number;
+  passwordUnproven: number;
   active: number;
   isStaff: number;
   isAdmin: number;
@@ -87,8 +88,8 @@ export function createSqliteOidcStore(
   const userByLogin = db.prepare<[string, string], UserRow>(`
     SELECT id, email, email_normalized AS emailNormalized, username, username_normalized AS usernameNormalized,
       given_name AS givenName, family_name AS familyName, name, email_verified AS emailVerified, active, is_staff AS isStaff,
-      is_admin AS isAdmin, is_developer AS isDeveloper, password_hash AS passwordHash, picture, last_login_at AS lastLoginAt,
-      created_at AS createdAt, updated_at AS updatedAt
+      is_admin AS isAdmin, is_developer AS isDeveloper, password_hash AS passwordHash, password_unproven AS passwordUnproven, picture,
+      last_login_at AS lastLoginAt, created_at AS createdAt, updated_at AS updatedAt
     FROM users WHERE email_normalized = ? OR username_normalized = ? LIMIT 1`);
   const rateLimits = db.prepare<[string, string], { key: string; points: number; expire: string | null }>(
     'SELECT key, points, expire FROM rate_limits WHERE key IN (SELECT value FROM json_each(?)) AND (expire IS NULL OR expire > ?)',
@@ -209,6 +210,7 @@ export function createSqliteOidcStore(
           isStaff: u.isStaff === 1,
           isAdmin: u.isAdmin === 1,
           isDeveloper: u.isDeveloper === 1,
+          passwordUnproven: u.passwordUnproven === 1,
           lastLoginAt: u.lastLoginAt === null ? null : new Date(u.lastLoginAt),
           createdAt: new Date(u.createdAt),
           updatedAt: new Date(u.updatedAt),

@@ -72,7 +72,8 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
   }
 
   return {
-    async create(input: NewUser): Promise<User> {
+    /** Creates a user; `registered`: they chose their password for an address nobody has proven yet. */
+    async create(input: NewUser, options: { registered?: boolean } = {}): Promise<User> {
       const data = NewUser.parse(input);
       const taken = await prisma.user.findFirst({
         where: {
@@ -100,6 +101,7 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
           isAdmin: data.isAdmin ?? false,
           isStaff: data.isStaff ?? false,
           passwordHash,
+          passwordUnproven: Boolean(options.registered && passwordHash && !data.emailVerified),
         },
       }));
     },
@@ -142,9 +144,14 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
       await prisma.user.update({ where: { id: userId }, data: { passwordHash: await hasher.hash(password) } });
     },
 
+    /** Removes the password: the user signs in by emailed link or upstream provider until a reset sets one. */
+    async clearPassword(userId: string) {
+      await prisma.user.update({ where: { id: userId }, data: { passwordHash: null, passwordUnproven: false } });
+    },
+
     /** Marks the address verified, only if it is still the user's address. */
     async markEmailVerified(userId: string, email: string) {
-      const { count } = await prisma.user.updateMany({ where: { id: userId, emailNormalized: normalizeLogin(email) }, data: { emailVerified: true } });
+      const { count } = await prisma.user.updateMany({ where: { id: userId, emailNormalized: normalizeLogin(email) }, data: { emailVerified: true, passwordUnproven: false } });
       return count === 1;
     },
 

@@ -228,6 +228,35 @@ describe('magic links', () => {
     expect((await api('/auth/magic-link/verify', { token: reset })).status).toBe(400);
   });
 
+  it('ends a password chosen at registration when the address is first proven by a sign-in link', async () => {
+    const useLink = async (email: string) => {
+      expect((await api('/auth/magic-link', { email })).status).toBe(202);
+      const token = new URL((await smtp.waitFor(email, (m) => m.subject.includes('sign-in link'))).link!).searchParams.get('token')!;
+      const res = await api('/auth/magic-link/verify', { token });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { access_token: string };
+    };
+    // Someone registered this address with a password of their own; its owner then signs in by link.
+    expect((await api('/auth/register', { email: 'owner@example.com', password: 'amber lantern sonnet 7' })).status).toBe(201);
+    const squatter = (await login('owner@example.com', 'amber lantern sonnet 7')).body;
+    await useLink('owner@example.com');
+    expect((await login('owner@example.com', 'amber lantern sonnet 7')).res.status).toBe(401);
+    expect((await fetch(`${server.issuer}/me`, bearer(String(squatter.access_token)))).status).toBe(401);
+    expect(await server.users.findByLogin('owner@example.com')).toMatchObject({ emailVerified: true, passwordHash: null });
+
+    // A registrant who confirmed the address keeps the password; so does one who moved to a new
+    // address and proves that one by link.
+    expect((await api('/auth/register', { email: 'honest@example.com', password: 'amber lantern sonnet 8' })).status).toBe(201);
+    const confirm = new URL((await smtp.waitFor('honest@example.com', (m) => m.subject.includes('Confirm your email'))).link!).searchParams.get('token')!;
+    expect((await api('/auth/verify-email', { token: confirm })).status).toBe(204);
+    const honest = (await login('honest@example.com', 'amber lantern sonnet 8')).body;
+    await useLink('honest@example.com');
+    const moved = await fetch(`${server.url}/api/me`, { method: 'PATCH', headers: { ...bearer(String(honest.access_token)).headers, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'honest.new@example.com', currentPassword: 'amber lantern sonnet 8' }) });
+    expect(moved.status).toBe(200);
+    await useLink('honest.new@example.com');
+    expect((await login('honest.new@example.com', 'amber lantern sonnet 8')).res.status).toBe(200);
+  });
+
   it('answers the same for unknown addresses', async () => {
     const res = await api('/auth/magic-link', { email: 'ghost2@example.com' });
     expect(res.status).toBe(202);

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "users" ADD COLUMN     "password_unproven" BOOLEAN NOT NULL DEFAULT false;
+
