@@ -17,7 +17,13 @@ type Message = { type?: string; id?: number; text?: string; error?: string; metr
 
 let asked = 0;
 /** Sends `question` to `to` and resolves with its answer (matched by id), or undefined after `ms`. */
-function ask(to: { send(m: Message): unknown; on(e: 'message', l: (m: Message) => void): unknown; off(e: 'message', l: (m: Message) => void): unknown }, question: Message, answer: string, ms: number) {
+type Peer = { send(m: Message, done: (err: Error | null) => void): unknown; on(e: 'message', l: (m: Message) => void): unknown; off(e: 'message', l: (m: Message) => void): unknown };
+
+// Sent with a callback: a peer that died meanwhile is a failed send, not an 'error' event that
+// would bring the process down.
+const sendTo = (to: { send(m: Message, done: (err: Error | null) => void): unknown }, message: Message) => to.send(message, () => {});
+
+function ask(to: Peer, question: Message, answer: string, ms: number) {
   const id = (asked += 1);
   return new Promise<Message | undefined>((resolve) => {
     const done = (value: Message | undefined) => {
@@ -28,7 +34,7 @@ function ask(to: { send(m: Message): unknown; on(e: 'message', l: (m: Message) =
     const listen = (m: Message) => m?.type === answer && m.id === id && done(m);
     const timer = setTimeout(() => done(undefined), ms);
     to.on('message', listen);
-    to.send({ ...question, id });
+    to.send({ ...question, id }, (err) => err && done(undefined));
   });
 }
 
@@ -43,8 +49,8 @@ export function gatherWorkerMetrics(serving: (worker: Worker) => boolean) {
     Promise.all(workers.map((w) => ask(w, { type: ASK_OWN }, OWN, OWN_WITHIN_MS)))
       .then((answers) => AggregatorRegistry.aggregate(answers.flatMap((a) => (a?.metrics ? [a.metrics] : []))).metrics())
       .then(
-        (text) => from.isConnected() && from.send({ type: ALL, id: msg.id, text }),
-        (err: Error) => from.isConnected() && from.send({ type: ALL, id: msg.id, error: err.message }),
+        (text) => from.isConnected() && sendTo(from, { type: ALL, id: msg.id, text }),
+        (err: Error) => from.isConnected() && sendTo(from, { type: ALL, id: msg.id, error: err.message }),
       );
   });
 }
@@ -56,11 +62,11 @@ export function gatherWorkerMetrics(serving: (worker: Worker) => boolean) {
  */
 export function metricsText(registry: Registry, inCluster: boolean): () => Promise<string> {
   if (!inCluster || !cluster.isWorker) return () => registry.metrics();
+  const primary: Peer = { send: (m, done) => process.send!(m, undefined, undefined, done), on: process.on.bind(process), off: process.off.bind(process) };
   process.on('message', (msg: Message) => {
     if (msg?.type !== ASK_OWN) return;
-    registry.getMetricsAsJSON().then((metrics) => process.send!({ type: OWN, id: msg.id, metrics }), () => process.send!({ type: OWN, id: msg.id }));
+    registry.getMetricsAsJSON().then((metrics) => sendTo(primary, { type: OWN, id: msg.id, metrics }), () => sendTo(primary, { type: OWN, id: msg.id }));
   });
-  const primary = { send: (m: Message) => process.send!(m), on: process.on.bind(process), off: process.off.bind(process) };
   return async () => {
     const answer = await ask(primary, { type: ASK_ALL }, ALL, ALL_WITHIN_MS);
     if (answer?.text === undefined) throw new Error(`the metrics of all workers: ${answer?.error ?? 'the primary process did not answer'}`);
