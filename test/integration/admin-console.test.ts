@@ -202,8 +202,19 @@ describe('forms', () => {
     // PostgreSQL has no year 0: refused with a message, not a failed query.
     expectPage(await agent.navigate(url('/admin/audit?from=0000-01-01')), 400, 'Use a year from 0001 on.');
     expectLabelledControls(audit.html);
+    expectPage(await agent.navigate(url('/admin/audit?user=nobody-at-all')), 200, 'No user, or deleted user&#39;s events, has the id');
     expectPage(await agent.navigate(url('/admin/users/no-such-user')), 404, 'No such user');
     expectPage(await agent.navigate(url('/admin/apps/no-such-app')), 404, 'No such client');
+  });
+
+  it("shows a deleted user's history, as the API does, linked from its events", async () => {
+    const { agent } = await signedIn('root');
+    const gone = await server.users.create({ email: 'gone@example.com', password: PASSWORD, emailVerified: true });
+    await server.audit.record('login.success', { userId: gone.id, detail: { method: 'password' } });
+    await server.usersAdmin.delete({ kind: 'service', clientId: 'test' }, gone.id, {});
+    const history = await agent.navigate(url(`/admin/audit?user=${gone.id}`));
+    expectPage(history, 200, 'login.success', `href="/admin/audit?user=${gone.id}"`);
+    expect(history.html).not.toContain(`href="/admin/users/${gone.id}"`);
   });
 
   it("leaves Latch's own apps alone, and shows new secrets once with cache-control: no-store", async () => {

@@ -141,14 +141,17 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     const to = day(filter.to, 'to');
     if (from && to && from > to && !problems.from && !problems.to) problems.to = 'The end date is before the start date.';
 
-    // A user is named by id, email or username.
+    // A user is named by id, email or username; a deleted user's history by its id, as the API does.
     const user = filter.user ? ((await users.findById(filter.user)) ?? (await users.findByLogin(filter.user))) : undefined;
-    if (filter.user && !user) problems.user = `No user has the id, email or username “${filter.user}”.`;
+    const userId = user?.id ?? (filter.user || undefined);
 
+    const search = () => audit.search({ userId, event: filter.event || undefined, from, to, page: pageNumber(ctx.query.page), pageSize: AUDIT_PAGE_SIZE });
+    let result = Object.keys(problems).length ? { items: [], total: 0, page: 1, pageSize: AUDIT_PAGE_SIZE } : await search();
+    if (filter.user && !user && !result.total && !(await audit.search({ userId, page: 1, pageSize: 1 })).total) {
+      problems.user = `No user, or deleted user's events, has the id, email or username “${filter.user}”.`;
+      result = { items: [], total: 0, page: 1, pageSize: AUDIT_PAGE_SIZE };
+    }
     const keys = Object.keys(problems);
-    const result = keys.length
-      ? { items: [], total: 0, page: 1, pageSize: AUDIT_PAGE_SIZE }
-      : await audit.search({ userId: user?.id, event: filter.event || undefined, from, to, page: pageNumber(ctx.query.page), pageSize: AUDIT_PAGE_SIZE });
     const people = await emails(result.items.flatMap((e) => [e.userId, e.actorId]));
     await kit.page(ctx, 'audit', 'audit', {
       title: 'Audit log',
@@ -157,6 +160,8 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       items: result.items.map((e) => ({
         ...e,
         user: e.userId ? (people[e.userId] ?? e.userId) : '',
+        // A deleted user has no page; their history does.
+        userHref: e.userId ? (people[e.userId] ? `/admin/users/${encodeURIComponent(e.userId)}` : `/admin/audit?${new URLSearchParams({ user: e.userId })}`) : '',
         actor: e.actorId ? (people[e.actorId] ?? e.actorId) : '',
         detailText: e.detail ? JSON.stringify(e.detail).slice(0, 300) : '',
       })),
