@@ -138,6 +138,7 @@ describe('admin console in a browser', () => {
       expect(await page.content()).not.toContain(firstSecret);
       if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, 'admin-app.png'), fullPage: true });
 
+      await page.getByLabel('Yes, the current secret stops working').check();
       await page.getByRole('button', { name: 'Rotate secret' }).click();
       await expect.poll(() => heading(page)).toBe('New client secret');
       const secondSecret = (await page.locator('#secret').textContent())!;
@@ -146,6 +147,7 @@ describe('admin console in a browser', () => {
       expect(await clientCredentials(clientId, secondSecret)).toBe(200);
 
       await page.goto(`${server.url}/admin/apps/${clientId}`);
+      await page.getByLabel('Yes, earlier keys stop working').check();
       await page.getByRole('button', { name: 'Create API key' }).click();
       await expect.poll(() => heading(page)).toBe('New API key');
       const key = (await page.locator('#secret').textContent())!;

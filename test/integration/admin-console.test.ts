@@ -239,7 +239,14 @@ describe('forms', () => {
     const clientId = /<code id="client-id">([^<]+)<\/code>/.exec(created.html)![1]!;
     const appPage = await agent.navigate(url(`/admin/apps/${clientId}`));
     expect(appPage.html).not.toContain(secret);
-    const key = await agent.submit(appPage, `/admin/apps/${clientId}/api-keys`);
+    // A new secret, a new key or revoking every token ends what works now: not without the box ticked.
+    for (const [action, box] of [['secret', 'confirmRotate'], ['api-keys', 'confirmKey'], ['revoke', 'confirmRevoke']] as const) {
+      const refused = await agent.submit(appPage, `/admin/apps/${clientId}/${action}`);
+      expectPage(refused, 400, 'Tick the box to confirm');
+      expect(refused.html).toMatch(new RegExp(`id="${box}"[^>]*aria-invalid="true"`));
+    }
+    expect((await server.prisma.apiKey.count({ where: { clientId } }))).toBe(0);
+    const key = await agent.submit(appPage, `/admin/apps/${clientId}/api-keys`, { confirm: 'on' });
     expectPage(key, 200, 'New API key', 'latch_');
     expect(key.headers.get('cache-control')).toBe('no-store');
     const deleteUnconfirmed = await agent.submit(appPage, `/admin/apps/${clientId}/delete`);

@@ -4,7 +4,7 @@ import { GRANT_TYPES, type ClientSummary } from '../../clients/clients.service.j
 import { ACCOUNT_CLIENT_ID, API_CLIENT_ID } from '../../oidc/first-party-clients.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
-import { adminOf, fieldList, lines, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { adminOf, assertConfirmed, fieldList, lines, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
 // Latch's own clients are rewritten from the configuration at every start; editing or deleting
@@ -175,6 +175,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       ctx,
       async () => {
         const app = await changeable(ctx, id);
+        assertConfirmed(ctx, 'confirmRotate', 'the current secret is to stop working');
         const secret = await apps.rotateSecret(adminOf(ctx).principal, id, requestMeta(ctx));
         await showSecret(ctx, { heading: 'New client secret', app, label: 'Client secret', secret, usage: 'The old secret no longer works: give this one to the app now.' });
       },
@@ -187,6 +188,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     await kit.act(
       ctx,
       async () => {
+        assertConfirmed(ctx, 'confirmRevoke', 'every token of this app is to be revoked');
         const count = await apps.revokeAll(adminOf(ctx).principal, id, requestMeta(ctx));
         return `${appPath(id)}?notice=revoked&count=${count}`;
       },
@@ -200,6 +202,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       ctx,
       async () => {
         const app = await changeable(ctx, id);
+        assertConfirmed(ctx, 'confirmKey', 'the current API key is to stop working');
         const key = await apps.createApiKey(adminOf(ctx).principal, id, requestMeta(ctx));
         await showSecret(ctx, { heading: 'New API key', app, label: 'API key', secret: key.key, usage: 'Send it as a bearer token to manage this app through the API. Earlier keys of the app no longer work.' });
       },
@@ -213,10 +216,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       ctx,
       async () => {
         await changeable(ctx, id);
-        if (!field(ctx, 'confirm')) {
-          const message = 'Tick the box to confirm that this app is to be deleted.';
-          throw new AppError('VALIDATION_FAILED', message, [{ path: 'confirmDelete', message }]);
-        }
+        assertConfirmed(ctx, 'confirmDelete', 'this app is to be deleted');
         await apps.delete(adminOf(ctx).principal, id, requestMeta(ctx));
         return withNotice('/admin/apps', 'app_deleted');
       },

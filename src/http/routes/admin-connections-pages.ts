@@ -14,7 +14,7 @@ import {
 } from '../../federation/connections.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
-import { adminOf, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { adminOf, assertConfirmed, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
 const KIND_LABELS: Record<ConnectionKind, string> = {
@@ -251,10 +251,7 @@ export function adminConnectionPages(router: Router, deps: AdminDeps, kit: Kit, 
       ctx,
       async () => {
         const c = await connections.find(id);
-        if (!field(ctx, 'confirm')) {
-          const message = 'Tick the box to confirm that this connection is to be deleted.';
-          throw new AppError('VALIDATION_FAILED', message, [{ path: 'confirmDelete', message }]);
-        }
+        assertConfirmed(ctx, 'confirmDelete', 'this connection is to be deleted');
         await connections.delete(c.id);
         await audit.record('admin.connection_deleted', { actorId: actorId(adminOf(ctx).principal), detail: about(c), ...requestMeta(ctx) });
         return withNotice('/admin/connections', 'connection_deleted');

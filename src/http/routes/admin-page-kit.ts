@@ -6,7 +6,7 @@ import type { Principal } from '../../auth/principal.js';
 import type { User } from '../../users/users.service.js';
 import { AppError, type FieldError } from '../problem.js';
 import type { Views } from '../views.js';
-import { handleForm, renderPage, type FormProblem } from './page-forms.js';
+import { field, handleForm, renderPage, type FormProblem } from './page-forms.js';
 
 // Shared by the admin console's pages (admin-pages.ts and the admin-*-pages.ts it mounts).
 
@@ -100,6 +100,17 @@ export function noticeOf(ctx: Context, notices: Record<string, string> = {}) {
 }
 
 /** Adds ?notice=<code> to a console path. */
+/**
+ * An action that cannot be taken back (a deletion; a new secret or key, which ends the current
+ * one; revoking every token) runs only with its form's box ticked: one stray click or an old
+ * form must not break a production client. The box is `confirm`, shown as the field `checkbox`.
+ */
+export function assertConfirmed(ctx: Context, checkbox: string, what: string) {
+  if (field(ctx, 'confirm')) return;
+  const message = `Tick the box to confirm that ${what}.`;
+  throw new AppError('VALIDATION_FAILED', message, [{ path: checkbox, message }]);
+}
+
 export const withNotice = (path: string, code: string) => `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
 
 export function createKit(views: Views) {

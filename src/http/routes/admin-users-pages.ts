@@ -5,7 +5,7 @@ import type { User } from '../../users/users.service.js';
 import { staffMayManage } from '../../users/users-admin.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
-import { adminOf, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { adminOf, assertConfirmed, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
 const PAGE_SIZE = 20;
@@ -167,10 +167,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
     await kit.act(
       ctx,
       async () => {
-        if (!field(ctx, 'confirm')) {
-          const message = 'Tick the box to confirm that this user is to be deleted.';
-          throw new AppError('VALIDATION_FAILED', message, [{ path: 'confirmDelete', message }]);
-        }
+        assertConfirmed(ctx, 'confirmDelete', 'this user is to be deleted');
         await usersAdmin.delete(admin.principal, id, requestMeta(ctx));
         return withNotice('/admin/users', 'user_deleted');
       },
