@@ -34,6 +34,19 @@ type Deps = {
 /** How recently an account without a password must have signed in to change its email address. */
 export const RECENT_SIGN_IN_SECONDS = 600;
 
+/** What the signed-in user shows before a change that could hand the account to someone else. */
+export type OwnerProof = { currentPassword?: string; signedInAt?: number };
+
+/** What assertOwnerPresent says, for the change it guards. */
+type ProofWords = { missing: string; field: string; wrong: string; noPassword: string };
+
+const EMAIL_CHANGE: ProofWords = {
+  missing: 'Enter your current password to change your email address.',
+  field: 'required to change the email address',
+  wrong: 'The current password is not correct; your email address was not changed.',
+  noPassword: 'This account has no password: to change its email address, sign in again on the account page and change it there within ten minutes (or set a password first, with a reset link).',
+};
+
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
 const LINK_PATH: Record<TokenPurpose, string> = {
   'verify-email': '/verify-email',
@@ -104,6 +117,22 @@ export function createAccountFlows(d: Deps) {
       throw new AppError('VALIDATION_FAILED', wrong, [{ path: 'currentPassword', message: 'not correct' }]);
     }
     if (accountHasFailures) await d.loginThrottle.recordSuccess(key);
+  }
+
+  /**
+   * Proof that the account's owner is at the keyboard, as a password change asks, before a change
+   * a stolen token or an unattended session must not make: the current password (checked and
+   * throttled by assertCurrentPassword), or, for an account without one (it signs in through an
+   * upstream provider or emailed links), a sign-in in the last ten minutes, which only the account
+   * pages know (`signedInAt`); elsewhere 403 RECENT_SIGN_IN_REQUIRED.
+   */
+  async function assertOwnerPresent(user: User, proof: OwnerProof, meta: RequestMeta, words: ProofWords) {
+    if (user.passwordHash) {
+      if (!proof.currentPassword) throw new AppError('VALIDATION_FAILED', words.missing, [{ path: 'currentPassword', message: words.field }]);
+      await assertCurrentPassword(user, proof.currentPassword, meta, words.wrong);
+    } else if (!(proof.signedInAt !== undefined && Date.now() / 1000 - proof.signedInAt <= RECENT_SIGN_IN_SECONDS)) {
+      throw new AppError('RECENT_SIGN_IN_REQUIRED', words.noPassword);
+    }
   }
 
   /**
@@ -237,15 +266,10 @@ export function createAccountFlows(d: Deps) {
      * provider or emailed links), a sign-in in the last ten minutes, which only the account pages
      * know (`signedInAt`). The old address is told, and the new one gets a confirmation link.
      */
-    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, proof: { currentPassword?: string; signedInAt?: number } = {}) {
+    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, proof: OwnerProof = {}) {
       const input = ProfileUpdate.parse(edit); // a bad address is named before the password is asked for
       const emailChanging = input.email !== undefined && normalizeLogin(input.email) !== user.emailNormalized;
-      if (emailChanging && user.passwordHash) {
-        if (!proof.currentPassword) throw new AppError('VALIDATION_FAILED', 'Enter your current password to change your email address.', [{ path: 'currentPassword', message: 'required to change the email address' }]);
-        await assertCurrentPassword(user, proof.currentPassword, meta, 'The current password is not correct; your email address was not changed.');
-      } else if (emailChanging && !(proof.signedInAt !== undefined && Date.now() / 1000 - proof.signedInAt <= RECENT_SIGN_IN_SECONDS)) {
-        throw new AppError('RECENT_SIGN_IN_REQUIRED', 'This account has no password: to change its email address, sign in again on the account page and change it there within ten minutes (or set a password first, with a reset link).');
-      }
+      if (emailChanging) await assertOwnerPresent(user, proof, meta, EMAIL_CHANGE);
       if (emailChanging) await throttled('verify-email', input.email!, meta);
       const result = await d.users.updateProfile(user, input);
       await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input) }, ...meta });
