@@ -36,14 +36,19 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
       },
       ...(contentTypes ? { requestBody: { required: true, content: contentTypes } } : {}),
       responses: {
+        ...(r.body || r.query ? { 400: problemResponse('Invalid input') } : {}),
+        ...(r.auth === 'bearer' ? { 401: problemResponse('Missing or invalid token'), 403: problemResponse('Not allowed') } : {}),
+        // A route's own word on a status wins; its errors are problem details like the rest.
         ...Object.fromEntries(
           Object.entries(r.responses).map(([status, res]) => [
             status,
-            { description: res.description, ...(res.schema ? { content: { 'application/json': { schema: res.schema } } } : {}) },
+            res.schema
+              ? { description: res.description, content: { 'application/json': { schema: res.schema } } }
+              : Number(status) >= 400
+                ? problemResponse(res.description)
+                : { description: res.description },
           ]),
         ),
-        ...(r.body || r.query ? { 400: problemResponse('Invalid input') } : {}),
-        ...(r.auth === 'bearer' ? { 401: problemResponse('Missing or invalid token'), 403: problemResponse('Not allowed') } : {}),
       },
     };
   }
