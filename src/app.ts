@@ -1,7 +1,7 @@
 import Koa from 'koa';
 import mount from 'koa-mount';
 import compose from 'koa-compose';
-import { koaBody } from 'koa-body';
+import { HttpMethodEnum, koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Deps } from './deps.js';
 import { providerOf } from './db/url.js';
@@ -43,7 +43,8 @@ export function createApp(deps: Deps) {
   const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
   const api = createApi(deps, provider, createTokenBridge(oidc));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
-  const apiBody = readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb' }) as Koa.Middleware);
+  // DELETE too: deleting one's own account carries the current password.
+  const apiBody = readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb', parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE] }) as Koa.Middleware);
 
   // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.
   const site = compose<Koa.Context>([

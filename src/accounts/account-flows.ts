@@ -31,7 +31,7 @@ type Deps = {
   loginThrottle: LoginThrottle;
 };
 
-/** How recently an account without a password must have signed in to change its email address. */
+/** How recently an account without a password must have signed in to change its email address or delete it. */
 export const RECENT_SIGN_IN_SECONDS = 600;
 
 /** What the signed-in user shows before a change that could hand the account to someone else. */
@@ -45,6 +45,13 @@ const EMAIL_CHANGE: ProofWords = {
   field: 'required to change the email address',
   wrong: 'The current password is not correct; your email address was not changed.',
   noPassword: 'This account has no password: to change its email address, sign in again on the account page and change it there within ten minutes (or set a password first, with a reset link).',
+};
+
+const DELETION: ProofWords = {
+  missing: 'Enter your current password to delete your account.',
+  field: 'required to delete the account',
+  wrong: 'The password is not correct; your account was not deleted.',
+  noPassword: 'This account has no password: to delete it, sign in again on the account page and delete it there within ten minutes (or set a password first, with a reset link).',
 };
 
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
@@ -280,8 +287,13 @@ export function createAccountFlows(d: Deps) {
       return result;
     },
 
-    /** Deletes the signed-in user's own account; the last active admin cannot (LAST_ADMIN). */
-    async deleteAccount(user: User, meta: RequestMeta) {
+    /**
+     * Deletes the signed-in user's own account, with the proof an email change takes (it cannot
+     * be undone, and a stolen token or an unattended session must not do it); the last active
+     * admin cannot (LAST_ADMIN).
+     */
+    async deleteAccount(user: User, meta: RequestMeta, proof: OwnerProof) {
+      await assertOwnerPresent(user, proof, meta, DELETION);
       await guardLastAdmin(d.prisma, d.provider, user, true, (tx) => deleteUserRows(tx, user.id));
       await revokeUserSessions(d.prisma, user.id);
       await d.tokens.revokeAll(user.id);

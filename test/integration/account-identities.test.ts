@@ -135,6 +135,35 @@ describe('/account linked accounts', () => {
     expect(await stillThere(second.id)).toBe(true);
   });
 
+  it('deletes an account without a password only within ten minutes of signing in, with a ticked box', async () => {
+    const user = await newUser('no-password-leaving@example.com');
+    await link(user.id, github, 'leaving@users.example');
+    const { agent } = await signedInAgent('no-password-leaving@example.com');
+    await dropPassword(user.id);
+    const account = await agent.navigate(url('/account'));
+    expectPage(account, 200, 'action="/account/delete"', 'id="deleteConfirm"', 'href="/account/login?prompt=login"');
+    expect(account.html).not.toContain('id="deletePassword"');
+
+    // Signed in eleven minutes ago, as far as the session knows: sign in again first.
+    const session = await server.prisma.oidcPayload.findFirstOrThrow({ where: { model: 'Session', accountId: user.id } });
+    const setLoginTs = (loginTs: number) =>
+      server.prisma.oidcPayload.update({ where: { model_id: { model: 'Session', id: session.id } }, data: { payload: { ...(session.payload as object), loginTs } } });
+    await setLoginTs(Math.floor(Date.now() / 1000) - 11 * 60);
+    const stale = await agent.submit(account, '/account/delete', { confirm: 'yes' });
+    expectPage(stale, 403, 'This account has no password: to delete it, sign in again');
+    expect(await server.users.findById(user.id)).not.toBeNull();
+
+    await setLoginTs(Math.floor(Date.now() / 1000));
+    const unticked = await agent.submit(account, '/account/delete');
+    expectPage(unticked, 400, 'Tick the box to confirm that you want to delete your account.');
+    expect(unticked.html).toMatch(/id="deleteConfirm"[^>]*aria-invalid="true"/);
+    expect(await server.users.findById(user.id)).not.toBeNull();
+
+    const deleted = await agent.submit(account, '/account/delete', { confirm: 'yes' });
+    expectPage(deleted, 200, 'Account deleted');
+    expect(await server.users.findById(user.id)).toBeNull();
+  });
+
   it('answers 404 for another user\'s identity and leaves it alone', async () => {
     const owner = await newUser('owner@example.com');
     const theirs = await link(owner.id, github, 'owner@users.example');

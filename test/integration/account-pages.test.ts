@@ -262,6 +262,9 @@ describe('/account forms', () => {
     expectPage(weak, 400, 'too easy to guess');
     expect(weak.html).toMatch(/id="newPassword"[^>]*aria-invalid="true"/);
 
+    const noDeletePassword = await agent.submit(account, '/account/delete');
+    expectPage(noDeletePassword, 400, 'Enter your current password to delete your account.');
+    expect(noDeletePassword.html).toMatch(/id="deletePassword"[^>]*aria-invalid="true"/);
     const wrongDelete = await agent.submit(account, '/account/delete', { password: 'nope nope nope' });
     expectPage(wrongDelete, 400, 'The password is not correct; your account was not deleted.');
 

@@ -304,7 +304,7 @@ const ROUTES: Row[] = [
       return { ...p, body: { email, name: 'Put', currentPassword: PASSWORD }, after: p.token ? async () => expect(await json(await call('GET', '/api/me', p.token))).toMatchObject({ email, name: 'Put', givenName: null }) : undefined };
     },
   },
-  { method: 'DELETE', path: '/api/me', expected: selfOnly(204), prepare: freshSelf('/api/me', undefined, (t) => async () => expect((await call('GET', '/api/me', t)).status).toBe(401)) },
+  { method: 'DELETE', path: '/api/me', expected: selfOnly(204), prepare: freshSelf('/api/me', { currentPassword: PASSWORD }, (t) => async () => expect((await call('GET', '/api/me', t)).status).toBe(401)) },
   { method: 'POST', path: '/api/me/password', expected: selfOnly(204), prepare: freshSelf('/api/me/password', { currentPassword: PASSWORD, newPassword: 'sunny plains garage 7' }) },
   { method: 'POST', path: '/api/me/verification', expected: selfOnly(202), prepare: freshSelf('/api/me/verification') },
   { method: 'GET', path: '/api/me/activity', expected: selfOnly(OK), prepare: freshSelf('/api/me/activity') },

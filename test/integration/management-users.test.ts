@@ -262,7 +262,7 @@ describe('the last active admin', () => {
 
   it('cannot delete their own account either (DELETE /api/me): 409 LAST_ADMIN, still signed in', async () => {
     const before = await read(ids.admin);
-    await expectProblem(await call('DELETE', '/api/me', t.admin), 409, 'LAST_ADMIN');
+    await expectProblem(await call('DELETE', '/api/me', t.admin, { currentPassword: PASSWORD }), 409, 'LAST_ADMIN');
     expect(await read(ids.admin)).toEqual(before);
     expect((await call('GET', '/api/me', t.admin)).status).toBe(200);
   });

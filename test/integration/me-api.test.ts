@@ -152,9 +152,70 @@ describe('/api/me', () => {
     expect((await call('GET', '/me/activity?limit=abc', access_token)).status).toBe(400);
   });
 
+  it('deletes the account only with the current password: a stolen token alone cannot', async () => {
+    const { access_token } = await newUserSession('stay@example.com');
+    // Missing or wrong: a 400 naming the field.
+    for (const body of [undefined, {}, { currentPassword: 'not the password' }]) {
+      const refused = await call('DELETE', '/me', access_token, body);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      const problem = await refused.json();
+      expect(problem).toMatchObject({ code: 'VALIDATION_FAILED', detail: expect.stringMatching(/password/) });
+      expect(problem.errors).toEqual([expect.objectContaining({ path: 'currentPassword' })]);
+    }
+    // Input of the wrong shape is refused at the edge, never a 500.
+    const raw = (body: string) => fetch(`${server.url}/api/me`, { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${access_token}` }, body });
+    for (const res of [
+      await call('DELETE', '/me', access_token, { currentPassword: 42 }),
+      await call('DELETE', '/me', access_token, { currentPassword: '' }),
+      await call('DELETE', '/me', access_token, { currentPassword: 'x'.repeat(1025) }),
+      await call('DELETE', '/me', access_token, ['not', 'an', 'object']),
+      await raw('{"currentPassword":'),
+    ]) {
+      expect(res.status).toBe(400);
+      expect((await res.json()).code).toBe('VALIDATION_FAILED');
+    }
+    expect((await call('GET', '/me', access_token)).status).toBe(200);
+    expect(await server.users.findByLogin('stay@example.com')).not.toBeNull();
+  });
+
+  it('counts wrong passwords to delete the account as failed sign-ins of it', async () => {
+    const { access_token } = await newUserSession('guess-delete@example.com');
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i += 1) statuses.push((await call('DELETE', '/me', access_token, { currentPassword: `guess ${i}` })).status);
+    expect(statuses).toEqual([400, 400, 400, 400, 400]);
+    // The account's limit is reached: even the right password waits.
+    const throttled = await call('DELETE', '/me', access_token, { currentPassword: PASSWORD });
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await server.users.findByLogin('guess-delete@example.com')).not.toBeNull();
+  });
+
+  it('deletes an account without a password only on the account page, right after signing in', async () => {
+    await server.users.create({ email: 'nopass-delete@example.com', emailVerified: true });
+    expect((await call('POST', '/auth/magic-link', undefined, { email: 'nopass-delete@example.com' })).status).toBe(202);
+    const link = new URL((await smtp.waitFor('nopass-delete@example.com', (m) => m.subject.includes('sign-in link'))).link!);
+    const tokens = await (await call('POST', '/auth/magic-link/verify', undefined, { token: link.searchParams.get('token') })).json();
+    for (const body of [undefined, { currentPassword: 'anything at all' }]) {
+      const refused = await call('DELETE', '/me', tokens.access_token, body);
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toMatchObject({ code: 'RECENT_SIGN_IN_REQUIRED', detail: expect.stringContaining('account page') });
+    }
+    expect(await server.users.findByLogin('nopass-delete@example.com')).not.toBeNull();
+  });
+
+  it('documents the password that deleting the account takes', async () => {
+    const doc = await (await fetch(`${server.url}/api/openapi.json`)).json();
+    const op = doc.paths['/api/me'].delete;
+    expect(op.requestBody.content['application/json'].schema.properties).toHaveProperty('currentPassword');
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['204', '400', '403', '409', '429']));
+    expect(op.responses['403'].description).toContain('RECENT_SIGN_IN_REQUIRED');
+    expect(op.responses['429'].content).toHaveProperty('application/problem+json');
+  });
+
   it('deletes the account and every session with it', async () => {
     const { access_token, refresh_token } = await newUserSession('bye@example.com');
-    expect((await call('DELETE', '/me', access_token)).status).toBe(204);
+    expect((await call('DELETE', '/me', access_token, { currentPassword: PASSWORD })).status).toBe(204);
     expect((await call('GET', '/me', access_token)).status).toBe(401);
     expect((await call('POST', '/auth/refresh', undefined, { refresh_token })).status).toBe(400);
     expect((await call('POST', '/auth/login', undefined, { username: 'bye@example.com', password: PASSWORD })).status).toBe(401);

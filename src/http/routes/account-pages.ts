@@ -287,10 +287,14 @@ export function accountPageRoutes({ config, provider, views, users, audit, accou
     return 'unlinked';
   }));
 
-  router.post('/delete', form, csrf, action('delete', async (ctx, { user }) => {
-    const message = 'The password is not correct; your account was not deleted.';
-    await renamingField('currentPassword', 'deletePassword', () => accounts.assertCurrentPassword(user, field(ctx, 'password') || undefined, requestMeta(ctx), message));
-    await accounts.deleteAccount(user, requestMeta(ctx));
+  router.post('/delete', form, csrf, action('delete', async (ctx, { user, signedInAt }) => {
+    // Without a password to type, a ticked box keeps one stray click from deleting the account.
+    if (!user.passwordHash && !field(ctx, 'confirm')) {
+      throw new AppError('VALIDATION_FAILED', 'Tick the box to confirm that you want to delete your account.', [{ path: 'deleteConfirm', message: 'required' }]);
+    }
+    // This form's password field is deletePassword (named password, for password managers).
+    await renamingField('currentPassword', 'deletePassword', () =>
+      accounts.deleteAccount(user, requestMeta(ctx), { currentPassword: field(ctx, 'password') || undefined, signedInAt }));
     await renderPage(ctx, views, 'message', {
       title: 'Account deleted',
       heading: 'Account deleted',

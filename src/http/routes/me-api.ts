@@ -14,6 +14,9 @@ const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), 
 // Not part of the profile: the proof a new email address asks for.
 const CurrentPassword = z.string().min(1).max(1024).optional().meta({ description: 'Required to change the email address (unless the account has no password)' });
 const ProfileEdit = ProfileUpdate.extend({ currentPassword: CurrentPassword });
+const DeleteAccount = z.object({
+  currentPassword: z.string().min(1).max(1024).optional().meta({ description: 'Required (an account without a password is deleted on /account, within ten minutes of signing in)' }),
+});
 // PUT replaces the editable profile: omitted name fields are cleared.
 const ProfileReplace = ProfileUpdate.required({ email: true }).extend({
   username: ProfileUpdate.shape.username.default(null),
@@ -49,10 +52,25 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password and must be confirmed)', body: ProfileEdit, responses: user }, (ctx, { body }) => editProfile(ctx, body));
   api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, (ctx, { body }) => editProfile(ctx, body));
 
-  api.define({ ...common, method: 'delete', path: '/api/me', summary: 'Delete the account and end its sessions', responses: { 204: { description: 'Deleted' } } }, async (ctx) => {
-    await deps.accounts.deleteAccount(me(ctx).user, requestMeta(ctx));
-    ctx.status = 204;
-  });
+  api.define(
+    {
+      ...common,
+      method: 'delete',
+      path: '/api/me',
+      summary: 'Delete the account and end its sessions (takes the current password)',
+      body: DeleteAccount,
+      responses: {
+        204: { description: 'Deleted' },
+        403: { description: 'Not allowed; RECENT_SIGN_IN_REQUIRED for an account without a password (delete it on /account)' },
+        409: { description: 'LAST_ADMIN: the last active admin' },
+        429: { description: 'Too many wrong passwords: the account\'s sign-in limit' },
+      },
+    },
+    async (ctx, { body }) => {
+      await deps.accounts.deleteAccount(me(ctx).user, requestMeta(ctx), { currentPassword: body.currentPassword });
+      ctx.status = 204;
+    },
+  );
 
   api.define(
     { ...common, method: 'post', path: '/api/me/password', summary: 'Change the password; other sessions and refresh tokens are revoked', body: ChangePassword, responses: { 204: { description: 'Changed' } } },
