@@ -97,6 +97,7 @@ describe('admin console in a browser', () => {
       expect(await server.users.findById(fixtures.user.id)).toMatchObject({ name: 'Augusta Ada King', isStaff: true, active: true });
       if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, 'admin-user.png'), fullPage: true });
 
+      await page.getByLabel('Yes, disable Ada@Example.com and sign them out everywhere').check();
       await page.getByRole('button', { name: 'Disable user' }).click();
       await expect.poll(() => status(page)).toBe('Ada@Example.com is disabled and signed out everywhere.');
       expect((await server.users.findById(fixtures.user.id))!.active).toBe(false);

@@ -157,7 +157,7 @@ describe('forms', () => {
     expect(page.url).toBe(url('/admin'));
     const rootId = await userId('root');
     const mine = await agent.navigate(url(`/admin/users/${rootId}`));
-    const disabled = await agent.submit(mine, `/admin/users/${rootId}/active`);
+    const disabled = await agent.submit(mine, `/admin/users/${rootId}/active`, { confirm: 'on' });
     expectPage(disabled, 409, 'This is the last active admin; make another admin first', '<h1>root@example.com</h1>');
     const demoted = await agent.submit(mine, `/admin/users/${rootId}`, { email: 'root@example.com', username: 'root', isStaff: 'on', emailVerified: 'on' });
     expectPage(demoted, 409, 'This is the last active admin');
@@ -285,7 +285,7 @@ describe('lists and actions', () => {
     expect(event).toMatchObject({ actorId: await userId('root'), userId: target.id });
     expect(await server.prisma.emailToken.count({ where: { userId: target.id } })).toBe(1);
 
-    const disabled = await agent.submit(page, `/admin/users/${target.id}/active`);
+    const disabled = await agent.submit(page, `/admin/users/${target.id}/active`, { confirm: 'on' });
     expectPage(disabled, 200, 'forgot@example.com is disabled');
     const refused = await agent.submit(disabled, `/admin/users/${target.id}/reset-link`);
     expectPage(refused, 400, 'This user is disabled; enable the account before sending a reset link.');
@@ -304,16 +304,63 @@ describe('lists and actions', () => {
     const browsingId = await userId('browsing@example.com');
     const userPage = await agent.navigate(url(`/admin/users/${browsingId}`));
     const sessionAction = /action="(\/admin\/sessions\/[^"]+\/revoke)"/.exec(userPage.html)![1]!;
-    const revoked = await agent.submit(userPage, sessionAction);
+    const revoked = await agent.submit(userPage, sessionAction, { confirm: 'on' });
     expect(revoked.url).toBe(url(`/admin/users/${browsingId}?notice=session_revoked`));
     expectPage(revoked, 200, 'The session is ended.', 'No active browser sessions.');
     expect((await user.navigate(url('/account'))).url).toMatch(/\/interaction\/[^/]+$/);
-    expectPage(await agent.submit(userPage, sessionAction), 200, 'That had already ended; nothing to revoke.');
+    expectPage(await agent.submit(userPage, sessionAction, { confirm: 'on' }), 200, 'That had already ended; nothing to revoke.');
 
     const grantAction = /action="(\/admin\/grants\/[^"]+\/revoke)"/.exec(revoked.html)![1]!;
-    expectPage(await agent.submit(revoked, grantAction), 200, 'The grant is revoked', 'No app holds a grant from this user.');
+    expectPage(await agent.submit(revoked, grantAction, { confirm: 'on' }), 200, 'The grant is revoked', 'No app holds a grant from this user.');
     const audit = await agent.navigate(url(`/admin/audit?event=admin.session_revoked`));
     expectPage(audit, 200, 'admin.session_revoked', 'root@example.com');
   });
-});
 
+  it('disables a user, or ends one session or grant, only with its box ticked: unticked, nothing changes', async () => {
+    const target = await server.users.create({ email: 'careful@example.com', password: PASSWORD, emailVerified: true });
+    const user = createUserAgent();
+    const login = await user.navigate(url('/account'));
+    expect((await user.submit(login, '/login', { login: 'careful@example.com', password: PASSWORD })).url).toBe(url('/account'));
+    const held = () => server.prisma.oidcPayload.count({ where: { accountId: target.id, model: { in: ['Session', 'Grant'] } } });
+    expect(await held()).toBe(2);
+
+    const { agent } = await signedIn('root');
+    const page = await agent.navigate(url(`/admin/users/${target.id}`));
+    expectLabelledControls(page.html);
+    const sessionAction = /action="(\/admin\/sessions\/[^"]+\/revoke)"/.exec(page.html)![1]!;
+    const grantAction = /action="(\/admin\/grants\/[^"]+\/revoke)"/.exec(page.html)![1]!;
+    const sessions = await agent.navigate(url('/admin/sessions'));
+    expectLabelledControls(sessions.html);
+    const refusals = [
+      [page, `/admin/users/${target.id}/active`, 'Tick the box to confirm that this user is to be disabled and signed out everywhere.', '<h1>careful@example.com</h1>'],
+      [page, sessionAction, 'Tick the box to confirm that this session is to be ended.', '<h1>careful@example.com</h1>'],
+      [page, grantAction, 'Tick the box to confirm that this grant is to be revoked, with every token issued under it.', '<h1>careful@example.com</h1>'],
+      [sessions, sessionAction, 'Tick the box to confirm that this session is to be ended.', '<h1>Sessions</h1>'],
+      [sessions, grantAction, 'Tick the box to confirm that this grant is to be revoked', '<h1>Sessions</h1>'],
+    ] as const;
+    for (const [from, action, message, heading] of refusals) {
+      const refused = await agent.submit(from, action);
+      expectPage(refused, 400, message, heading);
+      // The box of that form is the one marked.
+      expect(refused.html, action).toMatch(new RegExp(`action="${action}"[^>]*>(?:(?!</form>)[\\s\\S])*name="confirm"[^>]*aria-invalid="true"`));
+    }
+    expect(await server.users.findById(target.id)).toMatchObject({ active: true });
+    expect(await held()).toBe(2);
+    expect((await user.navigate(url('/account'))).url).toBe(url('/account'));
+    expect((await server.audit.search({ userId: target.id, event: 'admin.session_revoked' })).total).toBe(0);
+    expect((await server.audit.search({ userId: target.id, event: 'admin.grant_revoked' })).total).toBe(0);
+    expect((await server.audit.search({ userId: target.id, event: 'admin.user_updated' })).total).toBe(0);
+
+    // Ticked, each takes effect; enabling again takes no box.
+    expectPage(await agent.submit(sessions, grantAction, { confirm: 'on' }), 200, 'The grant is revoked', '<h1>Sessions</h1>');
+    expectPage(await agent.submit(page, sessionAction, { confirm: 'on' }), 200, 'The session is ended.', 'No active browser sessions.');
+    expect(await held()).toBe(0);
+    const disabled = await agent.submit(page, `/admin/users/${target.id}/active`, { confirm: 'on' });
+    expectPage(disabled, 200, 'careful@example.com is disabled and signed out everywhere.');
+    expect(disabled.html).not.toContain('id="confirmDisable"');
+    expectPage(await agent.submit(disabled, `/admin/users/${target.id}/active`), 200, 'careful@example.com is enabled again.');
+    expect(await server.users.findById(target.id)).toMatchObject({ active: true });
+    // A forged value is neither.
+    expectPage(await post(agent, page, `/admin/users/${target.id}/active`, { active: 'maybe', confirm: 'on' }), 400, 'Choose to enable or disable the user.');
+  });
+});

@@ -5,7 +5,7 @@ import { AUDIT_EVENTS } from '../../audit/audit.service.js';
 import { actorId } from '../../auth/principal.js';
 import { Settings } from '../../settings/settings.service.js';
 import { requestMeta } from '../request-meta.js';
-import { adminOf, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { adminOf, assertConfirmed, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
 type SettingKey = keyof Settings;
@@ -47,8 +47,25 @@ function backTo(ctx: Context, fallback: string) {
   return /^\/admin(\/[\w%.~-]*)*$/.test(back) ? back : fallback;
 }
 
+/** The user whose page `back` is, if it is one. */
+function userPageOf(back: string) {
+  const id = /^\/admin\/users\/([^/]+)$/.exec(back)?.[1];
+  try {
+    return id === undefined ? undefined : decodeURIComponent(id);
+  } catch {
+    return undefined;
+  }
+}
+
+type RenderUser = (ctx: Context, id: string, extra: { problem?: FormProblem }) => Promise<void>;
+
+const REVOKE = {
+  session: { box: 'confirmSession', what: 'this session is to be ended', done: 'session_revoked' },
+  grant: { box: 'confirmGrant', what: 'this grant is to be revoked, with every token issued under it', done: 'grant_revoked' },
+} as const;
+
 /** Sessions and grants, runtime settings and the audit log: admins only. */
-export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOnly: Middleware) {
+export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOnly: Middleware, renderUser: RenderUser) {
   const { sessions, settings, audit, apps, users, prisma } = deps;
 
   async function emails(ids: (string | null)[]) {
@@ -57,7 +74,7 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     return Object.fromEntries(rows.map((r) => [r.id, r.email]));
   }
 
-  router.get('/sessions', adminOnly, async (ctx) => {
+  async function renderSessions(ctx: Context, problem?: FormProblem) {
     const [list, grants, appList] = await Promise.all([sessions.listSessions(undefined, LIST_SIZE), sessions.listGrants({}, LIST_SIZE), apps.list(adminOf(ctx).principal)]);
     await kit.page(ctx, 'sessions', 'sessions', {
       title: 'Sessions',
@@ -67,24 +84,36 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       userEmails: await emails([...list.map((s) => s.userId), ...grants.map((g) => g.userId)]),
       appNames: Object.fromEntries(appList.map((a) => [a.clientId, a.name])),
       notice: noticeOf(ctx),
-    });
-  });
+      error: problem?.message,
+      fields: problem?.fields,
+    }, problem?.status);
+  }
 
-  router.post('/sessions/:id/revoke', adminOnly, async (ctx) => {
+  router.get('/sessions', adminOnly, (ctx) => renderSessions(ctx));
+
+  /** Revokes one session or grant, from the sessions page or a user's page (its `back`). */
+  const revoke = (kind: keyof typeof REVOKE) => async (ctx: Context) => {
     const id = ctx.params.id!;
     const back = backTo(ctx, '/admin/sessions');
-    const revoked = await sessions.revokeSession(id, { actorId: actorId(adminOf(ctx).principal), ...requestMeta(ctx) });
-    ctx.status = 303;
-    ctx.redirect(withNotice(back, revoked ? 'session_revoked' : 'already_gone'));
-  });
+    const { box, what, done } = REVOKE[kind];
+    await kit.act(
+      ctx,
+      async () => {
+        // Each row has its own box, named after what it revokes.
+        assertConfirmed(ctx, `${box}-${id}`, what);
+        const by = { actorId: actorId(adminOf(ctx).principal), ...requestMeta(ctx) };
+        const revoked = kind === 'session' ? await sessions.revokeSession(id, by) : await sessions.revokeGrant(id, by);
+        return withNotice(back, revoked ? done : 'already_gone');
+      },
+      (problem) => {
+        const userId = userPageOf(back);
+        return userId === undefined ? renderSessions(ctx, problem) : renderUser(ctx, userId, { problem });
+      },
+    );
+  };
 
-  router.post('/grants/:id/revoke', adminOnly, async (ctx) => {
-    const id = ctx.params.id!;
-    const back = backTo(ctx, '/admin/sessions');
-    const revoked = await sessions.revokeGrant(id, { actorId: actorId(adminOf(ctx).principal), ...requestMeta(ctx) });
-    ctx.status = 303;
-    ctx.redirect(withNotice(back, revoked ? 'grant_revoked' : 'already_gone'));
-  });
+  router.post('/sessions/:id/revoke', adminOnly, revoke('session'));
+  router.post('/grants/:id/revoke', adminOnly, revoke('grant'));
 
   async function renderSettings(ctx: Context, extra: { problem?: FormProblem; values?: Record<string, string | boolean> } = {}) {
     const current = await settings.get();

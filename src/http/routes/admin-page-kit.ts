@@ -99,11 +99,11 @@ export function noticeOf(ctx: Context, notices: Record<string, string> = {}) {
   return Object.hasOwn(notices, code) ? notices[code] : Object.hasOwn(COMMON_NOTICES, code) ? COMMON_NOTICES[code] : undefined;
 }
 
-/** Adds ?notice=<code> to a console path. */
 /**
  * An action that cannot be taken back (a deletion; a new secret or key, which ends the current
- * one; revoking every token) runs only with its form's box ticked: one stray click or an old
- * form must not break a production client. The box is `confirm`, shown as the field `checkbox`.
+ * one; revoking tokens, a session or a grant; disabling a user, who is signed out everywhere) runs
+ * only with its form's box ticked: one stray click or an old form must not break a production
+ * client or sign someone out. The box is `confirm`, shown as the field `checkbox`.
  */
 export function assertConfirmed(ctx: Context, checkbox: string, what: string) {
   if (field(ctx, 'confirm')) return;
@@ -111,6 +111,7 @@ export function assertConfirmed(ctx: Context, checkbox: string, what: string) {
   throw new AppError('VALIDATION_FAILED', message, [{ path: checkbox, message }]);
 }
 
+/** Adds ?notice=<code> to a console path. */
 export const withNotice = (path: string, code: string) => `${path}${path.includes('?') ? '&' : '?'}notice=${code}`;
 
 export function createKit(views: Views) {

@@ -57,9 +57,10 @@ export function adminPageRoutes(deps: AdminDeps) {
   });
 
   const only = adminOnly(kit);
-  adminUserPages(router, deps, kit, only);
+  const { renderUser } = adminUserPages(router, deps, kit, only);
   adminAppPages(router, deps, kit, only);
   adminConnectionPages(router, deps, kit, only);
-  adminOpsPages(router, deps, kit, only);
+  // A session or grant revoked from a user's page is refused (box not ticked) on that page.
+  adminOpsPages(router, deps, kit, only, renderUser);
   return router.routes();
 }

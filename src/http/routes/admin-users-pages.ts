@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import { z } from 'zod';
 import { actorId } from '../../auth/principal.js';
 import type { User } from '../../users/users.service.js';
 import { staffMayManage } from '../../users/users-admin.service.js';
@@ -34,10 +35,13 @@ const userNotices = (user: User): Record<string, string> => ({
 
 type Values = Record<string, string | boolean>;
 
+/** The status form's hidden `active`: what the button does. */
+const Active = z.enum(['true', 'false']);
+
 const profileValues = (ctx: Context) => Object.fromEntries(PROFILE.map((k) => [k, field(ctx, k).trim()])) as Record<(typeof PROFILE)[number], string>;
 const flagValues = (ctx: Context) => Object.fromEntries(Object.keys(FLAGS).map((k) => [k, field(ctx, k) !== ''])) as Record<Flag, boolean>;
 
-/** The users pages: open to staff (ordinary users only, no roles) and admins. */
+/** The users pages: open to staff (ordinary users only, no roles) and admins. Returns the user page's renderer. */
 export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminOnly: Middleware) {
   const { usersAdmin, sessions, apps, accounts, audit } = deps;
 
@@ -131,10 +135,13 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
   router.post('/users/:id/active', adminOnly, async (ctx) => {
     const admin = adminOf(ctx);
     const id = ctx.params.id!;
-    const active = field(ctx, 'active') === 'true';
     await kit.act(
       ctx,
       async () => {
+        const parsed = Active.safeParse(field(ctx, 'active'));
+        if (!parsed.success) throw new AppError('VALIDATION_FAILED', 'Choose to enable or disable the user.');
+        const active = parsed.data === 'true';
+        if (!active) assertConfirmed(ctx, 'confirmDisable', 'this user is to be disabled and signed out everywhere');
         await usersAdmin.update(admin.principal, id, { active }, false, requestMeta(ctx));
         return withNotice(`/admin/users/${encodeURIComponent(id)}`, active ? 'enabled' : 'disabled');
       },
@@ -174,4 +181,6 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
       (problem) => renderUser(ctx, id, { problem }),
     );
   });
+
+  return { renderUser };
 }
