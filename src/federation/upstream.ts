@@ -1,10 +1,11 @@
 import * as oidc from 'openid-client';
 import { findUnstorable } from '../db/storable.js';
+import { boundedFetch, UpstreamBodyTooLarge } from './bounded-fetch.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
 import { effectiveSettings, type ClaimField } from './connections.service.js';
 
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
-export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'no_subject';
+export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject';
 
 export class UpstreamError extends Error {
   constructor(
@@ -32,7 +33,16 @@ export type UpstreamProfile = {
 export type PendingAuthorization = { state: string; nonce?: string; codeVerifier: string };
 
 const TIMEOUT_SECONDS = 10;
+// Every upstream request (discovery, keys, token, userinfo, GitHub's /user and /user/emails) goes
+// through openid-client with this fetch, which reads at most UPSTREAM_BODY_LIMIT of an answer.
+const upstreamFetch = boundedFetch();
 const isOidcKind = (c: Connection) => c.kind === 'oidc' || c.kind === 'google';
+
+/** The first error of `err`'s cause chain that is a `type` (the library wraps what fetch throws). */
+function causeOf<T>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) if (e instanceof type) return e;
+  return undefined;
+}
 
 /** Turns a library or network error into an UpstreamError with a reason. */
 function classify(err: unknown, connection: Connection): UpstreamError {
@@ -40,6 +50,8 @@ function classify(err: unknown, connection: Connection): UpstreamError {
   const code = (err as { code?: string }).code ?? '';
   const name = (err as Error).name ?? '';
   const who = connection.name;
+  if (causeOf(err, UpstreamBodyTooLarge))
+    return new UpstreamError('response_too_large', `${who} sent an answer larger than we accept (1 MiB).`, { cause: err });
   if (code === 'OAUTH_AUTHORIZATION_RESPONSE_ERROR') {
     const error = (err as { error?: string }).error;
     return error === 'access_denied'
@@ -112,6 +124,8 @@ export function createUpstream(deps: { connections: ConnectionsService }) {
       const config = await oidc.discovery(new URL(e.issuer!), c.clientId, undefined, auth, {
         execute: [...execute, oidc.enableNonRepudiationChecks],
         timeout: TIMEOUT_SECONDS,
+        // The discovery request, and every later one of this configuration (keys included).
+        [oidc.customFetch]: upstreamFetch,
       });
       return config;
     }
@@ -128,6 +142,7 @@ export function createUpstream(deps: { connections: ConnectionsService }) {
     );
     for (const f of execute) f(config);
     config.timeout = TIMEOUT_SECONDS;
+    config[oidc.customFetch] = upstreamFetch;
     return config;
   }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { OVERSIZED_BYTES, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { REDIRECT_URI, authorizationRequest, relyingParty, seed, PASSWORD } from '../support/oidc.js';
 import { createUserAgent, type Page } from '../support/user-agent.js';
 import type { Connection } from '../../src/federation/connections.service.js';
@@ -101,6 +101,25 @@ describe('sign in with a github connection', () => {
     expect(page.html).toContain('Back to sign in');
     const events = await server.audit.search({ event: 'federated.failure' });
     expect(events.items[0]!.detail).toMatchObject({ connection: 'github', reason: 'denied' });
+  });
+
+  it.each(['token', 'github-user', 'github-emails'] as const)('stops reading an oversized %s answer and ends on a clear page, with no account', async (endpoint) => {
+    const email = `big-${endpoint}@example.com`;
+    upstream.githubUser = { id: 77000 + endpoint.length, login: `big-${endpoint}`, name: 'Big', email, emails: [{ email, primary: true, verified: true }] };
+    upstream.misbehave = { oversized: { endpoint } };
+    const before = upstream.oversizedAnswers.length;
+    const { agent, callbackUrl } = await continueWithGitHub();
+    const page = await agent.navigate(callbackUrl);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('GitHub sent an answer larger than we accept (1 MiB).');
+    expect(page.html).toContain('Back to sign in');
+    const events = await server.audit.search({ event: 'federated.failure' });
+    expect(events.items[0]!.detail).toMatchObject({ connection: 'github', reason: 'response_too_large' });
+    expect(await server.users.findByLogin(email)).toBeNull();
+    // Latch hung up instead of reading on: GitHub never wrote its whole answer.
+    const answers = upstream.oversizedAnswers.slice(before);
+    expect(answers).toEqual([expect.objectContaining({ endpoint, complete: false })]);
+    expect(answers[0]!.bytesWritten).toBeLessThan(OVERSIZED_BYTES);
   });
 
   it('refuses a tampered state, and a callback not started in this browser', async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { freePort, startServerWithMail, type TestServer } from '../support/server.js';
 import type { SmtpSink } from '../support/smtp-sink.js';
-import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
+import { OVERSIZED_BYTES, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
 import { createUserAgent } from '../support/user-agent.js';
 import type { Connection } from '../../src/federation/connections.service.js';
@@ -159,6 +159,38 @@ describe('sign in with an oidc connection', () => {
     const page = await again.agent.navigate(again.back.url);
     expect(page.status).toBe(403);
     expect(page.html).toContain('This account is disabled.');
+  });
+});
+
+describe('an upstream that answers too much', () => {
+  // Each on a connection of its own, so that its discovery and keys are fetched afresh.
+  it.each([
+    ['discovery', false],
+    ['jwks', false],
+    ['token', false],
+    ['userinfo', false],
+    ['userinfo', true],
+  ] as const)('stops reading an oversized %s answer (Content-Length given: %s) and ends on a clear page, with no account', async (endpoint, declareLength) => {
+    const slug = `big-${endpoint}${declareLength ? '-declared' : ''}`;
+    const big = await server.connections.create({ kind: 'oidc', slug, name: 'Big SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
+    await server.connections.offer(fixtures.confidential.clientId, big.id);
+    upstream.oidcUser = { sub: slug, email: `${slug}@corp.example`, email_verified: true };
+    upstream.misbehave = { oversized: { endpoint, declareLength } };
+    const before = upstream.oversizedAnswers.length;
+
+    const { agent, back } = await pressButton(slug);
+    // Discovery runs when the button is pressed: the login page says so. The rest, at the callback.
+    const page = endpoint === 'discovery' ? back : await agent.navigate(back.url);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('Big SSO sent an answer larger than we accept (1 MiB).');
+    expect(page.html).toContain(endpoint === 'discovery' ? 'Email or username' : 'Back to sign in');
+    expect(await lastFailure()).toMatchObject({ connection: slug, reason: 'response_too_large' });
+    expect(await server.users.findByLogin(`${slug}@corp.example`)).toBeNull();
+    // Latch hung up instead of reading on: the upstream never wrote its whole answer.
+    const answers = upstream.oversizedAnswers.slice(before);
+    expect(answers).toEqual([expect.objectContaining({ endpoint, complete: false })]);
+    expect(answers[0]!.bytesWritten).toBeLessThan(OVERSIZED_BYTES);
+    await server.connections.delete(big.id);
   });
 });
 

@@ -13,7 +13,21 @@ export type FakeGitHubUser = {
   emails?: { email: string; primary: boolean; verified: boolean }[];
 };
 export type FakeOidcUser = { sub: string; email?: string; email_verified?: boolean; name?: string; given_name?: string; family_name?: string; picture?: string };
-export type Misbehaviour = { deny?: boolean; wrongNonce?: boolean; wrongIssuer?: boolean; wrongAudience?: boolean };
+/** The endpoints whose JSON answer `misbehave.oversized` can blow up (token: both sides). */
+export type OversizedEndpoint = 'discovery' | 'jwks' | 'token' | 'userinfo' | 'github-user' | 'github-emails';
+export type Misbehaviour = {
+  deny?: boolean;
+  wrongNonce?: boolean;
+  wrongIssuer?: boolean;
+  wrongAudience?: boolean;
+  /**
+   * That endpoint's usual answer, still valid JSON, padded to OVERSIZED_BYTES and streamed (with a
+   * Content-Length when `declareLength`, else chunked) until the client hangs up.
+   */
+  oversized?: { endpoint: OversizedEndpoint; declareLength?: boolean };
+};
+/** How large an oversized answer is: far beyond what any client should buffer, and any socket buffer. */
+export const OVERSIZED_BYTES = 32 * 1024 * 1024;
 export type FakeUpstream = {
   url: string;
   clientId: string;
@@ -25,6 +39,8 @@ export type FakeUpstream = {
   misbehave: Misbehaviour;
   authorizeRequests: URLSearchParams[];
   tokenRequests: URLSearchParams[];
+  /** Each oversized answer: how many bytes were written before it ended, and whether all were. */
+  oversizedAnswers: { endpoint: OversizedEndpoint; bytesWritten: number; complete: boolean }[];
   close(): Promise<void>;
 };
 
@@ -73,6 +89,7 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
     misbehave: {},
     authorizeRequests: [],
     tokenRequests: [],
+    oversizedAnswers: [],
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -80,16 +97,62 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
       }),
   };
 
+  // The answers of this request to blow up (misbehave.oversized), by endpoint.
+  const oversize = new WeakMap<ServerResponse, OversizedEndpoint>();
+
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    const endpoint = oversize.get(res);
+    if (endpoint && status === 200 && typeof body === 'object' && body !== null) return sendOversized(res, endpoint, body, headers);
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     const type = typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
     res.end(text);
   };
 
+  /**
+   * `body` as JSON with a padding member (an extra element of an array) that makes it
+   * OVERSIZED_BYTES long, written as fast as the client reads it, until it hangs up.
+   */
+  function sendOversized(res: ServerResponse, endpoint: OversizedEndpoint, body: object, headers: Record<string, string>) {
+    const json = JSON.stringify(body);
+    const [open, close] = Array.isArray(body) ? [`${json.slice(0, -1)}${body.length ? ',' : ''}{"padding":"`, '"}]'] : [`${json.slice(0, -1)}${json === '{}' ? '' : ','}"padding":"`, '"}'];
+    const padding = OVERSIZED_BYTES - open.length - close.length;
+    const record = { endpoint, bytesWritten: 0, complete: false };
+    upstream.oversizedAnswers.push(record);
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      ...(upstream.misbehave.oversized?.declareLength ? { 'content-length': String(OVERSIZED_BYTES) } : {}),
+      ...headers,
+    });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let left = padding;
+    let hungUp = false;
+    res.on('close', () => (hungUp = !record.complete));
+    res.on('error', () => (hungUp = true)); // a write after the client left
+    const write = (data: Buffer | string) => {
+      record.bytesWritten += Buffer.byteLength(data);
+      return res.write(data);
+    };
+    const pump = () => {
+      while (left > 0 && !hungUp) {
+        const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+        left -= piece.length;
+        if (!write(piece)) return void res.once('drain', pump);
+      }
+      if (hungUp) return;
+      write(close);
+      res.end(() => (record.complete = true));
+    };
+    write(open);
+    pump();
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const reqUrl = new URL(req.url ?? '/', url);
     const route = `${req.method} ${reqUrl.pathname}`;
+    const endpoint = ENDPOINTS[route];
+    if (endpoint && endpoint === upstream.misbehave.oversized?.endpoint) oversize.set(res, endpoint);
     switch (route) {
       case 'GET /login/oauth/authorize':
         return authorize('github', reqUrl.searchParams, res);
@@ -226,6 +289,16 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
 
   return upstream;
 }
+
+const ENDPOINTS: Record<string, OversizedEndpoint> = {
+  'GET /oidc/.well-known/openid-configuration': 'discovery',
+  'GET /oidc/jwks': 'jwks',
+  'POST /oidc/token': 'token',
+  'POST /login/oauth/access_token': 'token',
+  'GET /oidc/userinfo': 'userinfo',
+  'GET /api/v3/user': 'github-user',
+  'GET /api/v3/user/emails': 'github-emails',
+};
 
 /** Undo application/x-www-form-urlencoded; malformed input decodes to null (so it fails as invalid_client). */
 function formDecode(value: string): string | null {
