@@ -166,7 +166,6 @@ export function createAccountFlows(d: Deps) {
 
   const flows = {
     assertStrongPassword: assertPasswordAccepted,
-    assertCurrentPassword,
 
     /** Resolves once the work started after answering (emailed links) has finished. */
     async settled() {
