@@ -18,9 +18,10 @@ import { createMailer, type Mailer } from './mail/mailer.js';
 import { createMailQueue } from './mail/mail-queue.js';
 import { createAccountFlows } from './accounts/account-flows.js';
 import { ensureSigningKeys, loadSigningJwks } from './keys/signing-keys.js';
-import { cookieKeyRing, loadCookieKeys } from './keys/cookie-keys.js';
+import { cookieEncryptionKeys, cookieKeyRing, loadCookieKeys } from './keys/cookie-keys.js';
 import { ensureFirstPartyClients } from './oidc/first-party-clients.js';
 import { createViews } from './http/views.js';
+import { createOneTimeSecrets } from './http/one-time-secrets.js';
 import { createOidcStore, type OidcStore } from './db/oidc-store.js';
 import { createUnitOfWork, createWorkGauge } from './db/unit-of-work.js';
 import { createAccountCache } from './oidc/account-cache.js';
@@ -91,7 +92,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const services = createServices(config, prisma, clientCache.invalidate);
 
   // First start: keys and the bootstrap admin, created once even when processes start together.
-  const cookieKeys = await withLock(prisma, provider, 'startup', async (tx) => {
+  const cookieKeyValues = await withLock(prisma, provider, 'startup', async (tx) => {
     const created = await ensureSigningKeys(tx);
     if (created) logger.info({ keys: created }, 'generated signing keys');
     if (config.bootstrapAdmin && !(await tx.user.findFirst({ where: { isAdmin: true } }))) {
@@ -102,7 +103,8 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     }
     await ensureFirstPartyClients(tx, config.http.publicUrl, config.product.name);
     return loadCookieKeys(tx, config.oidc.cookieKeys);
-  }).then(cookieKeyRing);
+  });
+  const cookieKeys = cookieKeyRing(cookieKeyValues);
   const jwks = await loadSigningJwks(prisma);
 
   const settings = createSettings(prisma, settingsDefaults(config));
@@ -174,6 +176,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     upstream: createUpstream({ connections }),
     sessions: createSessionsService(prisma, audit),
     usersAdmin: createUsersAdmin({ prisma, provider, users: services.users, audit, tokens }),
+    oneTimeSecrets: createOneTimeSecrets({ box: createSecretBox(cookieEncryptionKeys(cookieKeyValues, 'console one-time secrets')), tokens, secure: config.http.secureCookies }),
     startedAt: new Date(),
     views: createViews({ cache: config.env !== 'development', productName: config.product.name }),
   };

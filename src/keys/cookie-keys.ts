@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Db } from '../db/prisma.js';
 
 /** Cookie signing keys: COOKIE_KEYS when set, else keys kept in the database (made on first start). */
@@ -33,4 +33,14 @@ export function cookieKeyRing(keys: readonly string[]): CookieKeyRing {
     return secrets.findIndex((key) => timingSafeEqual(presented, mac(data, key)));
   }
   return { sign, verify: (data, digest) => index(data, digest) > -1, index };
+}
+
+/**
+ * Keys to encrypt what a cookie carries, in secret-box's format (32 bytes, base64): one for each
+ * cookie key, in the same order (the first encrypts, all decrypt), derived with HKDF-SHA256 under a
+ * label naming `purpose`. Every instance derives the same keys; they reveal nothing of the
+ * signing keys, nor of another purpose's.
+ */
+export function cookieEncryptionKeys(keys: readonly string[], purpose: string): string[] {
+  return keys.map((key) => Buffer.from(hkdfSync('sha256', Buffer.from(key), new Uint8Array(0), `latch cookie encryption: ${purpose}`, 32)).toString('base64'));
 }

@@ -3,6 +3,8 @@ import type { Db } from '../db/prisma.js';
 import { findThenDelete, purgeInBatches } from '../db/purge.js';
 
 export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
+/** Kept the same way, never emailed: the one showing of a new secret in the console (http/one-time-secrets.ts). */
+type StoredPurpose = TokenPurpose | 'console-secret';
 
 /** The links that sign in or set a password: a password change or reset ends those outstanding. */
 export const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link'];
@@ -16,7 +18,7 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
 export function createOneTimeTokens(prisma: Db) {
   return {
     /** Issues a token and invalidates the user's earlier unused tokens of the same purpose. */
-    async issue(purpose: TokenPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }) {
+    async issue(purpose: StoredPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }) {
       const token = randomBytes(32).toString('base64url');
       await prisma.$transaction([
         prisma.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } }),
@@ -41,7 +43,7 @@ export function createOneTimeTokens(prisma: Db) {
     },
 
     /** Uses a token: returns its record once, or null when unknown, expired, used or of another purpose. */
-    async consume(purpose: TokenPurpose, token: string) {
+    async consume(purpose: StoredPurpose, token: string) {
       const tokenHash = digest(token);
       const now = new Date();
       const { count } = await prisma.emailToken.updateMany({

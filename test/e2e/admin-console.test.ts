@@ -116,7 +116,7 @@ describe('admin console in a browser', () => {
     }
   });
 
-  it('registers an app and shows its secret once; a rotated secret replaces the old one at the token endpoint', async () => {
+  it('registers an app and shows its secret once; a rotated secret replaces the old one, and a reload rotates nothing', async () => {
     const { context, page } = await signInAsAdmin();
     try {
       await page.getByRole('link', { name: 'Apps', exact: true }).click();
@@ -146,12 +146,19 @@ describe('admin console in a browser', () => {
       expect(secondSecret).not.toBe(firstSecret);
       expect(await clientCredentials(clientId, firstSecret)).toBe(401);
       expect(await clientCredentials(clientId, secondSecret)).toBe(200);
+      // Reloading that page neither shows the secret again nor makes another.
+      await page.reload();
+      expect(await heading(page)).toBe('Shown once only');
+      expect(await page.locator('#secret').count()).toBe(0);
+      expect(await clientCredentials(clientId, secondSecret)).toBe(200);
 
       await page.goto(`${server.url}/admin/apps/${clientId}`);
       await page.getByLabel('Yes, earlier keys stop working').check();
       await page.getByRole('button', { name: 'Create API key' }).click();
       await expect.poll(() => heading(page)).toBe('New API key');
       const key = (await page.locator('#secret').textContent())!;
+      await page.reload();
+      expect(await page.locator('#secret').count()).toBe(0);
       const viaKey = await fetch(`${server.url}/api/apps/${clientId}`, { headers: { authorization: `Bearer ${key}` } });
       expect(viaKey.status).toBe(200);
     } finally {

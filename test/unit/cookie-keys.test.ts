@@ -1,6 +1,7 @@
 import Keygrip from 'keygrip';
 import { describe, expect, it } from 'vitest';
-import { cookieKeyRing } from '../../src/keys/cookie-keys.js';
+import { cookieEncryptionKeys, cookieKeyRing } from '../../src/keys/cookie-keys.js';
+import { createSecretBox } from '../../src/federation/secret-box.js';
 
 // Cookies signed by keygrip (Koa's default key ring) before an upgrade must still verify after
 // it, and the other way round, so a rolling restart signs no one out.
@@ -37,5 +38,24 @@ describe('cookie key ring', () => {
 
   it('needs a key', () => {
     expect(() => cookieKeyRing([])).toThrow(/cookie key/);
+  });
+});
+
+// What a cookie carries encrypted must open at every instance, and after a new key is put first.
+describe('cookie encryption keys', () => {
+  const keys = ['first cookie key 0123456789abcdef', 'older cookie key fedcba9876543210'];
+
+  it('are the same at every instance, 32 bytes each, and differ by purpose and from the cookie keys', () => {
+    const derived = cookieEncryptionKeys(keys, 'one purpose');
+    expect(derived).toEqual(cookieEncryptionKeys([...keys], 'one purpose'));
+    expect(derived.map((k) => Buffer.from(k, 'base64').length)).toEqual([32, 32]);
+    expect(new Set([...derived, ...cookieEncryptionKeys(keys, 'another purpose')]).size).toBe(4);
+    expect(derived.some((k) => keys.includes(Buffer.from(k, 'base64').toString()))).toBe(false);
+  });
+
+  it('open what the older key sealed once a new key is put first', async () => {
+    const sealed = await createSecretBox(cookieEncryptionKeys(keys.slice(1), 'p')).seal('secret');
+    expect(await createSecretBox(cookieEncryptionKeys(keys, 'p')).open(sealed)).toBe('secret');
+    await expect(createSecretBox(cookieEncryptionKeys(keys, 'other')).open(sealed)).rejects.toThrow();
   });
 });

@@ -37,6 +37,14 @@ const MESSAGES = {
 const LIST_NOTICES = { app_deleted: 'The app is deleted, with every grant, token and API key it held.' };
 const APP_NOTICES = { created: 'The app is registered.', saved: 'The changes are saved.' };
 
+// The page that shows a new secret or key, once, by what made it.
+const SHOWN = {
+  registered: { heading: 'App registered', label: 'Client secret', usage: 'Give it to the app with its client ID; it authenticates at the token endpoint with HTTP Basic.' },
+  rotated: { heading: 'New client secret', label: 'Client secret', usage: 'The old secret no longer works: give this one to the app now.' },
+  apiKey: { heading: 'New API key', label: 'API key', usage: 'Send it as a bearer token to manage this app through the API. Earlier keys of the app no longer work.' },
+};
+type Shown = keyof typeof SHOWN;
+
 type Values = { name: string; redirectUris: string; postLogoutRedirectUris: string; scopes: string; resources: string; grantTypes: string[]; public: boolean; trusted: boolean };
 
 const formValues = (ctx: Context): Values => ({
@@ -73,8 +81,9 @@ const fields = (v: Values) => ({
 
 /** The apps pages (every client, Latch's own included): admins only. */
 export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOnly: Middleware) {
-  const { apps, prisma } = deps;
+  const { apps, prisma, oneTimeSecrets } = deps;
   const appPath = (id: string) => `/admin/apps/${encodeURIComponent(id)}`;
+  const secretPath = (id: string) => `${appPath(id)}/secret`;
 
   async function owners(ids: (string | null)[]) {
     const wanted = [...new Set(ids.filter((id): id is string => Boolean(id)))];
@@ -117,10 +126,13 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     }, extra.problem?.status);
   }
 
-  /** A one-time secret (client secret or API key): shown on this answer only, never stored in a cache. */
-  async function showSecret(ctx: Context, locals: { heading: string; app: { clientId: string; name: string }; label: string; secret: string; usage: string }) {
-    ctx.set('cache-control', 'no-store');
-    await kit.page(ctx, 'secret', 'apps', { title: locals.heading, ...locals });
+  /**
+   * A new secret or key goes to the page that shows it once (Post/Redirect/Get): reloading that
+   * page makes no other. Returns where to redirect. Never in a URL; the console is never cached.
+   */
+  async function showOnce(ctx: Context, clientId: string, kind: Shown, secret: string) {
+    await oneTimeSecrets.hold(ctx, secretPath(clientId), adminOf(ctx).user, { kind, secret });
+    return secretPath(clientId);
   }
 
   /** Loads an app and refuses changes to Latch's own. */
@@ -140,19 +152,22 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
         const input = { ...fields(values), public: values.public };
         const created = await withMessages(() => apps.create(adminOf(ctx).principal, input, requestMeta(ctx)), MESSAGES, input);
         if (!created.clientSecret) return withNotice(appPath(created.clientId), 'created');
-        await showSecret(ctx, {
-          heading: 'App registered',
-          app: created.client,
-          label: 'Client secret',
-          secret: created.clientSecret,
-          usage: 'Give it to the app with its client ID; it authenticates at the token endpoint with HTTP Basic.',
-        });
+        return showOnce(ctx, created.clientId, 'registered', created.clientSecret);
       },
       (problem) => renderList(ctx, { problem, values }),
     );
   });
 
   router.get('/apps/:id', adminOnly, (ctx) => renderApp(ctx, ctx.params.id!));
+
+  router.get('/apps/:id/secret', adminOnly, async (ctx) => {
+    const id = ctx.params.id!;
+    const { principal, user } = adminOf(ctx);
+    const app = await apps.authorize(principal, id, 'read');
+    const held = await oneTimeSecrets.take(ctx, secretPath(id), user.id);
+    const shown = held && Object.hasOwn(SHOWN, held.kind) ? { ...SHOWN[held.kind as Shown], secret: held.secret } : undefined;
+    await kit.page(ctx, 'secret', 'apps', { title: shown?.heading ?? 'Shown once only', app, shown });
+  });
 
   router.post('/apps/:id', adminOnly, async (ctx) => {
     const id = ctx.params.id!;
@@ -174,10 +189,10 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     await kit.act(
       ctx,
       async () => {
-        const app = await changeable(ctx, id);
+        await changeable(ctx, id);
         assertConfirmed(ctx, 'confirmRotate', 'the current secret is to stop working');
         const secret = await apps.rotateSecret(adminOf(ctx).principal, id, requestMeta(ctx));
-        await showSecret(ctx, { heading: 'New client secret', app, label: 'Client secret', secret, usage: 'The old secret no longer works: give this one to the app now.' });
+        return showOnce(ctx, id, 'rotated', secret);
       },
       (problem) => renderApp(ctx, id, { problem }),
     );
@@ -201,10 +216,10 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     await kit.act(
       ctx,
       async () => {
-        const app = await changeable(ctx, id);
+        await changeable(ctx, id);
         assertConfirmed(ctx, 'confirmKey', 'the current API key is to stop working');
         const key = await apps.createApiKey(adminOf(ctx).principal, id, requestMeta(ctx));
-        await showSecret(ctx, { heading: 'New API key', app, label: 'API key', secret: key.key, usage: 'Send it as a bearer token to manage this app through the API. Earlier keys of the app no longer work.' });
+        return showOnce(ctx, id, 'apiKey', key.key);
       },
       (problem) => renderApp(ctx, id, { problem }),
     );

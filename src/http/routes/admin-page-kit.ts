@@ -10,7 +10,7 @@ import { field, handleForm, renderPage, type FormProblem } from './page-forms.js
 
 // Shared by the admin console's pages (admin-pages.ts and the admin-*-pages.ts it mounts).
 
-export type AdminDeps = Pick<Deps, 'config' | 'prisma' | 'views' | 'users' | 'usersAdmin' | 'apps' | 'sessions' | 'settings' | 'audit' | 'accounts' | 'connections'> & {
+export type AdminDeps = Pick<Deps, 'config' | 'prisma' | 'views' | 'users' | 'usersAdmin' | 'apps' | 'sessions' | 'settings' | 'audit' | 'accounts' | 'connections' | 'oneTimeSecrets'> & {
   csrf: Middleware;
   provider: Provider;
 };
