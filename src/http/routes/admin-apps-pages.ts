@@ -164,7 +164,8 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
     const id = ctx.params.id!;
     const { principal, user } = adminOf(ctx);
     const app = await apps.authorize(principal, id, 'read');
-    const held = await oneTimeSecrets.take(ctx, secretPath(id), user.id);
+    // Only a GET shows it: a HEAD (a link checker, a prefetch) would use up the one showing unseen.
+    const held = ctx.method === 'GET' ? await oneTimeSecrets.take(ctx, secretPath(id), user.id) : undefined;
     const shown = held && Object.hasOwn(SHOWN, held.kind) ? { ...SHOWN[held.kind as Shown], secret: held.secret } : undefined;
     await kit.page(ctx, 'secret', 'apps', { title: shown?.heading ?? 'Shown once only', app, shown });
   });
