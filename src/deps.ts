@@ -173,7 +173,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     apps: createApps({ clients: services.clients, apiKeys, audit }),
     connections,
     federated,
-    upstream: createUpstream({ connections }),
+    upstream: createUpstream({ connections, timeoutSeconds: config.connections.upstreamTimeoutSeconds }),
     sessions: createSessionsService(prisma, audit),
     usersAdmin: createUsersAdmin({ prisma, provider, users: services.users, audit, tokens }),
     oneTimeSecrets: createOneTimeSecrets({ box: createSecretBox(cookieEncryptionKeys(cookieKeyValues, 'console one-time secrets')), tokens, secure: config.http.secureCookies }),

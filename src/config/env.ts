@@ -33,6 +33,8 @@ export const Env = z.object({
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .refine((keys) => keys.length > 0 && keys.every((k) => Buffer.from(k, 'base64').length === 32), 'each key must be 32 bytes, base64-encoded (openssl rand -base64 32)')
     .optional(),
+  // How long one request to an upstream login provider may take before its sign-in fails.
+  UPSTREAM_TIMEOUT: seconds(10).pipe(z.number().min(1).max(120)),
   // false, true (one proxy in front), or how many proxies in front append to X-Forwarded-For.
   TRUST_PROXY: z.union([z.stringbool().transform((on) => (on ? 1 : 0)), z.coerce.number().int().min(0).max(10)]).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -158,7 +160,7 @@ function toConfig(env: Env) {
       windowSeconds: env.EMAIL_THROTTLE_WINDOW,
     },
     log: { level: env.LOG_LEVEL },
-    connections: { secretKeys: env.CONNECTION_SECRET_KEYS ?? [] },
+    connections: { secretKeys: env.CONNECTION_SECRET_KEYS ?? [], upstreamTimeoutSeconds: env.UPSTREAM_TIMEOUT },
     bootstrapAdmin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
   };
 }

@@ -32,17 +32,27 @@ export type UpstreamProfile = {
 /** What the browser's state cookie keeps between leaving for the upstream and coming back. */
 export type PendingAuthorization = { state: string; nonce?: string; codeVerifier: string };
 
-const TIMEOUT_SECONDS = 10;
 // Every upstream request (discovery, keys, token, userinfo, GitHub's /user and /user/emails) goes
 // through openid-client with this fetch, which reads at most UPSTREAM_BODY_LIMIT of an answer.
 const upstreamFetch = boundedFetch();
 const isOidcKind = (c: Connection) => c.kind === 'oidc' || c.kind === 'google';
 
-/** The first error of `err`'s cause chain that is a `type` (the library wraps what fetch throws). */
-function causeOf<T>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) if (e instanceof type) return e;
-  return undefined;
+/** `err` and the errors of its cause chain, itself first (the library wraps what fetch throws). */
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
 }
+
+// Node's network errors: no connection, no name, a dropped connection.
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/** A request that got no answer: a timeout (openid-client's OAUTH_TIMEOUT wraps fetch's), or the network. */
+const unanswered = (err: unknown) =>
+  causes(err).some((e) => {
+    const { name, code, message } = e as { name?: string; code?: string; message?: string };
+    return name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || NETWORK_CODES.has(code ?? '') || (e instanceof TypeError && /fetch/i.test(message ?? ''));
+  });
 
 /** Turns a library or network error into an UpstreamError with a reason. */
 function classify(err: unknown, connection: Connection): UpstreamError {
@@ -50,8 +60,9 @@ function classify(err: unknown, connection: Connection): UpstreamError {
   const code = (err as { code?: string }).code ?? '';
   const name = (err as Error).name ?? '';
   const who = connection.name;
-  if (causeOf(err, UpstreamBodyTooLarge))
+  if (causes(err).some((e) => e instanceof UpstreamBodyTooLarge))
     return new UpstreamError('response_too_large', `${who} sent an answer larger than we accept (1 MiB).`, { cause: err });
+  if (unanswered(err)) return new UpstreamError('unreachable', `${who} could not be reached.`, { cause: err });
   if (code === 'OAUTH_AUTHORIZATION_RESPONSE_ERROR') {
     const error = (err as { error?: string }).error;
     return error === 'access_denied'
@@ -64,8 +75,6 @@ function classify(err: unknown, connection: Connection): UpstreamError {
   if (code === 'OAUTH_RESPONSE_BODY_ERROR') return new UpstreamError('rejected', `${who} refused to complete the sign-in.`, { cause: err });
   if (code.startsWith('OAUTH_JWT') || code === 'OAUTH_KEY_SELECTION_FAILED' || name.startsWith('JWS') || name.startsWith('JWT'))
     return new UpstreamError('invalid_id_token', `${who} sent an identity token that is not valid for this sign-in.`, { cause: err });
-  if (name === 'TimeoutError' || name === 'AbortError' || (err instanceof TypeError && /fetch/i.test(err.message)))
-    return new UpstreamError('unreachable', `${who} could not be reached.`, { cause: err });
   return new UpstreamError('invalid_response', `${who} answered in a way we could not use.`, { cause: err });
 }
 
@@ -106,7 +115,7 @@ export function profileFrom(claims: Record<string, unknown>, mapping: Record<Cla
 }
 
 /** The upstream leg of a federated sign-in, on openid-client: authorization code with PKCE. */
-export function createUpstream(deps: { connections: ConnectionsService }) {
+export function createUpstream(deps: { connections: ConnectionsService; timeoutSeconds: number }) {
   // Discovery and client set-up, once per version of a connection (an edit makes a new key).
   const configs = new Map<string, Promise<oidc.Configuration>>();
 
@@ -123,7 +132,7 @@ export function createUpstream(deps: { connections: ConnectionsService }) {
       // against the upstream's published keys.
       const config = await oidc.discovery(new URL(e.issuer!), c.clientId, undefined, auth, {
         execute: [...execute, oidc.enableNonRepudiationChecks],
-        timeout: TIMEOUT_SECONDS,
+        timeout: deps.timeoutSeconds,
         // The discovery request, and every later one of this configuration (keys included).
         [oidc.customFetch]: upstreamFetch,
       });
@@ -141,7 +150,7 @@ export function createUpstream(deps: { connections: ConnectionsService }) {
       auth,
     );
     for (const f of execute) f(config);
-    config.timeout = TIMEOUT_SECONDS;
+    config.timeout = deps.timeoutSeconds;
     config[oidc.customFetch] = upstreamFetch;
     return config;
   }

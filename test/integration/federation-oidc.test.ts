@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { freePort, startServerWithMail, type TestServer } from '../support/server.js';
 import type { SmtpSink } from '../support/smtp-sink.js';
 import { OVERSIZED_BYTES, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
@@ -18,7 +19,7 @@ let sso: Connection;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
-  ({ server, smtp, stop } = await startServerWithMail({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64') }));
+  ({ server, smtp, stop } = await startServerWithMail({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64'), UPSTREAM_TIMEOUT: '2' }));
   fixtures = await seed(server);
   sso = await server.connections.create({ kind: 'oidc', slug: 'sso', name: 'Company SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
   await server.connections.offer(fixtures.confidential.clientId, sso.id);
@@ -90,6 +91,31 @@ describe('sign in with an oidc connection', () => {
     expect(page.html).toContain('Email or username');
     expect(await lastFailure()).toMatchObject({ connection: 'down', reason: 'unreachable' });
     await server.connections.delete(down.id);
+  });
+
+  it('gives up on a provider that takes the connection but never answers, as unreachable', async () => {
+    // Accepts, reads, never answers: only the timeout (UPSTREAM_TIMEOUT, 2 s here) ends the wait.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => void held.push(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const mute = await server.connections.create({ kind: 'oidc', slug: 'mute', name: 'Mute SSO', issuer: `http://127.0.0.1:${port}/oidc`, clientId: 'x' });
+    await server.connections.offer(fixtures.confidential.clientId, mute.id);
+    try {
+      const rp = await relyingParty(server, fixtures.confidential);
+      const agent = createUserAgent();
+      const login = await agent.navigate((await authorizationRequest(rp)).url);
+      const started = Date.now();
+      const page = await agent.submit(login, '/connection/mute');
+      expect(page.status).toBe(502);
+      expect(page.html).toContain('Mute SSO could not be reached.');
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await lastFailure()).toMatchObject({ connection: 'mute', reason: 'unreachable' });
+    } finally {
+      await server.connections.delete(mute.id);
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('refuses the callback of an unknown connection and one with no state cookie, without a 500', async () => {
