@@ -43,7 +43,7 @@ export function createApp(deps: Deps) {
   const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
   const api = createApi(deps, provider, createTokenBridge(oidc));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
-  // DELETE too: deleting one's own account carries the current password.
+  // DELETE too, for one route only: deleting one's own account carries the current password.
   const apiBody = readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb', parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE] }) as Koa.Middleware);
 
   // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.
@@ -57,7 +57,7 @@ export function createApp(deps: Deps) {
     publicPageRoutes({ ...deps, csrf, preauth, federatedLogin }),
     accountPageRoutes({ ...deps, csrf, provider }),
     adminPageRoutes({ ...deps, csrf, provider }),
-    async (ctx, next) => (ctx.path.startsWith('/api/') ? apiBody(ctx, next) : next()),
+    async (ctx, next) => (ctx.path.startsWith('/api/') && (ctx.method !== 'DELETE' || ctx.path === '/api/me') ? apiBody(ctx, next) : next()),
     api.routes,
   ] as Koa.Middleware[]);
   // The provider parses its own bodies: nothing before it may read request bodies of /o. Its
