@@ -4,7 +4,7 @@ import { requestMeta } from '../http/request-meta.js';
 import type { PreauthenticatedLogin } from '../oidc/preauthenticated-login.js';
 import { callbackUrl, type Connection, type ConnectionsService } from './connections.service.js';
 import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
-import { UpstreamError, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
+import { UpstreamError, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 
 // Between leaving for the upstream and its callback: state, nonce and PKCE verifier, bound to the
 // pending sign-in. Signed, HttpOnly, sent only to /callback, single use.
@@ -61,7 +61,7 @@ export function createFederatedLogin(deps: {
 
   async function failure(ctx: Context, connection: Connection | null, reason: FailureReason, message: string, interactionUid?: string): Promise<CallbackOutcome> {
     await audit.record('federated.failure', { detail: { connection: connection?.slug ?? ctx.params?.slug, reason }, ...requestMeta(ctx) });
-    return { kind: 'failed', status: reason === 'unreachable' ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' || reason === 'confirmation_required' ? 403 : 400, message, interactionUid };
+    return { kind: 'failed', status: upstreamsFault(reason) ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' || reason === 'confirmation_required' ? 403 : 400, message, interactionUid };
   }
 
   return {

@@ -7,6 +7,9 @@ import { effectiveSettings, type ClaimField } from './connections.service.js';
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
 export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject';
 
+/** Failures that are the upstream's (no answer, or one too large to read): a bad gateway, 502. */
+export const upstreamsFault = (reason: string) => reason === 'unreachable' || reason === 'response_too_large';
+
 export class UpstreamError extends Error {
   constructor(
     readonly reason: UpstreamFailure,
@@ -37,10 +40,14 @@ export type PendingAuthorization = { state: string; nonce?: string; codeVerifier
 const upstreamFetch = boundedFetch();
 const isOidcKind = (c: Connection) => c.kind === 'oidc' || c.kind === 'google';
 
-/** `err` and the errors of its cause chain, itself first (the library wraps what fetch throws). */
-function causes(err: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let e = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
+/**
+ * `err` and the errors of its cause chain, itself first (the library wraps what fetch throws).
+ * Only Errors: oauth4webapi puts the upstream's JSON error answer in `cause`, whose fields the
+ * upstream chooses.
+ */
+function causes(err: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let e = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
   return chain;
 }
 
@@ -50,8 +57,8 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_A
 /** A request that got no answer: a timeout (openid-client's OAUTH_TIMEOUT wraps fetch's), or the network. */
 const unanswered = (err: unknown) =>
   causes(err).some((e) => {
-    const { name, code, message } = e as { name?: string; code?: string; message?: string };
-    return name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || NETWORK_CODES.has(code ?? '') || (e instanceof TypeError && /fetch/i.test(message ?? ''));
+    const code = (e as { code?: unknown }).code;
+    return e.name === 'TimeoutError' || e.name === 'AbortError' || code === 'OAUTH_TIMEOUT' || (typeof code === 'string' && NETWORK_CODES.has(code)) || (e instanceof TypeError && /fetch/i.test(e.message));
   });
 
 /** Turns a library or network error into an UpstreamError with a reason. */

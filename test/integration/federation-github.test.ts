@@ -110,7 +110,7 @@ describe('sign in with a github connection', () => {
     const before = upstream.oversizedAnswers.length;
     const { agent, callbackUrl } = await continueWithGitHub();
     const page = await agent.navigate(callbackUrl);
-    expect(page.status).toBe(400);
+    expect(page.status).toBe(502);
     expect(page.html).toContain('GitHub sent an answer larger than we accept (1 MiB).');
     expect(page.html).toContain('Back to sign in');
     const events = await server.audit.search({ event: 'federated.failure' });

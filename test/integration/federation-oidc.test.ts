@@ -93,6 +93,16 @@ describe('sign in with an oidc connection', () => {
     await server.connections.delete(down.id);
   });
 
+  it('reports a refused code as refused, whatever members the refusal carries', async () => {
+    // The upstream's error answer becomes the library error's cause: its members are not Latch's network errors.
+    upstream.misbehave = { refuseToken: { code: 'ECONNRESET', name: 'AbortError' } };
+    const { agent, back } = await pressButton();
+    const page = await agent.navigate(back.url);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('refused to complete the sign-in');
+    expect(await lastFailure()).toMatchObject({ connection: 'sso', reason: 'rejected' });
+  });
+
   it('gives up on a provider that takes the connection but never answers, as unreachable', async () => {
     // Accepts, reads, never answers: only the timeout (UPSTREAM_TIMEOUT, 2 s here) ends the wait.
     const held: Socket[] = [];
@@ -207,7 +217,7 @@ describe('an upstream that answers too much', () => {
     const { agent, back } = await pressButton(slug);
     // Discovery runs when the button is pressed: the login page says so. The rest, at the callback.
     const page = endpoint === 'discovery' ? back : await agent.navigate(back.url);
-    expect(page.status).toBe(400);
+    expect(page.status).toBe(502);
     expect(page.html).toContain('Big SSO sent an answer larger than we accept (1 MiB).');
     expect(page.html).toContain(endpoint === 'discovery' ? 'Email or username' : 'Back to sign in');
     expect(await lastFailure()).toMatchObject({ connection: slug, reason: 'response_too_large' });

@@ -25,6 +25,8 @@ export type Misbehaviour = {
    * Content-Length when `declareLength`, else chunked) until the client hangs up.
    */
   oversized?: { endpoint: OversizedEndpoint; declareLength?: boolean };
+  /** The token endpoint refuses every code with invalid_grant, these members added to its JSON answer. */
+  refuseToken?: Record<string, unknown>;
 };
 /** How large an oversized answer is: far beyond what any client should buffer, and any socket buffer. */
 export const OVERSIZED_BYTES = 32 * 1024 * 1024;
@@ -232,6 +234,7 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
 
     const problem = checkTokenRequest(side, req, form);
     if ('error' in problem) return reply(problem.status, { error: problem.error, error_description: problem.description });
+    if (upstream.misbehave.refuseToken) return reply(400, { error: 'invalid_grant', error_description: 'refused', ...upstream.misbehave.refuseToken });
     const grant = problem;
 
     const accessToken = randomToken();
