@@ -33,10 +33,16 @@ export function createOneTimeSecrets(deps: { box: SecretBox; tokens: OneTimeToke
   }
 
   return {
-    /** Keeps `held` for `user` to see once, on the page at `path` (the page to redirect to). */
-    async hold(ctx: Context, path: string, user: { id: string; email: string }, held: HeldSecret) {
-      const token = await tokens.issue(PURPOSE, { userId: user.id, email: user.email, ttlSeconds: SECONDS });
-      const sealed = await box.seal(JSON.stringify({ kind: held.kind, secret: held.secret, path, userId: user.id, token }));
+    /**
+     * Keeps a new secret for `user` to see once, on the page at `path` (the page to redirect to).
+     * Given `make`, the one-time token is written before `make` runs: once a rotation has made its
+     * secret the old one no longer works, so nothing that can fail comes after it. Each secret has
+     * its own token, so two made one after another (two apps, two tabs) are each shown.
+     */
+    async hold(ctx: Context, path: string, user: { id: string; email: string }, kind: string, make: string | (() => Promise<string>)) {
+      const token = await tokens.issue(PURPOSE, { userId: user.id, email: user.email, ttlSeconds: SECONDS }, { replace: false });
+      const secret = typeof make === 'string' ? make : await make();
+      const sealed = await box.seal(JSON.stringify({ kind, secret, path, userId: user.id, token }));
       ctx.cookies.set(COOKIE, sealed, { ...cookie(path), maxAge: SECONDS * 1000 });
     },
 

@@ -17,11 +17,14 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
  */
 export function createOneTimeTokens(prisma: Db) {
   return {
-    /** Issues a token and invalidates the user's earlier unused tokens of the same purpose. */
-    async issue(purpose: StoredPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }) {
+    /**
+     * Issues a token and, unless `replace` is false, invalidates the user's earlier unused tokens
+     * of the same purpose (a new emailed link ends the last one; each new console secret has its own).
+     */
+    async issue(purpose: StoredPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }, { replace = true } = {}) {
       const token = randomBytes(32).toString('base64url');
       await prisma.$transaction([
-        prisma.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } }),
+        ...(replace ? [prisma.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } })] : []),
         prisma.emailToken.create({
           data: {
             tokenHash: digest(token),

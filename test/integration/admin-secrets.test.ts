@@ -75,7 +75,7 @@ describe('new secrets and keys', () => {
     expect(await works(clientId, first)).toBe(true);
     const again = await agent.navigate(url(location));
     expect(again.status).toBe(200);
-    expect(again.html).toContain('has been shown already or has expired');
+    expect(again.html).toContain('has been shown already, has expired');
     expect(again.html).not.toContain(first);
     expect((await server.clients.list()).filter((c) => c.name === 'Reload me')).toHaveLength(1);
 
@@ -154,11 +154,22 @@ describe('new secrets and keys', () => {
     }
   });
 
+  it('made one after another (two apps, two tabs), are each shown on their own page', async () => {
+    const agent = await signedIn('root');
+    const a = await register(agent, 'First of two');
+    const b = await register(agent, 'Second of two');
+    for (const { location, clientId } of [a, b]) {
+      const secret = secretOf(await agent.navigate(url(location)));
+      expect(secret, clientId).toBeTruthy();
+      expect(await works(clientId, secret!)).toBe(true);
+    }
+  });
+
   it('answer an unknown app with 404, and the page without a held secret with a note', async () => {
     const agent = await signedIn('root');
     expect((await agent.navigate(url('/admin/apps/no-such-app/secret'))).status).toBe(404);
     const page = await agent.navigate(url('/admin/apps/latch-account/secret'));
     expect(page.status).toBe(200);
-    expect(page.html).toContain('has been shown already or has expired');
+    expect(page.html).toContain('has been shown already, has expired');
   });
 });

@@ -130,8 +130,8 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
    * A new secret or key goes to the page that shows it once (Post/Redirect/Get): reloading that
    * page makes no other. Returns where to redirect. Never in a URL; the console is never cached.
    */
-  async function showOnce(ctx: Context, clientId: string, kind: Shown, secret: string) {
-    await oneTimeSecrets.hold(ctx, secretPath(clientId), adminOf(ctx).user, { kind, secret });
+  async function showOnce(ctx: Context, clientId: string, kind: Shown, secret: string | (() => Promise<string>)) {
+    await oneTimeSecrets.hold(ctx, secretPath(clientId), adminOf(ctx).user, kind, secret);
     return secretPath(clientId);
   }
 
@@ -192,8 +192,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       async () => {
         await changeable(ctx, id);
         assertConfirmed(ctx, 'confirmRotate', 'the current secret is to stop working');
-        const secret = await apps.rotateSecret(adminOf(ctx).principal, id, requestMeta(ctx));
-        return showOnce(ctx, id, 'rotated', secret);
+        return showOnce(ctx, id, 'rotated', () => apps.rotateSecret(adminOf(ctx).principal, id, requestMeta(ctx)));
       },
       (problem) => renderApp(ctx, id, { problem }),
     );
@@ -219,8 +218,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       async () => {
         await changeable(ctx, id);
         assertConfirmed(ctx, 'confirmKey', 'the current API key is to stop working');
-        const key = await apps.createApiKey(adminOf(ctx).principal, id, requestMeta(ctx));
-        return showOnce(ctx, id, 'apiKey', key.key);
+        return showOnce(ctx, id, 'apiKey', async () => (await apps.createApiKey(adminOf(ctx).principal, id, requestMeta(ctx))).key);
       },
       (problem) => renderApp(ctx, id, { problem }),
     );
