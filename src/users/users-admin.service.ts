@@ -3,6 +3,7 @@ import type { Db } from '../db/prisma.js';
 import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
 import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import { fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
 import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
@@ -38,6 +39,20 @@ export const AdminUserReplace = AdminUserPatch.required({ email: true }).extend(
 });
 
 const FLAG_KEYS = Object.keys(Flags.shape) as (keyof z.infer<typeof Flags>)[];
+
+/** What the audit log compares of a user before and after an edit: the profile and roles, as the API shows them. */
+const auditView = (u: User) => ({
+  email: u.email,
+  emailVerified: u.emailVerified,
+  username: u.username,
+  name: u.name,
+  givenName: u.givenName,
+  familyName: u.familyName,
+  active: u.active,
+  isAdmin: u.isAdmin,
+  isStaff: u.isStaff,
+  isDeveloper: u.isDeveloper,
+});
 
 /** Whom staff may edit and send reset links to: users with no role (admin, staff or developer). */
 export const staffMayManage = (target: Pick<User, 'isAdmin' | 'isStaff' | 'isDeveloper'>) => !(target.isAdmin || target.isStaff || target.isDeveloper);
@@ -124,7 +139,9 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       // a replaced password also ends the emailed links that could set or skip it.
       if (active === false || password) await revokeUserSessions(prisma, id);
       if (password) await deps.tokens.revokeAll(id, ACCESS_LINKS);
-      await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields: Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []) }, ...meta });
+      const fields = Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []);
+      const changed = { ...fieldChanges(auditView(target), auditView(user)), ...(password ? { password: SECRET_CHANGED } : {}) };
+      await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields, changes: changed }, ...meta });
       return user;
     },
 

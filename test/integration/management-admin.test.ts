@@ -86,7 +86,7 @@ describe('/api/audit', () => {
     expect(mine.items.every((e) => e.userId === created.id)).toBe(true);
     expect(mine.items.map((e) => e.actorId)).toEqual([ids.staff, created.id, ids.admin]);
     expect(JSON.stringify(mine)).not.toContain('quiet orchard lantern 9');
-    expect(mine.items[0]!.detail).toEqual({ fields: ['givenName', 'password'] });
+    expect(mine.items[0]!.detail).toEqual({ fields: ['givenName', 'password'], changes: { givenName: { from: null, to: 'Audited' }, password: { changed: true } } });
 
     const byEvent = await audit(`event=admin.user_created&userId=${created.id}`);
     expect(byEvent.items).toEqual([expect.objectContaining({ event: 'admin.user_created', actorId: ids.admin })]);
