@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import { fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
 import { actorId, isAdmin, isDeveloper, type Principal } from '../auth/principal.js';
 import { AppError } from '../http/problem.js';
 import type { ApiKeysService } from './api-keys.service.js';
@@ -9,6 +10,18 @@ import { ADMIN_SCOPE, BUILT_IN_CLIENTS, ClientPatch, NewClient, type ClientsServ
 // allow it the password grant, or give it the latch:admin scope.
 export const AppInput = NewClient.omit({ ownerId: true });
 export const AppPatch = ClientPatch;
+
+/** What the audit log compares of an app before and after an edit: its settings, as the API shows them. */
+const auditView = (app: ClientSummary) => ({
+  name: app.name,
+  public: app.public,
+  trusted: app.trusted,
+  grantTypes: app.grantTypes,
+  redirectUris: app.redirectUris,
+  postLogoutRedirectUris: app.postLogoutRedirectUris,
+  scopes: app.scopes,
+  resources: app.resources,
+});
 
 // API keys act for their app only, and cannot delete it.
 type Action = 'read' | 'update' | 'revoke' | 'delete';
@@ -71,18 +84,19 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     },
 
     async update(actor: Principal, clientId: string, patch: z.input<typeof AppPatch>, meta: RequestMeta) {
-      await authorize(actor, clientId, 'update');
+      const before = await authorize(actor, clientId, 'update');
       const changes = AppPatch.parse(patch);
       assertPrivilegesOk(actor, changes);
       const app = await clients.update(clientId, changes);
-      await audit.record('admin.app_updated', { actorId: actorId(actor), detail: { clientId, fields: Object.keys(changes) }, ...meta });
+      const detail = { clientId, fields: Object.keys(changes), changes: fieldChanges(auditView(before), auditView(app)) };
+      await audit.record('admin.app_updated', { actorId: actorId(actor), detail, ...meta });
       return app;
     },
 
     async rotateSecret(actor: Principal, clientId: string, meta: RequestMeta) {
       assertMayMintCredentials(actor, await authorize(actor, clientId, 'update'));
       const clientSecret = await clients.rotateSecret(clientId);
-      await audit.record('admin.app_secret_rotated', { actorId: actorId(actor), detail: { clientId }, ...meta });
+      await audit.record('admin.app_secret_rotated', { actorId: actorId(actor), detail: { clientId, changes: { clientSecret: SECRET_CHANGED } }, ...meta });
       return clientSecret;
     },
 

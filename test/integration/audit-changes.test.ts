@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createApiClient } from '../support/api-client.js';
+import { REDIRECT_URI } from '../support/oidc.js';
 
 // What an edit by an admin, staff, a developer or an API key changed, as the audit log keeps it:
 // each changed field from its old to its new value, and for secrets only that they changed.
@@ -60,5 +61,38 @@ describe('users edited through /api/users', () => {
     expect(stored).not.toContain(password);
     expect(stored).not.toContain(passwordHash!);
     expect(stored).not.toContain(user.passwordHash!);
+  });
+});
+
+describe('apps edited through /api/apps', () => {
+  it("records an added redirect URI as the list before and after, with the developer as actor", async () => {
+    const app = await makeApp(t.dev);
+    const redirectUris = [REDIRECT_URI, 'https://shop.example/callback'];
+    const res = await call('PATCH', `/api/apps/${app.clientId}`, t.dev, { redirectUris, name: app.name });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const event = await latest('admin.app_updated');
+    expect(event.actorId).toBe(app.ownerId);
+    // The name was sent but did not change: it is among the fields sent, not among the changes.
+    expect(event.detail).toEqual({ clientId: app.clientId, fields: ['name', 'redirectUris'], changes: { redirectUris: { from: [REDIRECT_URI], to: redirectUris } } });
+  });
+
+  it("records an API key's rename with the app as actor", async () => {
+    const app = await makeApp(t.dev);
+    const key = await makeKey(app.clientId, t.dev);
+    const name = unique('Renamed ');
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, key, { name })).status).toBe(200);
+    expect(await latest('admin.app_updated')).toMatchObject({ actorId: `client:${app.clientId}`, detail: { changes: { name: { from: app.name, to: name } } } });
+  });
+
+  it('records that a secret was rotated, never the secret or its digest', async () => {
+    const app = await makeApp(t.dev);
+    const digest = async () => ((await server.prisma.client.findUnique({ where: { clientId: app.clientId } }))!.metadata as { client_secret: string }).client_secret;
+    const oldDigest = await digest();
+    const res = await call('POST', `/api/apps/${app.clientId}/secret`, t.dev);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const { clientSecret } = await json(res);
+    expect(await latest('admin.app_secret_rotated')).toMatchObject({ actorId: app.ownerId, detail: { clientId: app.clientId, changes: { clientSecret: { changed: true } } } });
+    const stored = JSON.stringify(await server.prisma.auditEvent.findMany({ where: { event: { startsWith: 'admin.app' } } }));
+    for (const secret of [clientSecret, app.clientSecret, await digest(), oldDigest]) expect(stored).not.toContain(secret);
   });
 });
