@@ -3,6 +3,7 @@ import { actorId, isAdmin, type Principal } from '../auth/principal.js';
 import type { Apps } from '../clients/apps.service.js';
 import { BUILT_IN_CLIENTS } from '../clients/clients.service.js';
 import { AppError } from '../http/problem.js';
+import { connectionChanges } from './connection-changes.js';
 import { toConnectionDto, type ConnectionInput, type ConnectionPatch, type ConnectionsService } from './connections.service.js';
 
 /**
@@ -44,9 +45,10 @@ export function createAppConnections(deps: { apps: Apps; connections: Connection
 
     async update(actor: Principal, clientId: string, connectionId: string, patch: ConnectionPatch, meta: RequestMeta) {
       await authorize(actor, clientId, 'update');
-      await own(clientId, connectionId);
+      const before = await own(clientId, connectionId);
       const updated = await connections.update(connectionId, patch);
-      await audit.record('admin.connection_updated', { actorId: actorId(actor), detail: { connectionId, clientId, fields: Object.keys(patch) }, ...meta });
+      const detail = { connectionId, clientId, fields: Object.keys(patch), changes: connectionChanges(before, updated) };
+      await audit.record('admin.connection_updated', { actorId: actorId(actor), detail, ...meta });
       const offered = (await connections.forApp(clientId)).some((e) => e.offered && e.connection.id === connectionId);
       return dto(updated, offered);
     },

@@ -168,7 +168,12 @@ describe('editing and deleting', () => {
     expect(after).toMatchObject({ name: 'Acme GitHub', enabled: false, clientSecret: before.clientSecret, userinfoUrl: 'https://github.acme.example/api/v3/user' });
     expect(await lastEvent('admin.connection_updated')).toMatchObject({
       actorId: await rootId(),
-      detail: { connectionId: before.id, slug: 'ghe', fields: ['name', 'authorizationUrl', 'tokenUrl', 'userinfoUrl', 'enabled'] },
+      detail: {
+        connectionId: before.id,
+        slug: 'ghe',
+        fields: ['name', 'authorizationUrl', 'tokenUrl', 'userinfoUrl', 'enabled'],
+        changes: { name: { from: 'GHE', to: 'Acme GitHub' }, userinfoUrl: { from: null, to: 'https://github.acme.example/api/v3/user' }, enabled: { from: true, to: false } },
+      },
     });
 
     expectPage(await agent.submit(saved, `/admin/connections/${before.id}`, editValues(saved)), 200, 'Nothing changed.');
@@ -181,7 +186,11 @@ describe('editing and deleting', () => {
     expect(rotated.clientSecret).not.toContain('rotated-secret');
     expect(await server.connections.clientSecretOf(rotated)).toBe('rotated-secret');
     expect(rotated.scopes).toBe('read:user');
-    expect((await lastEvent('admin.connection_updated'))!.detail).toMatchObject({ fields: ['clientSecret', 'scopes'] });
+    expect((await lastEvent('admin.connection_updated'))!.detail).toMatchObject({
+      fields: ['clientSecret', 'scopes'],
+      changes: { clientSecret: { changed: true }, scopes: { from: ['read:user', 'user:email'], to: ['read:user'] } },
+    });
+    expect(JSON.stringify(await lastEvent('admin.connection_updated'))).not.toContain('rotated-secret');
     await agent.submit(saved, `/admin/connections/${before.id}`, editValues(saved, { scopes: '' }));
     expect((await stored('ghe'))!.scopes).toBe('read:user user:email');
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createApiClient } from '../support/api-client.js';
 import { REDIRECT_URI } from '../support/oidc.js';
@@ -20,7 +21,7 @@ async function events(event: string, userId?: string) {
 const latest = async (event: string, userId?: string) => (await events(event, userId))[0]!;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64') });
   const [admin, dev] = await Promise.all([makeUser({ isAdmin: true, isStaff: true }), makeUser({ isDeveloper: true })]);
   Object.assign(t, { admin: (await login(admin.username)).access_token, dev: (await login(dev.username)).access_token });
 });
@@ -94,5 +95,34 @@ describe('apps edited through /api/apps', () => {
     expect(await latest('admin.app_secret_rotated')).toMatchObject({ actorId: app.ownerId, detail: { clientId: app.clientId, changes: { clientSecret: { changed: true } } } });
     const stored = JSON.stringify(await server.prisma.auditEvent.findMany({ where: { event: { startsWith: 'admin.app' } } }));
     for (const secret of [clientSecret, app.clientSecret, await digest(), oldDigest]) expect(stored).not.toContain(secret);
+  });
+});
+
+describe('upstream connections edited through the API', () => {
+  it('records changed endpoints from old to new, and a new client secret only as changed', async () => {
+    const slug = unique('ghe-');
+    const created = await json(await call('POST', '/api/connections', t.admin, { kind: 'github', slug, name: 'GitHub', clientId: 'Iv1.abc', clientSecret: 'first-upstream-secret' }));
+    const tokenUrl = 'https://ghe.example/login/oauth/access_token';
+    const res = await call('PATCH', `/api/connections/${created.id}`, t.admin, { clientSecret: 'second-upstream-secret', tokenUrl, name: 'GitHub' });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await latest('admin.connection_updated')).detail).toEqual({
+      connectionId: created.id,
+      fields: ['name', 'clientSecret', 'tokenUrl'],
+      changes: { clientSecret: { changed: true }, tokenUrl: { from: null, to: tokenUrl } },
+    });
+    const row = await server.prisma.connection.findUniqueOrThrow({ where: { id: created.id } });
+    const stored = JSON.stringify(await server.prisma.auditEvent.findMany({ where: { event: { startsWith: 'admin.connection' } } }));
+    for (const secret of ['first-upstream-secret', 'second-upstream-secret', row.clientSecret!]) expect(stored).not.toContain(secret);
+  });
+
+  it("records an app's own connection edited by its developer: scopes and claim mapping before and after", async () => {
+    const app = await makeApp(t.dev);
+    const own = await json(await call('POST', `/api/apps/${app.clientId}/connections`, t.dev, { kind: 'oauth2', slug: unique('own-'), name: 'Own', clientId: 'c', authorizationUrl: 'https://own.example/authorize', tokenUrl: 'https://own.example/token', userinfoUrl: 'https://own.example/me' }));
+    const patch = { scopes: ['read', 'email'], claimMapping: { subject: 'data.uid' }, enabled: false };
+    expect((await call('PATCH', `/api/apps/${app.clientId}/connections/${own.id}`, t.dev, patch)).status).toBe(200);
+    expect(await latest('admin.connection_updated')).toMatchObject({
+      actorId: app.ownerId,
+      detail: { connectionId: own.id, clientId: app.clientId, changes: { scopes: { from: [], to: ['read', 'email'] }, claimMapping: { from: {}, to: { subject: 'data.uid' } }, enabled: { from: true, to: false } } },
+    });
   });
 });

@@ -12,6 +12,7 @@ import {
   type Connection,
   type ConnectionKind,
 } from '../../federation/connections.service.js';
+import { connectionChanges } from '../../federation/connection-changes.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 import { adminOf, assertConfirmed, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
@@ -238,7 +239,8 @@ export function adminConnectionPages(router: Router, deps: AdminDeps, kit: Kit, 
         if (values.enabled !== current.enabled) patch.enabled = values.enabled;
         if (!Object.keys(patch).length) return withNotice(connectionPath(id), 'unchanged');
         const updated = await saving(() => connections.update(id, patch), ConnectionPatch, patch);
-        await audit.record('admin.connection_updated', { actorId: actorId(adminOf(ctx).principal), detail: { ...about(updated), fields: Object.keys(patch) }, ...requestMeta(ctx) });
+        const detail = { ...about(updated), fields: Object.keys(patch), changes: connectionChanges(current, updated) };
+        await audit.record('admin.connection_updated', { actorId: actorId(adminOf(ctx).principal), detail, ...requestMeta(ctx) });
         return withNotice(connectionPath(id), 'saved');
       },
       (problem) => renderConnection(ctx, id, { problem, values }),

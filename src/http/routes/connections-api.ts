@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Audit } from '../../audit/audit.service.js';
 import { actorId, type Principal } from '../../auth/principal.js';
 import type { AppConnections } from '../../federation/app-connections.js';
+import { connectionChanges } from '../../federation/connection-changes.js';
 import { ConnectionInput, ConnectionPatch, toConnectionDto, type ConnectionsService } from '../../federation/connections.service.js';
 import type { ApiRegistry } from '../api-routes.js';
 import { ConnectionOut } from '../api-schemas.js';
@@ -35,8 +36,10 @@ export function defineConnectionsApi(api: ApiRegistry, deps: { connections: Conn
   });
 
   api.define({ ...common, method: 'patch', path: '/api/connections/:id', summary: 'Edit a connection; kind and slug stay', body: ConnectionPatch, responses: one }, async (ctx, { params, body }) => {
-    const updated = await connections.update(params.id!, body);
-    await audit.record('admin.connection_updated', { actorId: actorId(principal(ctx)), detail: { connectionId: updated.id, fields: Object.keys(body) }, ...requestMeta(ctx) });
+    const before = await connections.find(params.id!);
+    const updated = await connections.update(before.id, body);
+    const detail = { connectionId: updated.id, fields: Object.keys(body), changes: connectionChanges(before, updated) };
+    await audit.record('admin.connection_updated', { actorId: actorId(principal(ctx)), detail, ...requestMeta(ctx) });
     ctx.body = toConnectionDto(updated, publicUrl);
   });
 
