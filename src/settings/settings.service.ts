@@ -70,6 +70,21 @@ export function createSettings(prisma: Db, defaults: Settings) {
     return loading;
   }
 
+  /**
+   * Stores a change; returns the settings just before it (read afresh, not the snapshot, which may
+   * be seconds old) and after it, so the audit log can say what each setting was.
+   */
+  async function change(patch: z.input<typeof SettingsPatch>, actorId?: string): Promise<{ before: Settings; after: Settings }> {
+    const changes = SettingsPatch.parse(patch);
+    const before = await load();
+    await prisma.$transaction(
+      Object.entries(changes).map(([key, value]) =>
+        prisma.setting.upsert({ where: { key }, create: { key, value, updatedBy: actorId ?? null }, update: { value, updatedBy: actorId ?? null } }),
+      ),
+    );
+    return { before, after: await load() };
+  }
+
   return {
     /** Loads the stored values; call once at start. */
     init: refresh,
@@ -83,15 +98,8 @@ export function createSettings(prisma: Db, defaults: Settings) {
       return Date.now() - loadedAt > SETTINGS_REFRESH_MS ? refresh() : current;
     },
     defaults: () => ({ ...defaults }),
-    async update(patch: z.input<typeof SettingsPatch>, actorId?: string): Promise<Settings> {
-      const changes = SettingsPatch.parse(patch);
-      await prisma.$transaction(
-        Object.entries(changes).map(([key, value]) =>
-          prisma.setting.upsert({ where: { key }, create: { key, value, updatedBy: actorId ?? null }, update: { value, updatedBy: actorId ?? null } }),
-        ),
-      );
-      return load();
-    },
+    update: async (patch: z.input<typeof SettingsPatch>, actorId?: string): Promise<Settings> => (await change(patch, actorId)).after,
+    change,
   };
 }
 

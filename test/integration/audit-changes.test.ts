@@ -126,3 +126,15 @@ describe('upstream connections edited through the API', () => {
     });
   });
 });
+
+describe('runtime settings edited through /api/settings', () => {
+  it('records each changed setting from its old to its new value, read afresh', async () => {
+    const before = await json(await call('GET', '/api/settings', t.admin));
+    // Another process changed it a moment ago: the log shows the value it replaced, not a stale copy.
+    await server.prisma.setting.upsert({ where: { key: 'idTokenTtl' }, create: { key: 'idTokenTtl', value: 700 }, update: { value: 700 } });
+    const res = await call('PATCH', '/api/settings', t.admin, { idTokenTtl: 900, registrationOpen: before.registrationOpen });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await latest('admin.settings_updated')).detail).toEqual({ idTokenTtl: 900, registrationOpen: before.registrationOpen, changes: { idTokenTtl: { from: 700, to: 900 } } });
+    expect((await call('PATCH', '/api/settings', t.admin, { idTokenTtl: before.idTokenTtl })).status).toBe(200);
+  });
+});

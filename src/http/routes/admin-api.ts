@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import type { Audit } from '../../audit/audit.service.js';
+import { fieldChanges } from '../../audit/changes.js';
 import { actorId, isAdmin, type Principal } from '../../auth/principal.js';
 import type { SessionsService } from '../../auth/sessions.service.js';
 import { Settings, SettingsPatch, type SettingsService } from '../../settings/settings.service.js';
@@ -42,8 +43,9 @@ export function defineAdminApi(api: ApiRegistry, deps: { settings: SettingsServi
     { ...common, tag: 'Settings', method: 'patch', path: '/api/settings', summary: 'Change settings; they apply without a restart', body: SettingsPatch, responses: { 200: { description: 'Settings', schema: Settings } } },
     async (ctx, { body }) => {
       const actor = admin(ctx);
-      ctx.body = await deps.settings.update(body, actorId(actor));
-      await deps.audit.record('admin.settings_updated', { actorId: actorId(actor), detail: body, ...requestMeta(ctx) });
+      const { before, after } = await deps.settings.change(body, actorId(actor));
+      ctx.body = after;
+      await deps.audit.record('admin.settings_updated', { actorId: actorId(actor), detail: { ...body, changes: fieldChanges(before, after) }, ...requestMeta(ctx) });
     },
   );
 

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { z } from 'zod';
 import { AUDIT_EVENTS } from '../../audit/audit.service.js';
+import { fieldChanges } from '../../audit/changes.js';
 import { actorId } from '../../auth/principal.js';
 import { Settings } from '../../settings/settings.service.js';
 import { requestMeta } from '../request-meta.js';
@@ -145,8 +146,8 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
         }
         if (Object.keys(patch).length === 0) return '/admin/settings?notice=unchanged';
         const admin = adminOf(ctx);
-        await withMessages(() => settings.update(patch, actorId(admin.principal)), SETTING_MESSAGES, patch);
-        await audit.record('admin.settings_updated', { actorId: actorId(admin.principal), detail: patch, ...requestMeta(ctx) });
+        const { before, after } = await withMessages(() => settings.change(patch, actorId(admin.principal)), SETTING_MESSAGES, patch);
+        await audit.record('admin.settings_updated', { actorId: actorId(admin.principal), detail: { ...patch, changes: fieldChanges(before, after) }, ...requestMeta(ctx) });
         return '/admin/settings?notice=saved';
       },
       (problem) => renderSettings(ctx, { problem, values: submitted }),
