@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createApiClient } from '../support/api-client.js';
-import { REDIRECT_URI } from '../support/oidc.js';
+import { PASSWORD, REDIRECT_URI } from '../support/oidc.js';
+import { createUserAgent } from '../support/user-agent.js';
 
 // What an edit by an admin, staff, a developer or an API key changed, as the audit log keeps it:
 // each changed field from its old to its new value, and for secrets only that they changed.
@@ -136,5 +137,50 @@ describe('runtime settings edited through /api/settings', () => {
     expect(res.status, await res.clone().text()).toBe(200);
     expect((await latest('admin.settings_updated')).detail).toEqual({ idTokenTtl: 900, registrationOpen: before.registrationOpen, changes: { idTokenTtl: { from: 700, to: 900 } } });
     expect((await call('PATCH', '/api/settings', t.admin, { idTokenTtl: before.idTokenTtl })).status).toBe(200);
+  });
+});
+
+describe('the console', () => {
+  /** An admin's browser, signed in on the console page `path`. */
+  async function openConsole(path: string) {
+    const admin = await makeUser({ isAdmin: true, isStaff: true });
+    const agent = createUserAgent();
+    const page = await agent.submit(await agent.navigate(`${server.url}${path}`), '/login', { login: admin.username, password: PASSWORD });
+    expect(page.url).toBe(`${server.url}${path}`);
+    return { agent, page, admin };
+  }
+
+  it("records a redirect URI added on an app's page, and its audit log shows the change in words, escaped", async () => {
+    const app = await server.clients.create({ name: 'Shop <b>', redirectUris: ['https://shop.example/cb'], grantTypes: ['authorization_code'] });
+    const { agent, page, admin } = await openConsole(`/admin/apps/${app.clientId}`);
+    const added = 'https://shop.example/cb2?a=1&b=2';
+    const saved = await agent.submit(page, `/admin/apps/${app.clientId}`, {
+      name: 'Shop <i>new</i>',
+      redirectUris: `https://shop.example/cb\n${added}`,
+      grantTypes: 'authorization_code',
+      scopes: 'openid profile email offline_access',
+    });
+    expect(saved.html).toContain('The changes are saved.');
+    expect(await latest('admin.app_updated')).toMatchObject({
+      actorId: admin.id,
+      // The console sends every field of the form; only those that changed are among the changes.
+      detail: { clientId: app.clientId, changes: { name: { from: 'Shop <b>', to: 'Shop <i>new</i>' }, redirectUris: { from: ['https://shop.example/cb'], to: ['https://shop.example/cb', added] } } },
+    });
+    expect(Object.keys((await latest('admin.app_updated')).detail.changes)).toEqual(['name', 'redirectUris']);
+
+    const log = await agent.navigate(`${server.url}/admin/audit?event=admin.app_updated`);
+    expect(log.status).toBe(200);
+    expect(log.html).toContain('<code>redirectUris</code>: added https://shop.example/cb2?a=1&amp;b=2</li>');
+    expect(log.html).toContain('<code>name</code>: Shop &lt;b&gt; → Shop &lt;i&gt;new&lt;/i&gt;</li>');
+    expect(log.html).not.toContain('<i>new</i>');
+  });
+
+  it('shows a password change as changed, with no value', async () => {
+    const user = await makeUser();
+    expect((await call('PATCH', `/api/users/${user.id}`, t.admin, { password: 'amber meadow kettle 8', isStaff: true })).status).toBe(200);
+    const { page } = await openConsole(`/admin/audit?user=${user.id}&event=admin.user_updated`);
+    expect(page.html).toContain('<code>password</code>: changed (the value is not recorded)</li>');
+    expect(page.html).toContain('<code>isStaff</code>: false → true</li>');
+    expect(page.html).not.toContain('amber meadow kettle 8');
   });
 });

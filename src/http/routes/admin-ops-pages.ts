@@ -6,6 +6,7 @@ import { fieldChanges } from '../../audit/changes.js';
 import { actorId } from '../../auth/principal.js';
 import { Settings } from '../../settings/settings.service.js';
 import { requestMeta } from '../request-meta.js';
+import { auditDetail } from './admin-audit-detail.js';
 import { adminOf, assertConfirmed, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
@@ -193,7 +194,7 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
         // A deleted user has no page; their history does.
         userHref: e.userId ? (people[e.userId] ? `/admin/users/${encodeURIComponent(e.userId)}` : `/admin/audit?${new URLSearchParams({ user: e.userId })}`) : '',
         actor: e.actorId ? (people[e.actorId] ?? e.actorId) : '',
-        detailText: e.detail ? JSON.stringify(e.detail).slice(0, 300) : '',
+        ...auditDetail(e.detail),
       })),
       pager: pager('/admin/audit', { ...filter }, result.page, result.pageSize, result.total),
       error: keys.length === 1 ? problems[keys[0]!] : keys.length ? 'Please correct the filters marked below.' : undefined,
