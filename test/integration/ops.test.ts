@@ -137,4 +137,12 @@ describe('API documentation', () => {
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
     expect((await fetch(`${server.url}/static/api-docs.js`)).status).toBe(200);
   });
+
+  it('answers 404, not 500, for a docs file named like a property every object has', async () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const res = await fetch(`${server.url}/api/docs/${name}`);
+      expect(res.status, name).toBe(404);
+      expect(await res.json(), name).toMatchObject({ code: 'NOT_FOUND' });
+    }
+  });
 });

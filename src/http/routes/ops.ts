@@ -33,7 +33,8 @@ export function opsRoutes(deps: Deps) {
   const types: Record<string, string> = { 'swagger-ui.css': 'text/css', 'swagger-ui-bundle.js': 'application/javascript' };
   const assets = new Map<string, Buffer>();
   const asset = (file: string) => {
-    if (!types[file]) return undefined;
+    // Own keys only: a name such as `constructor` or `__proto__` is no file of ours (404).
+    if (!Object.hasOwn(types, file)) return undefined;
     if (!assets.has(file)) assets.set(file, readFileSync(join(swaggerDir, file)));
     return { type: types[file]!, body: assets.get(file)! };
   };
