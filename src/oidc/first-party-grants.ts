@@ -1,6 +1,7 @@
 import Provider, { errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountFlows } from '../accounts/account-flows.js';
 import type { Authenticate } from '../auth/authenticate.js';
+import { findUnstorable } from '../db/storable.js';
 import { AppError } from '../http/problem.js';
 import { MAGIC_LINK_GRANT, PASSWORD_GRANT } from './first-party-clients.js';
 
@@ -91,6 +92,10 @@ export function registerFirstPartyGrants(provider: Provider, deps: { authenticat
     async (ctx: KoaContextWithOIDC) => {
       const params = ctx.oidc.params as Record<string, string | undefined>;
       if (!params.username || !params.password) throw new errors.InvalidRequest('username and password are required');
+      // No account's login or password holds a NUL, and PostgreSQL cannot even look one up: the
+      // request is refused as the sign-in form and /api/auth/login refuse it.
+      const unstorable = findUnstorable({ username: params.username, password: params.password });
+      if (unstorable) throw new errors.InvalidRequest(`${unstorable.message} in ${unstorable.path}`);
       const result = await deps.authenticate({ login: params.username, password: params.password, ip: ctx.ip, userAgent: ctx.get('user-agent') });
       if (!result.ok) {
         if (result.reason === 'throttled') {

@@ -276,6 +276,18 @@ describe('input no database can store', () => {
     expect(pair.status).toBe(201);
   });
 
+  it('answers a password grant holding a NUL character with invalid_request, not a 500', async () => {
+    // PostgreSQL cannot look up a login with a NUL in it; SQLite would just find no account.
+    for (const [field, params] of [
+      ['username', { username: 'ada\u0000', password: PASSWORD }],
+      ['password', { username: 'ada', password: `${PASSWORD}\u0000` }],
+    ] as const) {
+      const res = await fetch(`${server.issuer}/token`, { ...form({ grant_type: 'password', client_id: 'latch-api', ...params }) });
+      expect(res.status, field).toBe(400);
+      expect(await res.json(), field).toMatchObject({ error: 'invalid_request', error_description: `NUL characters are not allowed in ${field}` });
+    }
+  });
+
   it('refuses an over-long email address, and counts an over-long login failure without a 500', async () => {
     const email = `${longRandom()}@example.com`;
     expect((await postJson('/auth/forgot-password', JSON.stringify({ email }))).status).toBe(400);
