@@ -12,7 +12,7 @@ import type { User, UsersService } from '../../users/users.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
-import { field, formBody, handleForm, noStore, renderPage, type FormProblem } from './page-forms.js';
+import { field, formBody, handleForm, noStore, renderPage, safeDecode, type FormProblem } from './page-forms.js';
 
 type Deps = {
   config: Config;
@@ -98,13 +98,6 @@ function localPath(value: unknown): string | undefined {
   return value;
 }
 
-const safeDecode = (s: string) => {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return undefined;
-  }
-};
 
 /** Runs an account action whose field errors name a field that this page's form calls otherwise. */
 async function renamingField<T>(from: string, to: string, run: () => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@ import { Settings } from '../../settings/settings.service.js';
 import { requestMeta } from '../request-meta.js';
 import { auditDetail } from './admin-audit-detail.js';
 import { adminOf, assertConfirmed, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
-import { field, type FormProblem } from './page-forms.js';
+import { field, safeDecode, type FormProblem } from './page-forms.js';
 
 type SettingKey = keyof Settings;
 type SettingField = { label: string; kind: 'seconds' | 'count' | 'flag'; hint?: string };
@@ -52,11 +52,7 @@ function backTo(ctx: Context, fallback: string) {
 /** The user whose page `back` is, if it is one. */
 function userPageOf(back: string) {
   const id = /^\/admin\/users\/([^/]+)$/.exec(back)?.[1];
-  try {
-    return id === undefined ? undefined : decodeURIComponent(id);
-  } catch {
-    return undefined;
-  }
+  return id === undefined ? undefined : safeDecode(id);
 }
 
 type RenderUser = (ctx: Context, id: string, extra: { problem?: FormProblem }) => Promise<void>;

@@ -7,6 +7,15 @@ import type { Views } from '../views.js';
 
 export { formBody } from '../form-body.js';
 
+/** A percent-encoded piece of a URL or cookie, decoded; undefined when it is not valid encoding. */
+export const safeDecode = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+};
+
 /** Pages with personal data or one-time links are never stored by browsers or proxies. */
 export const noStore: Middleware = async (ctx, next) => {
   ctx.set('cache-control', 'no-store');
