@@ -3,6 +3,7 @@ import type { Db } from '../db/prisma.js';
 import { outsideRequest } from '../oidc/request-context.js';
 import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
+import { fieldChanges } from '../audit/changes.js';
 import type { EmailThrottle } from '../auth/email-throttle.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { accountThrottleKey, type LoginThrottle } from '../auth/login-throttle.js';
@@ -13,7 +14,7 @@ import type { PasswordHasher } from '../passwords/passwords.js';
 import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { ACCESS_LINKS, type OneTimeTokens, type TokenPurpose } from '../tokens/one-time-tokens.js';
 import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
-import { NewUser, normalizeLogin, ProfileUpdate, type User, type UsersService } from '../users/users.service.js';
+import { NewUser, normalizeLogin, ProfileUpdate, userAuditView, type User, type UsersService } from '../users/users.service.js';
 
 type Deps = {
   prisma: Db;
@@ -278,7 +279,7 @@ export function createAccountFlows(d: Deps) {
       if (emailChanging) await assertOwnerPresent(user, proof, meta, EMAIL_CHANGE);
       if (emailChanging) await throttled('verify-email', input.email!, meta);
       const result = await d.users.updateProfile(user, input);
-      await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input) }, ...meta });
+      await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input), changes: fieldChanges(userAuditView(user), userAuditView(result.user)) }, ...meta });
       if (result.emailChanged) {
         await mailVerification(result.user, meta);
         await d.mail.enqueue(await renderNoticeMail('email-changed', user.email, { newEmail: result.user.email }, mailContext));

@@ -9,7 +9,7 @@ import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
 import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { deleteUserRows, guardLastAdmin } from './last-admin.js';
-import { NewUser, ProfileUpdate, normalizeLogin, type User, type UsersService } from './users.service.js';
+import { NewUser, ProfileUpdate, normalizeLogin, userAuditView, type User, type UsersService } from './users.service.js';
 
 export const UserQuery = z.object({
   search: z.string().trim().max(200).optional(),
@@ -39,20 +39,6 @@ export const AdminUserReplace = AdminUserPatch.required({ email: true }).extend(
 });
 
 const FLAG_KEYS = Object.keys(Flags.shape) as (keyof z.infer<typeof Flags>)[];
-
-/** What the audit log compares of a user before and after an edit: the profile and roles, as the API shows them. */
-const auditView = (u: User) => ({
-  email: u.email,
-  emailVerified: u.emailVerified,
-  username: u.username,
-  name: u.name,
-  givenName: u.givenName,
-  familyName: u.familyName,
-  active: u.active,
-  isAdmin: u.isAdmin,
-  isStaff: u.isStaff,
-  isDeveloper: u.isDeveloper,
-});
 
 /** Whom staff may edit and send reset links to: users with no role (admin, staff or developer). */
 export const staffMayManage = (target: Pick<User, 'isAdmin' | 'isStaff' | 'isDeveloper'>) => !(target.isAdmin || target.isStaff || target.isDeveloper);
@@ -140,7 +126,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       if (active === false || password) await revokeUserSessions(prisma, id);
       if (password) await deps.tokens.revokeAll(id, ACCESS_LINKS);
       const fields = Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []);
-      const changed = { ...fieldChanges(auditView(target), auditView(user)), ...(password ? { password: SECRET_CHANGED } : {}) };
+      const changed = { ...fieldChanges(userAuditView(target), userAuditView(user)), ...(password ? { password: SECRET_CHANGED } : {}) };
       await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields, changes: changed }, ...meta });
       return user;
     },

@@ -39,6 +39,20 @@ export const ProfileUpdate = z
   .strict();
 export type ProfileUpdate = z.infer<typeof ProfileUpdate>;
 
+/** What the audit log compares of a user before and after an edit (theirs or an admin's): the profile and roles, as the API shows them. */
+export const userAuditView = (u: User) => ({
+  email: u.email,
+  emailVerified: u.emailVerified,
+  username: u.username,
+  name: u.name,
+  givenName: u.givenName,
+  familyName: u.familyName,
+  active: u.active,
+  isAdmin: u.isAdmin,
+  isStaff: u.isStaff,
+  isDeveloper: u.isDeveloper,
+});
+
 export const normalizeLogin = (value: string) => value.trim().toLowerCase();
 
 /** Two requests racing for one email or username: the database's unique index decides; answer 409. */

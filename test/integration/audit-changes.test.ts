@@ -42,6 +42,13 @@ describe('users edited through /api/users', () => {
     expect((await latest('admin.user_updated', user.id)).detail.changes).toEqual({ isAdmin: { from: true, to: false } });
   });
 
+  it('records a user\'s edit of their own profile the same way', async () => {
+    const user = await makeUser();
+    const token = (await login(user.username)).access_token;
+    expect((await call('PATCH', '/api/me', token, { givenName: 'Grace', familyName: user.familyName ?? null })).status).toBe(200);
+    expect((await latest('account.updated', user.id)).detail.changes).toEqual({ givenName: { from: user.givenName ?? null, to: 'Grace' } });
+  });
+
   it('records what follows from an edit: a new email is unverified', async () => {
     const user = await makeUser();
     const email = `${unique('moved')}@example.com`;
