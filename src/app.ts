@@ -15,7 +15,7 @@ import { securityHeaders } from './http/security-headers.js';
 import { servePublicOrigin } from './http/public-origin.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
-import { readBody } from './http/form-body.js';
+import { acceptBodyTypes, readBody } from './http/form-body.js';
 import { rejectNulInUrl } from './http/storable-input.js';
 import { staticRoutes } from './http/routes/static.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -44,7 +44,13 @@ export function createApp(deps: Deps) {
   const api = createApi(deps, provider, createTokenBridge(oidc));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
   // DELETE too, for one route only: deleting one's own account carries the current password.
-  const apiBody = readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonLimit: '64kb', formLimit: '64kb', parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE] }) as Koa.Middleware);
+  const bodyMethods = [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE];
+  const jsonTypes = ['json', '+json'];
+  const acceptApiBody = acceptBodyTypes([...jsonTypes, 'urlencoded'], 'Send the body as application/json.');
+  const apiBody = compose<Koa.Context>([
+    (ctx, next) => ((bodyMethods as string[]).includes(ctx.method) ? acceptApiBody(ctx, next) : next()),
+    readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonTypes, jsonLimit: '64kb', formLimit: '64kb', parsedMethods: bodyMethods }) as Koa.Middleware),
+  ]);
 
   // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.
   const site = compose<Koa.Context>([

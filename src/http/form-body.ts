@@ -26,6 +26,19 @@ export function readBody(parser: Middleware, check: (body: unknown) => void = ()
   };
 }
 
+/**
+ * Refuses a body whose Content-Type is none of `types` (koa-body's type names) with a 415, so that
+ * it is not read as an empty one and answered with a misleading validation error. A request with
+ * no body (no Content-Length or 0, no Transfer-Encoding) passes whatever its Content-Type.
+ */
+export function acceptBodyTypes(types: string[], hint: string): Middleware {
+  return (ctx, next) => {
+    const hasBody = ctx.get('transfer-encoding') !== '' || (ctx.request.length ?? 0) > 0;
+    if (hasBody && !ctx.request.is(types)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', hint);
+    return next();
+  };
+}
+
 const parse = koaBody({ json: false, text: false, multipart: false, urlencoded: true, formLimit: '16kb' }) as Middleware;
 
 /** Small urlencoded bodies for our HTML forms, parsed per route (never in front of /o). */

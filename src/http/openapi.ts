@@ -37,6 +37,7 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
       ...(contentTypes ? { requestBody: { required: true, content: contentTypes } } : {}),
       responses: {
         ...(r.body || r.query ? { 400: problemResponse('Invalid input') } : {}),
+        ...(r.body ? { 415: problemResponse('The body is of a content type this operation does not read') } : {}),
         ...(r.auth === 'bearer' ? { 401: problemResponse('Missing or invalid token'), 403: problemResponse('Not allowed') } : {}),
         // A route's own word on a status wins; its errors are problem details like the rest.
         ...Object.fromEntries(

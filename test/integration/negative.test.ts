@@ -200,6 +200,28 @@ describe('the login page', () => {
     }
   });
 
+  it('answers 415 to an API body that is neither JSON nor a form, and reads JSON of any +json type', async () => {
+    const credentials = JSON.stringify({ username: 'ada', password: PASSWORD });
+    const login = (headers: Record<string, string>, body = credentials) =>
+      fetch(`${server.url}/api/auth/login`, { method: 'POST', body, headers });
+    for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
+      const res = await login({ 'content-type': type });
+      expect(res.status, type).toBe(415);
+      expect(await res.json(), type).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'Send the body as application/json.' });
+    }
+    // A body with no Content-Type at all cannot be read either.
+    const untyped = await fetch(`${server.url}/api/auth/login`, { method: 'POST', body: new Blob([credentials]) });
+    expect(untyped.status).toBe(415);
+    // What the API reads: JSON (also under a +json type) and forms.
+    expect((await login({ 'content-type': 'application/json; charset=utf-8' })).status).toBe(200);
+    expect((await login({ 'content-type': 'application/merge-patch+json' })).status).toBe(200);
+    expect((await login({ 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ username: 'ada', password: PASSWORD }).toString())).status).toBe(200);
+    // A request without a body names no type and is read as an empty one.
+    const empty = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'text/plain' } });
+    expect(empty.status).toBe(400);
+    expect(await empty.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
   it('gives the same answer for an unknown user, a wrong password and a disabled account', async () => {
     await server.users.create({ email: 'gone@example.com', password: PASSWORD });
     await server.prisma.user.update({ where: { emailNormalized: 'gone@example.com' }, data: { active: false } });
