@@ -37,6 +37,8 @@ export const AUDIT_EVENTS = [
   'admin.connection_created',
   'admin.connection_updated',
   'admin.connection_deleted',
+  'admin.api_resource_created',
+  'admin.signing_keys_rotated',
 ] as const;
 export type AuditEventName = (typeof AUDIT_EVENTS)[number];
 

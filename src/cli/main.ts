@@ -1,8 +1,11 @@
 import 'dotenv/config';
+import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
+import pino from 'pino';
 import { ZodError } from 'zod';
 import { loadConfig } from '../config/env.js';
 import { createPrisma, type Db } from '../db/prisma.js';
+import type { AuditRow } from '../db/oidc-store.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
 import { createServices } from '../deps.js';
 import { rotateSigningKeys } from '../keys/signing-keys.js';
@@ -10,17 +13,44 @@ import { createSettings, settingsDefaults } from '../settings/settings.service.j
 import { AppError } from '../http/problem.js';
 import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { readPassword } from './prompt.js';
+import { createAudit } from '../audit/audit.service.js';
 
 const program = new Command('latch').description('Manage a Latch identity provider (uses DATABASE_URL)');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** Who ran a command, as the audit log names the actor: the host's user, since the CLI has no sign-in. */
+function cliActor() {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli'; // no entry in the host's user database (some containers)
+  }
+}
+
+/**
+ * The audit log for CLI changes, written through Prisma (the CLI opens no hot-path store). Only
+ * failures are logged, to standard error, so that `--json` output stays parseable.
+ */
+function cliAudit(prisma: Db) {
+  const store = {
+    async insertAuditEvent({ detail, ...event }: AuditRow) {
+      await prisma.auditEvent.create({ data: { ...event, ...(detail ? { detail } : {}) } });
+    },
+  };
+  const record = createAudit(prisma, store, pino({ level: 'warn' }, pino.destination({ dest: 2, sync: true }))).record;
+  const actorId = cliActor();
+  return (event: Parameters<typeof record>[0], input: { userId?: string; detail?: object } = {}) => record(event, { ...input, actorId });
+}
+
 /** Opens the database (migrated), runs the command, closes it. */
-async function withServices<T>(fn: (s: ReturnType<typeof createServices> & { prisma: Db; config: ReturnType<typeof loadConfig> }) => Promise<T>) {
+async function withServices<T>(
+  fn: (s: ReturnType<typeof createServices> & { prisma: Db; config: ReturnType<typeof loadConfig>; audit: ReturnType<typeof cliAudit> }) => Promise<T>,
+) {
   const config = loadConfig();
   await migrate(config.db.url);
   const prisma = await createPrisma(config.db);
   try {
-    return await fn({ ...createServices(config, prisma), prisma, config });
+    return await fn({ ...createServices(config, prisma), prisma, config, audit: cliAudit(prisma) });
   } finally {
     await prisma.$disconnect();
   }
@@ -58,7 +88,7 @@ users
     const password = await readPassword(Boolean(opts.passwordStdin));
     // The same policy as registration and the admin API.
     await assertPasswordAccepted(password, [opts.email, opts.username, opts.name]);
-    await withServices(async ({ users }) => {
+    await withServices(async ({ users, audit }) => {
       const user = await users.create({
         email: opts.email,
         username: opts.username,
@@ -71,6 +101,7 @@ users
         emailVerified: true,
       });
       if (opts.developer) await users.grantDeveloper(user.id);
+      await audit('admin.user_created', { userId: user.id });
       console.log(`created ${user.isAdmin ? 'admin ' : ''}user ${user.email} (id ${user.id})`);
     });
   });
@@ -93,7 +124,7 @@ clients
   .option('--trusted', 'first-party client: users are not asked for consent')
   .option('--json', 'print JSON (for scripts)')
   .action(async (opts) => {
-    await withServices(async ({ clients }) => {
+    await withServices(async ({ clients, audit }) => {
       const created = await clients.create({
         name: opts.name,
         redirectUris: opts.redirectUri,
@@ -104,6 +135,7 @@ clients
         resources: opts.resource,
         trusted: Boolean(opts.trusted),
       });
+      await audit('admin.app_created', { detail: { clientId: created.clientId } });
       if (opts.json) {
         console.log(JSON.stringify({ client_id: created.clientId, client_secret: created.clientSecret ?? null }));
         return;
@@ -138,8 +170,9 @@ resources
   .option('--access-token-ttl <seconds>', 'access token lifetime for this API', (v) => Number.parseInt(v, 10))
   .addOption(new Option('--alg <alg>', 'signing algorithm').choices(['ES256', 'RS256']).default('ES256'))
   .action(async (opts) => {
-    await withServices(async ({ resources }) => {
+    await withServices(async ({ resources, audit }) => {
       await resources.create({ indicator: opts.indicator, name: opts.name, scopes: opts.scope, accessTokenTtl: opts.accessTokenTtl, signingAlg: opts.alg });
+      await audit('admin.api_resource_created', { detail: { indicator: opts.indicator } });
       console.log(`registered ${opts.indicator}`);
     });
   });
@@ -149,7 +182,7 @@ keys
   .command('rotate')
   .description('add new current signing keys; old keys stay published until tokens they signed expire')
   .action(async () => {
-    await withServices(async ({ prisma, config, resources }) => {
+    await withServices(async ({ prisma, config, resources, audit }) => {
       // The longest lifetime of anything the old keys signed: ID and access tokens as the runtime
       // settings have them now (an admin may have raised them), client-credentials tokens, and
       // the access tokens of APIs with a lifetime of their own.
@@ -157,6 +190,7 @@ keys
       const apis = await resources.list();
       const keepFor = Math.max(settings.idTokenTtl, settings.accessTokenTtl, config.oidc.ttl.clientCredentials, ...apis.map((api) => api.accessTokenTtl ?? 0));
       const { kids, oldKeysRetireAt } = await rotateSigningKeys(prisma, keepFor);
+      await audit('admin.signing_keys_rotated', { detail: { kids, oldKeysRetireAt } });
       console.log(`new signing keys: ${kids.join(', ')}`);
       console.log(`previous keys stay published until ${oldKeysRetireAt.toISOString()}`);
       console.log('running servers publish the new keys and sign with them within KEY_REFRESH_INTERVAL (10 s by default)');

@@ -128,6 +128,50 @@ describe('latch CLI', () => {
       await after.stop();
     }
   });
+
+  it('records what it changed in the audit log, with the host user who ran it as the actor', async () => {
+    const server = await startTestServer({}, db.url);
+    try {
+      // root, the admin created above, reads the log through the API.
+      const login = await fetch(`${server.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'root', password: PASSWORD }),
+      });
+      const { access_token: token } = (await login.json()) as { access_token: string };
+      const audit = async (event: string) => {
+        const res = await fetch(`${server.url}/api/audit?event=${event}`, { headers: { authorization: `Bearer ${token}` } });
+        return ((await res.json()) as { items: { userId: string | null; actorId: string | null; ip: string | null; detail: Record<string, unknown> | null }[] }).items;
+      };
+      const actor = expect.stringMatching(/^cli(:.+)?$/);
+
+      const created = await audit('admin.user_created');
+      expect(created).toHaveLength(2); // weak@ and root@; the refused attempts wrote nothing
+      expect(created.every((e) => e.userId && e.actorId !== e.userId)).toBe(true);
+      expect(created[0]).toMatchObject({ actorId: actor, ip: null });
+
+      // Every client but the first-party ones the server made at its first start.
+      const listed = JSON.parse((await latch(['clients', 'list', '--json'], { databaseUrl: db.url })).stdout) as { clientId: string }[];
+      const fromCli = listed.map((c) => c.clientId).filter((id) => !id.startsWith('latch-'));
+      const apps = await audit('admin.app_created');
+      expect(fromCli).toHaveLength(3);
+      expect(apps.map((e) => e.detail!.clientId).sort()).toEqual(fromCli.sort());
+      expect(apps[0]).toMatchObject({ actorId: actor });
+
+      expect(await audit('admin.api_resource_created')).toEqual([expect.objectContaining({ actorId: actor, detail: { indicator: 'https://api.example.test' } })]);
+      const [rotation] = await audit('admin.signing_keys_rotated');
+      expect(rotation).toMatchObject({ actorId: actor, detail: { kids: expect.any(Array), oldKeysRetireAt: expect.any(String) } });
+      expect(rotation!.detail!.kids).toHaveLength(2);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('keeps --json output parseable when it writes to the audit log', async () => {
+    const res = await latch(['clients', 'create', '--name', 'Script', '--grant-type', 'client_credentials', '--json'], { databaseUrl: db.url, env: { LOG_LEVEL: 'info' } });
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ client_id: expect.any(String), client_secret: expect.any(String) });
+  });
 });
 
 describe('first start', () => {
