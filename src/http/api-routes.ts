@@ -1,6 +1,8 @@
 import Router from '@koa/router';
+import compose from 'koa-compose';
 import type { Context, Middleware } from 'koa';
 import { z, type ZodType } from 'zod';
+import { AppError } from './problem.js';
 import { assertStorable } from './storable-input.js';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -46,7 +48,9 @@ export function createApiRegistry() {
     });
   }
 
-  return { define, routes, middleware: () => router.routes() };
+  // A path under /api that no operation has gets a problem document too, not Koa's plain-text 404.
+  const unknownPath: Middleware = (ctx, next) => (ctx.path.startsWith('/api/') ? Promise.reject(new AppError('NOT_FOUND')) : next());
+  return { define, routes, middleware: () => compose([router.routes() as Middleware, unknownPath]) };
 }
 
 export type ApiRegistry = ReturnType<typeof createApiRegistry>;

@@ -1,8 +1,12 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
-import { AppError, toProblem } from './problem.js';
+import { recordNotFound } from '../db/errors.js';
+import { AppError, toProblem, type ErrorCode } from './problem.js';
 import type { Views } from './views.js';
+
+// What the lookup that a vanished row passed would answer now.
+const NOT_FOUND_CODES: Record<string, ErrorCode> = { User: 'USER_NOT_FOUND', Client: 'CLIENT_NOT_FOUND', Connection: 'CONNECTION_NOT_FOUND' };
 
 /** Turns a thrown error into an HTTP status a client can act on; only genuine faults are 500s. */
 export function toAppError(err: unknown): AppError {
@@ -10,6 +14,10 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof ZodError) {
     return new AppError('VALIDATION_FAILED', undefined, err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   }
+  // Two deletes of one user, app or connection at once (a double-clicked button): both find it,
+  // one deletes it, and the other's write finds nothing. It gets the 404 it would get a moment later.
+  const vanished = recordNotFound(err);
+  if (vanished) return new AppError(NOT_FOUND_CODES[vanished.model ?? ''] ?? 'NOT_FOUND');
   // http-errors thrown by koa-body and Koa itself (413, 415, 400 for malformed bodies).
   const status = (err as { status?: number; expose?: boolean }).status;
   if (status === 413) return new AppError('PAYLOAD_TOO_LARGE');
