@@ -1,14 +1,21 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fromRoot } from '../paths.js';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
+import type Database from 'better-sqlite3';
 import { providerOf, sqliteFile, type Provider } from './url.js';
 
 const MIGRATIONS_ROOT = fromRoot('prisma', 'migrations');
 const TABLE = '_latch_migrations';
 // Any constant works; every Latch process uses the same one to serialise migrations.
 const PG_LOCK_ID = 0x1a7c4;
+
+// Only the configured database's driver is loaded, as everywhere else (pg took 17 ms of a SQLite start).
+const openSqlite = async (url: string) => new (await import('better-sqlite3')).default(sqliteFile(url), { timeout: 10_000 });
+const connectPostgres = async (url: string) => {
+  const client = new (await import('pg')).default.Client({ connectionString: url });
+  await client.connect();
+  return client;
+};
 
 type Exec = (sql: string, params?: unknown[]) => Promise<unknown[]>;
 
@@ -79,7 +86,7 @@ async function enableWal(db: Database.Database) {
 }
 
 async function migrateSqlite(url: string): Promise<string[]> {
-  const db = new Database(sqliteFile(url), { timeout: 10_000 });
+  const db = await openSqlite(url);
   try {
     // WAL lets readers proceed while a writer commits; it is a property of the file, set once.
     await enableWal(db);
@@ -101,8 +108,7 @@ async function migrateSqlite(url: string): Promise<string[]> {
 }
 
 async function migratePostgres(url: string): Promise<string[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  const client = await connectPostgres(url);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PG_LOCK_ID]);
     const exec: Exec = async (sql, params) => (await client.query(sql, params)).rows;
@@ -137,15 +143,14 @@ function sqliteExec(db: Database.Database): Exec {
 
 async function withConnection<T>(url: string, fn: (exec: Exec) => Promise<T>): Promise<T> {
   if (providerOf(url) === 'sqlite') {
-    const db = new Database(sqliteFile(url), { timeout: 10_000 });
+    const db = await openSqlite(url);
     try {
       return await fn(sqliteExec(db));
     } finally {
       db.close();
     }
   }
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  const client = await connectPostgres(url);
   try {
     return await fn(async (sql, params) => (await client.query(sql, params)).rows);
   } finally {
