@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from '../../src/config/env.js';
 import { createLogger } from '../../src/deps.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -15,10 +18,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A real Latch server on a free loopback port with a fresh database. Cheap argon2 unless asked. */
+/**
+ * A real Latch server on a free loopback port with a fresh database. Cheap argon2 unless asked.
+ * Mail without SMTP_URL goes to an outbox folder of its own, removed with the server, not to the
+ * checkout's ./data/outbox.
+ */
 export async function startTestServer(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestServer> {
   const db = databaseUrl ? undefined : await createTestDatabase();
   const port = await freePort();
+  const outbox = env.OUTBOX_DIR ? undefined : mkdtempSync(join(tmpdir(), 'latch-outbox-'));
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
@@ -28,6 +36,7 @@ export async function startTestServer(env: Record<string, string> = {}, database
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_TIME_COST: '1',
+    ...(outbox ? { OUTBOX_DIR: outbox } : {}),
     ...env,
   });
   const running = await startServer(config, createLogger(config));
@@ -37,6 +46,7 @@ export async function startTestServer(env: Record<string, string> = {}, database
     async stop() {
       await running.close();
       await db?.drop();
+      if (outbox) rmSync(outbox, { recursive: true, force: true });
     },
   };
 }
