@@ -3,11 +3,11 @@ import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import { fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
 import { actorId, isAdmin, isDeveloper, type Principal } from '../auth/principal.js';
 import { AppError } from '../http/problem.js';
-import type { ApiKeysService } from './api-keys.service.js';
-import { ADMIN_SCOPE, BUILT_IN_CLIENTS, ClientPatch, NewClient, type ClientsService, type ClientSummary } from './clients.service.js';
+import type { ApiKeysService, OwnerRoles } from './api-keys.service.js';
+import { ADMIN_SCOPE, AppUserQuery, BUILT_IN_CLIENTS, ClientPatch, NewClient, type ClientsService, type ClientSummary } from './clients.service.js';
 
 // What a developer may set on their own app. Admins may also mark an app trusted (no consent),
-// allow it the password grant, or give it the latch:admin scope.
+// allow it the password grant, or give it the latch:admin scope (if no developer owns it).
 export const AppInput = NewClient.omit({ ownerId: true });
 export const AppPatch = ClientPatch;
 
@@ -23,6 +23,21 @@ const auditView = (app: ClientSummary) => ({
   resources: app.resources,
 });
 
+/**
+ * Whether a user manages their own apps: while active, and a developer or admin. Their apps' API
+ * keys act on their behalf by the same rule (api-keys.service), so a lost role stops those too.
+ */
+export const mayManageOwnApps = (owner: OwnerRoles) => owner.active && (owner.isAdmin || owner.isDeveloper);
+
+/**
+ * Whether an app may use the latch:admin scope, given its owner's roles (null: no user owns it).
+ * The owner holds the app's secret from its creation, so their app's client-credentials tokens
+ * would make them an admin: only an app no user owns, or whose owner is an active admin, may.
+ * Checked when the scope is given (here) and when such a token calls /api (require-principal), for
+ * apps given it earlier and owners who lose the admin role later.
+ */
+export const mayUseAdminScope = (owner: OwnerRoles | null | undefined) => owner === null || Boolean(owner?.active && owner.isAdmin);
+
 // API keys act for their app only, and cannot delete it.
 type Action = 'read' | 'update' | 'revoke' | 'delete';
 
@@ -34,6 +49,12 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     if (app.trusted) throw new AppError('FORBIDDEN', 'Only admins may mark an app trusted.');
     if (app.grantTypes?.includes('password')) throw new AppError('FORBIDDEN', 'Only admins may allow the password grant.');
     if (app.scopes?.includes(ADMIN_SCOPE)) throw new AppError('FORBIDDEN', `Only admins may give an app the ${ADMIN_SCOPE} scope.`);
+  }
+
+  function assertOwnerMayUseAdminScope(owner: OwnerRoles | null | undefined) {
+    if (mayUseAdminScope(owner)) return;
+    const message = `Only an app owned by an admin (or by no one) may have the ${ADMIN_SCOPE} scope: its owner holds its secret and would act as an admin. Register a separate app for this, or make the owner an admin first.`;
+    throw new AppError('FORBIDDEN', message, [{ path: 'scopes', message }]);
   }
 
   /**
@@ -56,7 +77,7 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     const visible =
       app &&
       (isAdmin(actor) ||
-        (actor.kind === 'user' && app.ownerId === actor.user.id && isDeveloper(actor)) ||
+        (actor.kind === 'user' && app.ownerId === actor.user.id && mayManageOwnApps(actor.user)) ||
         (actor.kind === 'apiKey' && actor.clientId === clientId));
     if (!app || !visible) throw new AppError('CLIENT_NOT_FOUND');
     if (actor.kind === 'apiKey' && action === 'delete') throw new AppError('FORBIDDEN', 'An API key cannot delete its app.');
@@ -71,6 +92,8 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       if (!isDeveloper(actor) || actor.kind === 'apiKey') throw new AppError('FORBIDDEN', 'Only developers and admins may create apps.');
       const data = AppInput.parse(input);
       assertPrivilegesOk(actor, data);
+      // The creator owns the app (a latch:admin client owns none); assertPrivilegesOk let only admins this far.
+      if (data.scopes.includes(ADMIN_SCOPE)) assertOwnerMayUseAdminScope(actor.kind === 'user' ? actor.user : null);
       const created = await clients.create({ ...data, ownerId: actor.kind === 'user' ? actor.user.id : undefined });
       await audit.record('admin.app_created', { actorId: actorId(actor), detail: { clientId: created.clientId }, ...meta });
       return created;
@@ -87,6 +110,8 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       const before = await authorize(actor, clientId, 'update');
       const changes = AppPatch.parse(patch);
       assertPrivilegesOk(actor, changes);
+      // An admin may give the scope, but not to an app a developer owns.
+      if (changes.scopes?.includes(ADMIN_SCOPE)) assertOwnerMayUseAdminScope(await apiKeys.ownerRoles(clientId));
       const app = await clients.update(clientId, changes);
       const detail = { clientId, fields: Object.keys(changes), changes: fieldChanges(auditView(before), auditView(app)) };
       await audit.record('admin.app_updated', { actorId: actorId(actor), detail, ...meta });
@@ -125,9 +150,9 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       return apiKeys.list(clientId);
     },
 
-    async users(actor: Principal, clientId: string) {
+    async users(actor: Principal, clientId: string, query?: z.input<typeof AppUserQuery>) {
       await authorize(actor, clientId, 'read');
-      return clients.users(clientId);
+      return clients.users(clientId, query);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sqltag as sql } from '@prisma/client/runtime/client';
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
 import { AppError } from '../http/problem.js';
@@ -14,13 +15,20 @@ const DEFAULT_SCOPES = ['openid', 'profile', 'email', 'offline_access'];
 // Built-in clients Latch keeps in step itself (src/oidc/first-party-clients.ts).
 export const BUILT_IN_CLIENTS = new Set(['latch-api', 'latch-account']);
 
-// http(s), or a private-use scheme for native apps (RFC 8252, e.g. com.example.app:/cb); never
-// schemes that run or embed content in the browser.
-const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:', 'about:', 'filesystem:']);
+// http(s), or a private-use scheme for native apps (RFC 8252 section 7.1: reverse DNS, so with a
+// dot, e.g. com.example.app:/cb). Nothing else: view-source:, jar: and the like run or embed
+// content in the browser. Matching is exact, but a `*` reads like a wildcard that would never match.
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/;
+const redirectScheme = (protocol: string) => protocol === 'https:' || protocol === 'http:' || PRIVATE_USE_SCHEME.test(protocol);
+const isPrivateUse = (uri: string) => URL.canParse(uri) && PRIVATE_USE_SCHEME.test(new URL(uri).protocol);
+// The provider takes a private-use scheme from a native app only, and then http only on these
+// hosts, https never (RFC 8252 sections 7.3 and 8.3; oidc-provider's LOOPBACKS).
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const redirectUri = z
   .url()
   .refine((u) => !u.includes('#'), 'must not contain a fragment')
-  .refine((u) => !URL.canParse(u) || !UNSAFE_SCHEMES.has(new URL(u).protocol), 'this URL scheme is not allowed for redirects');
+  .refine((u) => !u.includes('*'), 'must not contain * (redirect URIs are matched exactly, without wildcards)')
+  .refine((u) => !URL.canParse(u) || redirectScheme(new URL(u).protocol), 'must use https, http or a private-use scheme in reverse-DNS form (com.example.app:/callback)');
 const webUrl = z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('#'), 'must not contain a fragment');
 // The provider's own scopes: any other in a client's metadata makes the client invalid, and every
 // sign-in of that app fails. (An API's scopes come with its resource indicator, not from here.)
@@ -49,6 +57,11 @@ export const NewClient = ClientFields.extend({
 export type NewClient = z.input<typeof NewClient>;
 export const ClientPatch = ClientFields.partial().strict();
 export type ClientPatch = z.input<typeof ClientPatch>;
+// Paged as /api/users is (UserQuery): the offset stays within Prisma's 32 bits.
+export const AppUserQuery = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+});
 
 type Metadata = Record<string, unknown> & {
   grant_types?: string[];
@@ -79,9 +92,21 @@ export function toSummary(r: ClientRow) {
   };
 }
 
+/** A client with a private-use redirect URI is registered as a native app: the provider refuses it from a web app. */
+const isNative = (c: { redirectUris: string[]; postLogoutRedirectUris: string[] }) => [...c.redirectUris, ...c.postLogoutRedirectUris].some(isPrivateUse);
+
 /** Checks that only make sense on the whole client, after a create or a patch. */
-function assertConsistent(c: { public: boolean; grantTypes: string[]; redirectUris: string[] }) {
+function assertConsistent(c: { public: boolean; grantTypes: string[]; redirectUris: string[]; postLogoutRedirectUris: string[] }) {
   const problems = [];
+  if (isNative(c)) {
+    for (const path of ['redirectUris', 'postLogoutRedirectUris'] as const) {
+      for (const uri of c[path]) {
+        const { protocol, hostname } = new URL(uri);
+        if (protocol === 'http:' && !LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: with a private-use scheme (a native app), http is allowed on a loopback address only` });
+        if (protocol === 'https:' && LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: with a private-use scheme (a native app), use http, not https, on a loopback address` });
+      }
+    }
+  }
   if (c.grantTypes.includes('authorization_code') && c.redirectUris.length === 0) {
     problems.push({ path: 'redirectUris', message: 'authorization_code needs at least one redirect URI' });
   }
@@ -97,6 +122,7 @@ function toMetadata(clientId: string, c: MetadataInput, secretHash?: string) {
   return {
     client_id: clientId,
     client_name: c.name,
+    ...(isNative(c) ? { application_type: 'native' } : {}),
     redirect_uris: c.redirectUris,
     post_logout_redirect_uris: c.postLogoutRedirectUris,
     grant_types: c.grantTypes,
@@ -208,19 +234,27 @@ export function createClientsService(prisma: Db, onChange: (clientId: string) =>
     /** Revokes every grant and token of the client (users must consent again); the client stays. */
     revokeAll: (clientId: string) => prisma.oidcPayload.deleteMany({ where: { clientId } }),
 
-    /** Users who have granted the client access, with their last sign-in. */
-    async users(clientId: string) {
-      const grants = await prisma.oidcPayload.findMany({
-        where: { model: 'Grant', clientId, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
-        select: { accountId: true },
-        distinct: ['accountId'],
-      });
-      const ids = grants.map((g) => g.accountId).filter((id): id is string => Boolean(id));
-      return prisma.user.findMany({
-        where: { id: { in: ids } },
-        select: { id: true, email: true, name: true, username: true, lastLoginAt: true },
-        orderBy: [{ email: 'asc' }],
-      });
+    /** Users who have granted the client access, with their last sign-in: a page, by email. */
+    async users(clientId: string, query: z.input<typeof AppUserQuery> = {}) {
+      const { page, pageSize } = AppUserQuery.parse(query);
+      // Counted and paged in SQL: passing every grant's account id to Prisma would exceed the bound
+      // parameters a query may have once about a thousand users hold grants (P2029).
+      const granted = sql`
+        FROM users u
+        WHERE EXISTS (SELECT 1 FROM oidc_payloads g WHERE g.model = 'Grant' AND g.client_id = ${clientId} AND g.account_id = u.id
+          AND (g.expires_at IS NULL OR g.expires_at > ${new Date()}))`;
+      const [[count], pageIds] = await Promise.all([
+        prisma.$queryRaw<{ n: bigint | number }[]>(sql`SELECT COUNT(*) AS n ${granted}`),
+        prisma.$queryRaw<{ id: string }[]>(sql`SELECT u.id ${granted} ORDER BY u.email, u.id LIMIT ${pageSize} OFFSET ${(page - 1) * pageSize}`),
+      ]);
+      const items = pageIds.length
+        ? await prisma.user.findMany({
+            where: { id: { in: pageIds.map((r) => r.id) } },
+            select: { id: true, email: true, name: true, username: true, lastLoginAt: true },
+            orderBy: [{ email: 'asc' }, { id: 'asc' }],
+          })
+        : [];
+      return { items, total: Number(count?.n ?? 0), page, pageSize };
     },
   };
 }

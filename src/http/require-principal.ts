@@ -1,7 +1,9 @@
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { ApiKeysService } from '../clients/api-keys.service.js';
+import { mayUseAdminScope } from '../clients/apps.service.js';
 import { ADMIN_SCOPE } from '../clients/clients.service.js';
+import { findWithGrant } from '../oidc/adapter.js';
 import type { Principal } from '../auth/principal.js';
 import type { UsersService } from '../users/users.service.js';
 import { AppError } from './problem.js';
@@ -25,8 +27,11 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
   const appId = await deps.apiKeys.verify(value);
   if (appId) return { kind: 'apiKey', clientId: appId };
 
-  const token = await deps.provider.AccessToken.find(value);
+  const { token, grant } = (await findWithGrant(deps.provider.AccessToken, value)) ?? {};
   if (token?.accountId && token.clientId) {
+    // Live only with the grant it was issued under, as introspection and userinfo require: a grant
+    // revoked on a replayed refresh token or code ends the tokens the winning request wrote after.
+    if (!grant || grant.clientId !== token.clientId || grant.accountId !== token.accountId) return undefined;
     const client = await deps.provider.Client.find(token.clientId);
     if (!(client as { trusted?: boolean } | undefined)?.trusted) return 'forbidden';
     const user = await deps.users.findById(token.accountId);
@@ -39,6 +44,9 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
     // The scope must be both granted in the token and registered on the client by an admin.
     const registered = (client?.scope ?? '').split(' ');
     if (!client || !registered.includes(ADMIN_SCOPE) || !(service.scope ?? '').split(' ').includes(ADMIN_SCOPE)) return 'forbidden';
+    // And its owner, who holds its secret, must be an admin now (none for an app no user owns):
+    // this covers tokens issued before the owner lost the role, and apps given the scope earlier.
+    if (!mayUseAdminScope(await deps.apiKeys.ownerRoles(service.clientId))) return 'forbidden';
     return { kind: 'service', clientId: service.clientId };
   }
   return undefined;
@@ -49,7 +57,7 @@ export function requirePrincipal(deps: Deps, options: { usersOnly?: boolean } = 
   return async (ctx, next) => {
     const principal = await resolvePrincipal(deps, ctx.get('authorization'));
     if (!principal) unauthenticated(ctx);
-    if (principal === 'forbidden') throw new AppError('FORBIDDEN', 'This token was issued to a third-party application or lacks the latch:admin scope.');
+    if (principal === 'forbidden') throw new AppError('FORBIDDEN', 'This token was issued to a third-party application, or lacks the latch:admin scope, or its app is owned by a user who is not an admin.');
     if (options.usersOnly && principal.kind !== 'user') throw new AppError('FORBIDDEN', 'This call needs a user token.');
     ctx.state.principal = principal;
     await next();

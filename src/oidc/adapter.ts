@@ -70,6 +70,26 @@ class PayloadAdapter implements Adapter {
   }
   destroy = (id: string) => this.store.destroy(this.model, id);
   revokeByGrantId = (grantId: string) => this.store.revokeByGrantId(grantId, GRANTABLE);
+
+  async findWithGrant(id: string): Promise<TokenWithGrant | undefined> {
+    if (impossible(id)) return undefined;
+    const [row] = await this.store.findMany([{ model: this.model, id }]);
+    return row && { token: toPayload(row)!, grant: toPayload(row.grant ?? undefined) };
+  }
+}
+
+/** A token and the grant it names; `grant` is undefined when it names none or that grant is not live. */
+export type TokenWithGrant = { token: AdapterPayload; grant?: AdapterPayload };
+
+/**
+ * A token of `model` (provider.AccessToken, say) and its grant, read in one statement through the
+ * provider's adapter and the token cache (see FoundRow), for a check made outside the provider's
+ * requests, whose reads no unit of work batches.
+ */
+export function findWithGrant(model: { adapter: Adapter }, id: string): Promise<TokenWithGrant | undefined> {
+  const { adapter } = model;
+  if (!(adapter instanceof PayloadAdapter)) throw new TypeError('not a token model of a provider built with createOidcAdapter');
+  return adapter.findWithGrant(id);
 }
 
 // A change to a client (secret rotation, redirect URIs, deletion) applies at once in the process

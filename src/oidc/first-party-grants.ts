@@ -28,6 +28,8 @@ class EmailNotVerified extends errors.OIDCProviderError {
 }
 
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+// Asked for when the request names no scope: those of these the client is registered with.
+const DEFAULT_SCOPES = ['openid', 'profile', 'email'];
 
 /**
  * Issues an access token, a refresh token (when the client may refresh) and an ID token (for
@@ -36,9 +38,12 @@ const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
  */
 async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, accountId: string, amr: string[]) {
   const { client, params, provider } = ctx.oidc;
-  const requested = String(params!.scope ?? 'openid profile email').split(' ').filter(Boolean);
-  const unknown = requested.filter((s) => !OIDC_SCOPES.has(s));
-  if (unknown.length) throw new errors.InvalidScope('requested scope is not allowed', unknown.join(' '));
+  // A client registered with scopes may have only those, as the authorization endpoint's checkScope says.
+  const registered = client!.scope ? new Set(client!.scope.split(' ')) : undefined;
+  const mayHave = (s: string) => OIDC_SCOPES.has(s) && (registered?.has(s) ?? true);
+  const requested = params!.scope == null ? DEFAULT_SCOPES.filter(mayHave) : String(params!.scope).split(' ').filter(Boolean);
+  const refused = requested.filter((s) => !mayHave(s));
+  if (refused.length) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
   const scope = requested.join(' ');
 
   const grant = new provider.Grant({ accountId, clientId: client!.clientId });

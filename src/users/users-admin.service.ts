@@ -1,3 +1,4 @@
+import { sqltag as sql } from '@prisma/client/runtime/client';
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
 import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
@@ -60,6 +61,12 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
     if (FLAG_KEYS.some((k) => changes[k] !== undefined)) throw new AppError('FORBIDDEN', 'Only admins may change roles and the active flag.');
   }
 
+  /** One user for the console, whose page shows staff any other user read-only, without its edit controls. */
+  async function view(actor: Principal, id: string) {
+    if (!isStaff(actor)) throw new AppError('FORBIDDEN');
+    return load(id);
+  }
+
   const guarded = <T>(target: User, losesAdmin: boolean, change: (tx: Db) => Promise<T>) => guardLastAdmin(prisma, deps.provider, target, losesAdmin, change);
 
   return {
@@ -73,19 +80,28 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       }
       // Prisma's `contains` does not escape % and _ (prisma/orm#19506): match with an explicit ESCAPE.
       const pattern = `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      const matches = await prisma.$queryRaw<{ id: string }[]>`
-        SELECT id FROM users
+      const matching = sql`
+        FROM users
         WHERE email_normalized LIKE ${pattern} ESCAPE '\\' OR username_normalized LIKE ${pattern} ESCAPE '\\'
            OR lower(name) LIKE ${pattern} ESCAPE '\\' OR lower(given_name) LIKE ${pattern} ESCAPE '\\' OR lower(family_name) LIKE ${pattern} ESCAPE '\\'`;
-      const ids = matches.map((m) => m.id);
-      const items = await prisma.user.findMany({ where: { id: { in: ids } }, orderBy, skip: (page - 1) * pageSize, take: pageSize });
-      return { items, total: ids.length, page, pageSize };
+      // Counted and paged in SQL: passing every match's id to Prisma would exceed the bound
+      // parameters a query may have once about a thousand users match (P2029).
+      const [[count], pageIds] = await Promise.all([
+        prisma.$queryRaw<{ n: bigint | number }[]>(sql`SELECT COUNT(*) AS n ${matching}`),
+        prisma.$queryRaw<{ id: string }[]>(sql`SELECT id ${matching} ORDER BY created_at, id LIMIT ${pageSize} OFFSET ${(page - 1) * pageSize}`),
+      ]);
+      const items = pageIds.length ? await prisma.user.findMany({ where: { id: { in: pageIds.map((m) => m.id) } }, orderBy }) : [];
+      return { items, total: Number(count?.n ?? 0), page, pageSize };
     },
 
+    /** One user: staff read only the users they may edit, and get an edit's 403 for the others. */
     async get(actor: Principal, id: string) {
-      if (!isStaff(actor)) throw new AppError('FORBIDDEN');
-      return load(id);
+      const user = await view(actor, id);
+      if (!isAdmin(actor) && !staffMayManage(user)) throw new AppError('FORBIDDEN', 'Staff may read and edit ordinary users only.');
+      return user;
     },
+
+    view,
 
     async create(actor: Principal, input: z.input<typeof AdminNewUser>, meta: RequestMeta) {
       const data = AdminNewUser.parse(input);

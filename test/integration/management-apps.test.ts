@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { REDIRECT_URI, relyingParty, seed, signIn } from '../support/oidc.js';
+import { PASSWORD, REDIRECT_URI, relyingParty, seed, signIn } from '../support/oidc.js';
 import { createApiClient, type ApiApp as App } from '../support/api-client.js';
+import { createUserAgent } from '../support/user-agent.js';
 
 // /api/apps: developers own OIDC clients; names are unique per owner; privileged settings are for
 // admins; an API key acts for its own app only; secrets and keys are shown once and rotate at once.
@@ -10,7 +11,7 @@ import { createApiClient, type ApiApp as App } from '../support/api-client.js';
 let server: TestServer;
 let fixtures: Awaited<ReturnType<typeof seed>>;
 const t = {} as { admin: string; staff: string; user: string; dev: string; dev2: string };
-const ids = {} as { dev: string; dev2: string };
+const ids = {} as { dev: string; dev2: string; adminLogin: string };
 
 const api = createApiClient(() => server, { expectBearerChallenge: true });
 const { unique, call, json, expectProblem, makeUser, makeApp, makeKey } = api;
@@ -22,15 +23,15 @@ async function signInTo(app: App) {
   const tokens = await (await signIn(await relyingParty(server, app), { login: u.username })).tokens();
   return { user: u, tokens };
 }
-/** A client-credentials request at /o/token, answering the OAuth status and error. */
-async function tokenRequest(clientId: string, clientSecret: string) {
+/** A client-credentials request at /o/token, answering the OAuth status and error, and the token. */
+async function tokenRequest(clientId: string, clientSecret: string, scope?: string) {
   const res = await fetch(`${server.issuer}/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }),
   });
-  const body = (await res.json()) as { access_token?: string; error?: string };
-  return { status: res.status, error: body.error, ok: Boolean(body.access_token) };
+  const body = (await res.json()) as { access_token?: string; error?: string; scope?: string };
+  return { status: res.status, error: body.error, ok: Boolean(body.access_token), token: body.access_token ?? '', scope: body.scope };
 }
 const introspect = async (token: string) => (await oidc.tokenIntrospection(await relyingParty(server, fixtures.confidential), token)).active;
 
@@ -38,7 +39,7 @@ beforeAll(async () => {
   server = await startTestServer();
   fixtures = await seed(server);
   const [admin, staff, user, dev, dev2] = await Promise.all([makeUser({ isAdmin: true, isStaff: true }), makeUser({ isStaff: true }), makeUser(), makeUser({ isDeveloper: true }), makeUser({ isDeveloper: true })]);
-  Object.assign(ids, { dev: dev.id, dev2: dev2.id });
+  Object.assign(ids, { dev: dev.id, dev2: dev2.id, adminLogin: admin.username });
   Object.assign(t, { admin: await login(admin.username), staff: await login(staff.username), user: await login(user.username), dev: await login(dev.username), dev2: await login(dev2.username) });
 });
 afterAll(() => server?.stop());
@@ -90,10 +91,10 @@ describe('creating apps', () => {
     expect(rounds).toEqual(Array(5).fill([201, 409, 409]));
   });
 
+  // The latch:admin scope is refused to developers too, and more: see 'the latch:admin scope' below.
   it.each([
     ['trusted', { trusted: true }],
     ['the password grant', { grantTypes: ['authorization_code', 'password'] }],
-    ['the latch:admin scope', { scopes: ['openid', 'latch:admin'] }],
   ])('refuses a developer %s (403) on create and edit; admins may', async (_what, privileged) => {
     const name = unique('Priv ');
     await expectProblem(await call('POST', '/api/apps', t.dev, { name, redirectUris: [REDIRECT_URI], ...privileged }), 403, 'FORBIDDEN');
@@ -203,11 +204,34 @@ describe('API keys', () => {
     await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 403, 'FORBIDDEN');
     expect((await call('POST', `/api/apps/${app.clientId}/secret`, t.admin)).status).toBe(200);
 
-    // Nor its developer owner, once an admin gave their app the scope.
-    const owned = await makeApp(t.dev, { grantTypes: ['client_credentials'] });
-    expect((await call('PATCH', `/api/apps/${owned.clientId}`, t.admin, { scopes: ['latch:admin'] })).status).toBe(200);
-    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/secret`, t.dev), 403, 'FORBIDDEN');
-    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/api-keys`, t.dev), 403, 'FORBIDDEN');
+    // Nor its owner, once no longer an admin (no developer's app can be given the scope).
+    const former = await makeUser({ isAdmin: true, isDeveloper: true });
+    const formerToken = await login(former.username);
+    const owned = await makeApp(formerToken, { grantTypes: ['client_credentials'], scopes: ['latch:admin'] });
+    expect((await call('PATCH', `/api/users/${former.id}`, t.admin, { isAdmin: false })).status).toBe(200);
+    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/secret`, formerToken), 403, 'FORBIDDEN');
+    await expectProblem(await call('POST', `/api/apps/${owned.clientId}/api-keys`, formerToken), 403, 'FORBIDDEN');
+  });
+
+  it("stop when the owner loses the developer role, as the owner's own calls do; they work again with it", async () => {
+    const owner = await makeUser({ isDeveloper: true });
+    const ownerToken = await login(owner.username);
+    const app = await makeApp(ownerToken);
+    const key = await makeKey(app.clientId, ownerToken);
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, key, { name: unique('Keyed ') })).status).toBe(200);
+
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isDeveloper: false })).status).toBe(200);
+    await expectProblem(await call('GET', `/api/apps/${app.clientId}`, key), 401, 'UNAUTHENTICATED');
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, key, { name: 'Renamed by a key' }), 401, 'UNAUTHENTICATED');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, key), 401, 'UNAUTHENTICATED');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 401, 'UNAUTHENTICATED');
+    // Nothing changed: the secret still works and the key is still the app's only one.
+    expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 200, ok: true });
+    expect((await json(await call('GET', `/api/apps/${app.clientId}/api-keys`, t.admin))).items).toHaveLength(1);
+    expect((await json(await read(app.clientId))).name).not.toBe('Renamed by a key');
+
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isDeveloper: true })).status).toBe(200);
+    expect((await call('GET', `/api/apps/${app.clientId}`, key)).status).toBe(200);
   });
 
   it('a new key deactivates the old one at once; keys are listed, never shown again', async () => {
@@ -232,6 +256,94 @@ describe('API keys', () => {
     expect(items).toHaveLength(3);
     expect(items.filter((k: { active: boolean }) => k.active)).toEqual([expect.objectContaining({ id: third.id, prefix: third.prefix })]);
     expect(Object.keys(items[0]).sort()).toEqual(['active', 'createdAt', 'id', 'lastUsedAt', 'prefix']);
+  });
+});
+
+// latch:admin makes an app's client-credentials tokens act as an admin, and an app's owner holds its
+// secret from the start: only apps no user owns, or whose owner is an active admin, may use it.
+describe('the latch:admin scope', () => {
+  const NOT_FOR_DEVELOPERS = /owned by an admin/;
+
+  it('is refused to a developer on create and edit (403), and an admin may not give it to their app either', async () => {
+    const name = unique('Greedy ');
+    await expectProblem(await call('POST', '/api/apps', t.dev, { name, grantTypes: ['client_credentials'], scopes: ['latch:admin'] }), 403, 'FORBIDDEN');
+    expect((await json(await call('GET', '/api/apps', t.admin))).items.map((a: App) => a.name)).not.toContain(name);
+
+    // The whole escalation: the developer holds the secret from creation; an admin then adds the scope.
+    const app = await makeApp(t.dev, { grantTypes: ['client_credentials'] });
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.dev, { scopes: ['latch:admin'] }), 403, 'FORBIDDEN');
+    for (const scopes of [['latch:admin'], ['openid', 'latch:admin']]) {
+      const refused = await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { name: unique('Renamed '), scopes });
+      await expectProblem(refused.clone(), 403, 'FORBIDDEN');
+      expect((await json(refused)).detail).toMatch(NOT_FOR_DEVELOPERS);
+    }
+    expect(await json(await read(app.clientId))).toMatchObject({ name: app.name, scopes: ['openid', 'profile', 'email', 'offline_access'] });
+
+    // So the developer's secret never gets a latch:admin token, and their ordinary token manages nothing.
+    expect(await tokenRequest(app.clientId, app.clientSecret, 'latch:admin')).toMatchObject({ status: 400, error: 'invalid_scope', ok: false });
+    const plain = await tokenRequest(app.clientId, app.clientSecret);
+    expect(plain).toMatchObject({ status: 200, ok: true });
+    await expectProblem(await call('GET', '/api/users', plain.token), 403, 'FORBIDDEN');
+    await expectProblem(await call('PATCH', `/api/users/${ids.dev}`, plain.token, { isAdmin: true }), 403, 'FORBIDDEN');
+    expect(await server.users.findById(ids.dev)).toMatchObject({ isAdmin: false });
+
+    // Other settings of the app an admin may still change; and an admin's own app may have the scope.
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { trusted: true })).status).toBe(200);
+    const own = await makeApp(t.admin, { grantTypes: ['client_credentials'] });
+    expect((await call('PATCH', `/api/apps/${own.clientId}`, t.admin, { scopes: ['latch:admin'] })).status).toBe(200);
+    const service = await tokenRequest(own.clientId, own.clientSecret, 'latch:admin');
+    expect(service).toMatchObject({ status: 200, scope: 'latch:admin' });
+    expect((await call('GET', '/api/users', service.token)).status).toBe(200);
+  });
+
+  it('is refused in the admin console too, with the reason on the scopes field', async () => {
+    const app = await makeApp(t.dev, { grantTypes: ['client_credentials'] });
+    const agent = createUserAgent();
+    const loginPage = await agent.navigate(`${server.url}/admin/apps/${app.clientId}`);
+    const page = await agent.submit(loginPage, '/login', { login: ids.adminLogin, password: PASSWORD });
+    expect(page.url).toBe(`${server.url}/admin/apps/${app.clientId}`);
+
+    const refused = await agent.submit(page, `/admin/apps/${app.clientId}`, { name: app.name, grantTypes: 'client_credentials', scopes: 'openid latch:admin' });
+    expect(refused.status).toBe(403);
+    expect(refused.html).toMatch(NOT_FOR_DEVELOPERS);
+    expect(refused.html).toMatch(/id="scopes"[^>]*aria-invalid="true"/);
+    expect((await json(await read(app.clientId))).scopes).not.toContain('latch:admin');
+  });
+
+  it("stops acting as an admin once its owner is no longer one: tokens issued before and after alike", async () => {
+    const owner = await makeUser({ isAdmin: true, isStaff: true });
+    const ownerToken = await login(owner.username);
+    const app = await makeApp(ownerToken, { grantTypes: ['client_credentials'], scopes: ['latch:admin'] });
+    const before = await tokenRequest(app.clientId, app.clientSecret, 'latch:admin');
+    expect((await call('GET', '/api/users', before.token)).status).toBe(200);
+
+    // Demoted to developer: they keep the app and its secret, but its tokens no longer manage Latch.
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isAdmin: false, isDeveloper: true })).status).toBe(200);
+    await expectProblem(await call('GET', '/api/users', before.token), 403, 'FORBIDDEN');
+    const after = await tokenRequest(app.clientId, app.clientSecret, 'latch:admin');
+    for (const token of [before.token, after.token]) {
+      await expectProblem(await call('PATCH', `/api/users/${owner.id}`, token, { isAdmin: true }), 403, 'FORBIDDEN');
+    }
+    expect(await server.users.findById(owner.id)).toMatchObject({ isAdmin: false });
+    // Nor may an admin give the scope again while the owner is not an admin.
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { scopes: ['latch:admin'] }), 403, 'FORBIDDEN');
+
+    // Admin again: the same app's tokens work again (the rule is the owner's role now).
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isAdmin: true })).status).toBe(200);
+    expect((await call('GET', '/api/users', before.token)).status).toBe(200);
+
+    // A deleted owner is no admin either.
+    expect((await call('DELETE', `/api/users/${owner.id}`, t.admin)).status).toBe(204);
+    await expectProblem(await call('GET', '/api/users', (await tokenRequest(app.clientId, app.clientSecret, 'latch:admin')).token), 403, 'FORBIDDEN');
+  });
+
+  it("gives no admin rights to a developer's app that got the scope before this rule", async () => {
+    const app = await makeApp(t.dev, { grantTypes: ['client_credentials'] });
+    await server.clients.update(app.clientId, { scopes: ['latch:admin'] });
+    const granted = await tokenRequest(app.clientId, app.clientSecret, 'latch:admin');
+    await expectProblem(await call('GET', '/api/users', granted.token), 403, 'FORBIDDEN');
+    await expectProblem(await call('PATCH', `/api/users/${ids.dev}`, granted.token, { isAdmin: true }), 403, 'FORBIDDEN');
+    expect(await server.users.findById(ids.dev)).toMatchObject({ isAdmin: false });
   });
 });
 
@@ -295,5 +407,58 @@ describe('secrets, users and revocation', () => {
     expect(await tokenRequest(app.clientId, app.clientSecret)).toMatchObject({ status: 401, error: 'invalid_client' });
     expect((await json(await call('GET', '/api/apps', t.dev))).items.map((a: App) => a.clientId)).not.toContain(app.clientId);
     await expectProblem(await call('DELETE', `/api/apps/${app.clientId}`, t.dev), 404, 'CLIENT_NOT_FOUND');
+  });
+});
+
+// Redirect URIs are matched exactly; one that only looks like a pattern, or leads outside the web
+// and native apps, is refused when registered rather than left never to match.
+describe('redirect URI rules', () => {
+  const refused = [
+    'https://*.evil.example/cb',
+    'https://evil.example/*',
+    'https://evil.example/cb?next=*',
+    'view-source:https://evil.example/cb',
+    'jar:https://evil.example/app.jar!/cb',
+    'javascript:alert(1)//',
+    'data:text/html,hi',
+    'vbscript:msgbox',
+    'myapp:/cb',
+    'https://app.example/cb#frag',
+  ];
+
+  it.each(refused)('refuses %s (400) as a redirect or post-logout URI, on create and edit', async (uri) => {
+    for (const field of ['redirectUris', 'postLogoutRedirectUris']) {
+      const res = await call('POST', '/api/apps', t.dev, { name: unique('Odd '), redirectUris: [REDIRECT_URI], [field]: [REDIRECT_URI, uri] });
+      await expectProblem(res.clone(), 400, 'VALIDATION_FAILED');
+      expect(JSON.stringify(await json(res))).toContain(`${field}.1`);
+    }
+    const app = await makeApp(t.dev);
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.dev, { redirectUris: [uri] }), 400, 'VALIDATION_FAILED');
+    expect((await json(await read(app.clientId))).redirectUris).toEqual([REDIRECT_URI]);
+  });
+
+  it('accepts https, http and a reverse-DNS private-use scheme; a native app signs in with the latter', async () => {
+    const uris = ['https://app.example/cb?x=1', 'http://127.0.0.1:8080/cb', 'http://localhost/cb', 'com.example.app:/oauth2redirect', 'Com.Example.App2:/cb'];
+    const app = await makeApp(t.dev, { public: true, grantTypes: ['authorization_code'], redirectUris: uris, postLogoutRedirectUris: ['com.example.app:/signed-out'] });
+    expect((await json(await read(app.clientId))).redirectUris).toEqual(uris);
+
+    const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
+    const url = oidc.buildAuthorizationUrl(await relyingParty(server, app), { redirect_uri: 'com.example.app:/oauth2redirect', scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+    const res = await fetch(url, { redirect: 'manual' });
+    expect(res.status, await res.clone().text()).toBe(303);
+    expect(res.headers.get('location')).toMatch(/^\/interaction\//);
+  });
+
+  it("keeps a native app's http on loopback addresses (400 otherwise); a web app's http may go anywhere, as before", async () => {
+    const native = 'com.example.app:/cb';
+    for (const [field, uri] of [['redirectUris', 'http://app.example/cb'], ['redirectUris', 'https://127.0.0.1/cb'], ['postLogoutRedirectUris', 'http://app.example/out']] as const) {
+      const body = { name: unique('Native '), public: true, grantTypes: ['authorization_code'], redirectUris: [native], [field]: field === 'redirectUris' ? [native, uri] : [uri] };
+      const res = await call('POST', '/api/apps', t.dev, body);
+      await expectProblem(res.clone(), 400, 'VALIDATION_FAILED');
+      expect((await json(res)).detail).toContain(uri);
+    }
+    const web = await makeApp(t.dev, { redirectUris: ['http://app.example/cb'] });
+    await expectProblem(await call('PATCH', `/api/apps/${web.clientId}`, t.dev, { redirectUris: ['http://app.example/cb', native] }), 400, 'VALIDATION_FAILED');
+    expect((await json(await read(web.clientId))).redirectUris).toEqual(['http://app.example/cb']);
   });
 });

@@ -153,6 +153,18 @@ describe('reading and editing', () => {
     expect((await login(u.username)).access_token).toBeTruthy();
   });
 
+  it("refuses staff reading an admin, staff or developer (403, as an edit), showing nothing of them; admins read all", async () => {
+    const dev = await makeUser({ isDeveloper: true });
+    for (const id of [ids.admin, ids.staff, dev.id]) {
+      const res = await call('GET', `/api/users/${id}`, t.staff);
+      await expectProblem(res.clone(), 403, 'FORBIDDEN');
+      const body = await res.text();
+      expect(JSON.parse(body).detail).toBe('Staff may read and edit ordinary users only.');
+      expect(body).not.toMatch(/@example\.com|"email"|"isAdmin"/);
+      expect(await read(id)).toMatchObject({ id });
+    }
+  });
+
   it.each([
     ['PATCH', 'a staff user', () => ids.staff],
     ['PUT', 'a staff user', () => ids.staff],

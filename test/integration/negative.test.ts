@@ -329,3 +329,25 @@ describe('input no database can store', () => {
   });
 });
 
+
+describe('the password grant', () => {
+  it("keeps to the scopes the client is registered with, as the authorization endpoint does", async () => {
+    const client = await server.clients.create({ name: 'Kiosk', grantTypes: ['password', 'refresh_token'], scopes: ['openid'] });
+    const authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret!)}`).toString('base64')}`;
+    const grant = async (params: Record<string, string>) => {
+      const request = form({ grant_type: 'password', username: 'ada', password: PASSWORD, ...params });
+      const res = await fetch(`${server.issuer}/token`, { ...request, headers: { ...request.headers, authorization } });
+      return { status: res.status, body: (await res.json()) as Record<string, string> };
+    };
+    const wide = await grant({ scope: 'openid email profile' });
+    expect(wide.status).toBe(400);
+    expect(wide.body).toMatchObject({ error: 'invalid_scope', error_description: 'requested scope is not allowed' });
+    expect(wide.body.access_token).toBeUndefined();
+    // Without a scope, the default (openid profile email) is narrowed to what the client may have.
+    for (const params of [{ scope: 'openid' }, {}] as Record<string, string>[]) {
+      const ok = await grant(params);
+      expect(ok.status).toBe(200);
+      expect(ok.body.scope).toBe('openid');
+    }
+  });
+});

@@ -4,7 +4,7 @@ import { GRANT_TYPES, type ClientSummary } from '../../clients/clients.service.j
 import { ACCOUNT_CLIENT_ID, API_CLIENT_ID } from '../../oidc/first-party-clients.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
-import { adminOf, assertConfirmed, fieldList, lines, noticeOf, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
+import { adminOf, assertConfirmed, fieldList, lines, noticeOf, pageNumber, pager, withMessages, withNotice, type AdminDeps, type Kit } from './admin-page-kit.js';
 import { field, type FormProblem } from './page-forms.js';
 
 // Latch's own clients are rewritten from the configuration at every start; editing or deleting
@@ -33,6 +33,9 @@ const MESSAGES = {
   scopes: (_issue: unknown, value: unknown) => (typeof value === 'string' ? `“${value}” is not a valid scope: use letters, digits and punctuation without quotes or backslashes.` : 'Use at most 50 scopes.'),
   resources: (_issue: unknown, value: unknown) => (typeof value === 'string' ? `“${value}” is not a valid resource indicator: use an absolute URL.` : 'Use at most 20 resource indicators.'),
 };
+
+// The app page's list of users with access, a page at a time (as the users page).
+const USERS_PAGE_SIZE = 20;
 
 const LIST_NOTICES = { app_deleted: 'The app is deleted, with every grant, token and API key it held.' };
 const APP_NOTICES = { created: 'The app is registered.', saved: 'The changes are saved.' };
@@ -109,7 +112,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
   async function renderApp(ctx: Context, id: string, extra: { problem?: FormProblem; values?: Values } = {}) {
     const { principal } = adminOf(ctx);
     const app = await apps.authorize(principal, id, 'read');
-    const [keys, users, owner] = await Promise.all([apps.listApiKeys(principal, id), apps.users(principal, id), owners([app.ownerId])]);
+    const [keys, users, owner] = await Promise.all([apps.listApiKeys(principal, id), apps.users(principal, id, { page: pageNumber(ctx.query.page), pageSize: USERS_PAGE_SIZE }), owners([app.ownerId])]);
     const revoked = typeof ctx.query.count === 'string' && /^\d+$/.test(ctx.query.count) ? ctx.query.count : undefined;
     await kit.page(ctx, 'app', 'apps', {
       title: app.name,
@@ -117,7 +120,8 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       builtIn: BUILT_IN.has(app.clientId),
       owner: app.ownerId ? owner[app.ownerId] ?? app.ownerId : undefined,
       keys,
-      users,
+      users: users.items,
+      usersPager: pager(appPath(id), {}, users.page, users.pageSize, users.total),
       grantLabels: GRANT_LABELS,
       values: extra.values ?? summaryValues(app),
       notice: noticeOf(ctx, { ...APP_NOTICES, revoked: `Every grant and token of the app is revoked (${revoked ?? 0}).` }),

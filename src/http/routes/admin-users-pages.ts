@@ -64,7 +64,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
 
   async function renderUser(ctx: Context, id: string, extra: { problem?: FormProblem; values?: Values } = {}) {
     const admin = adminOf(ctx);
-    const user = await usersAdmin.get(admin.principal, id);
+    const user = await usersAdmin.view(admin.principal, id);
     // Staff may edit ordinary users only (the service's rule); the page offers no more than that.
     const mayEdit = admin.isAdmin || staffMayManage(user);
     const [userSessions, grants, appList] = admin.isAdmin
@@ -119,7 +119,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
     await kit.act(
       ctx,
       async () => {
-        const user = await usersAdmin.get(admin.principal, id);
+        const user = await usersAdmin.view(admin.principal, id);
         // Only what changed: an unchanged checkbox must not, say, confirm a new email address.
         const changes: Record<string, string | boolean | null> = {};
         for (const k of PROFILE) if ((profile[k] || null) !== (user[k] || null)) changes[k] = k === 'email' ? profile[k] : profile[k] || null;
@@ -155,7 +155,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
     await kit.act(
       ctx,
       async () => {
-        const user = await usersAdmin.get(admin.principal, id);
+        const user = await usersAdmin.view(admin.principal, id);
         if (!admin.isAdmin && !staffMayManage(user)) throw new AppError('FORBIDDEN', 'Staff may send reset links to ordinary users only.');
         // The flow sends nothing to a disabled account (and says nothing): say it here instead.
         if (!user.active) throw new AppError('VALIDATION_FAILED', 'This user is disabled; enable the account before sending a reset link.');

@@ -2,9 +2,12 @@ import type { Middleware } from 'koa';
 import { z } from 'zod';
 import type { Principal } from '../../auth/principal.js';
 import { AppInput, AppPatch, type Apps } from '../../clients/apps.service.js';
+import { AppUserQuery } from '../../clients/clients.service.js';
 import type { ApiRegistry } from '../api-routes.js';
-import { ApiKeyOut, AppOut } from '../api-schemas.js';
+import { ApiKeyOut, AppOut, page } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
+
+const AppUserOut = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), username: z.string().nullable(), lastLoginAt: z.iso.datetime().nullable() }).meta({ id: 'AppUser' });
 
 const principal = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as Principal;
 
@@ -81,13 +84,16 @@ export function defineAppsApi(api: ApiRegistry, deps: { apps: Apps; guard: Middl
   api.define(
     {
       ...common,
+      // A stranger's malformed page gets the 404, not a 400.
+      ...access('read'),
       method: 'get',
       path: '/api/apps/:id/users',
-      summary: 'Users who granted the app access, with their last sign-in',
-      responses: { 200: { description: 'Users', schema: z.object({ items: z.array(z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), username: z.string().nullable(), lastLoginAt: z.iso.datetime().nullable() })) }) } },
+      summary: 'Users who granted the app access, with their last sign-in; by email, paged',
+      query: AppUserQuery,
+      responses: { 200: { description: 'A page of users', schema: page(AppUserOut, 'AppUserPage') } },
     },
-    async (ctx, { params }) => {
-      ctx.body = { items: await apps.users(principal(ctx), params.id!) };
+    async (ctx, { params, query }) => {
+      ctx.body = await apps.users(principal(ctx), params.id!, query);
     },
   );
 }
