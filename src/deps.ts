@@ -114,7 +114,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const apiKeys = createApiKeysService(prisma);
   const tokens = createOneTimeTokens(prisma);
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
-  const loginThrottle = createLoginThrottle(prisma, rawStore, () => {
+  const loginThrottle = createLoginThrottle(rawStore, () => {
     const s = settings.snapshot();
     return { maxFailuresPerAccount: s.loginMaxFailuresPerAccount, maxFailuresPerIp: s.loginMaxFailuresPerIp, windowSeconds: s.loginThrottleWindow };
   });

@@ -116,15 +116,15 @@ export function createAccountFlows(d: Deps) {
    */
   async function assertCurrentPassword(user: User, password: string | undefined, meta: RequestMeta, wrong = 'The current password is not correct.') {
     if (!password) throw new AppError('VALIDATION_FAILED', 'Enter your current password.', [{ path: 'currentPassword', message: 'required' }]);
-    const key = accountThrottleKey(user.id);
-    const ip = meta.ip ?? 'unknown';
-    const { retryAfter, accountHasFailures } = await d.loginThrottle.check(key, ip);
-    if (retryAfter > 0) throw new AppError('TOO_MANY_ATTEMPTS', `Too many failed attempts. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, undefined, retryAfter);
-    if (!(await d.hasher.verify(user.passwordHash, password))) {
-      await d.loginThrottle.recordFailure(key, ip);
-      throw new AppError('VALIDATION_FAILED', wrong, [{ path: 'currentPassword', message: 'not correct' }]);
+    // Counted before the hash (a failure keeps its points), so concurrent guesses cannot all pass one check.
+    const attempt = await d.loginThrottle.take(accountThrottleKey(user.id), meta.ip ?? 'unknown');
+    const { retryAfter } = attempt;
+    if (retryAfter > 0) {
+      await d.loginThrottle.giveBack(attempt);
+      throw new AppError('TOO_MANY_ATTEMPTS', `Too many failed attempts. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, undefined, retryAfter);
     }
-    if (accountHasFailures) await d.loginThrottle.recordSuccess(key);
+    if (!(await d.hasher.verify(user.passwordHash, password))) throw new AppError('VALIDATION_FAILED', wrong, [{ path: 'currentPassword', message: 'not correct' }]);
+    await d.loginThrottle.succeeded(attempt);
   }
 
   /**

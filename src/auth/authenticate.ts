@@ -30,16 +30,20 @@ export function createAuthenticator(deps: {
     // Failures count per account, however it is named (email or username); per typed login when
     // no account has it.
     const account = user ? accountThrottleKey(user.id) : `login:${login}`;
-    const { retryAfter, accountHasFailures } = await deps.throttle.check(account, ip);
-    if (retryAfter > 0) {
+    // The attempt is counted before the hash, so concurrent ones cannot all pass one check.
+    const attempt = await deps.throttle.take(account, ip);
+    if (attempt.retryAfter > 0) {
       deps.onResult?.('throttled');
-      await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login, reason: 'throttled' } });
-      return { ok: false, reason: 'throttled', retryAfter };
+      await Promise.all([
+        deps.throttle.giveBack(attempt),
+        deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login, reason: 'throttled' } }),
+      ]);
+      return { ok: false, reason: 'throttled', retryAfter: attempt.retryAfter };
     }
 
     const passwordOk = await deps.hasher.verify(user?.passwordHash, input.password);
     if (!user || !passwordOk || !user.active) {
-      await deps.throttle.recordFailure(account, ip);
+      // The points taken stay: a failure.
       deps.onResult?.('invalid_credentials');
       await deps.audit.record('login.failure', { userId: user?.id, ...meta, detail: { login } });
       return { ok: false, reason: 'invalid_credentials' };
@@ -47,13 +51,15 @@ export function createAuthenticator(deps: {
     // Only said once the password is proven, so it reveals nothing to a guesser.
     if (!user.emailVerified && !deps.allowUnverifiedLogin()) {
       deps.onResult?.('email_not_verified');
+      await deps.throttle.giveBack(attempt);
       return { ok: false, reason: 'email_not_verified' };
     }
     deps.onResult?.('success');
     // Upgrade the stored hash when the configured argon2 cost changed since it was made.
     const passwordHash = user.passwordHash !== null && deps.hasher.needsRehash(user.passwordHash) ? await deps.hasher.hash(input.password) : undefined;
+    // One group commit: the counters' return, the last sign-in and the audit event.
     await Promise.all([
-      accountHasFailures ? deps.throttle.recordSuccess(account) : undefined,
+      deps.throttle.succeeded(attempt),
       deps.store.recordLogin(user.id, new Date(), passwordHash),
       deps.audit.record('login.success', { userId: user.id, ...meta, detail: { method: 'password' } }),
     ]);

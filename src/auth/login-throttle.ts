@@ -1,5 +1,3 @@
-import { RateLimiterPrisma } from 'rate-limiter-flexible';
-import type { Db } from '../db/prisma.js';
 import type { OidcStore, RateLimitRow } from '../db/oidc-store.js';
 import { throttleKey } from './throttle-counters.js';
 
@@ -9,54 +7,40 @@ export const accountThrottleKey = (userId: string) => `user:${userId}`;
 export type ThrottleLimits = { maxFailuresPerAccount: number; maxFailuresPerIp: number; windowSeconds: number };
 
 /**
- * Counts failed logins per account and per IP in the database, so every process shares them.
- * The limits are read on every call, so an admin's change applies at once. rate-limiter-flexible
- * keeps the counters; every attempt's check reads both in one statement of the hot path store.
+ * One attempt's points, taken before its password is hashed. `retryAfter` (seconds) is 0 when the
+ * attempt may go on; otherwise it is refused, and gives its points back.
  */
-export function createLoginThrottle(prisma: Db, store: Pick<OidcStore, 'findRateLimits'>, limits: () => ThrottleLimits) {
-  const limiters = new Map<string, RateLimiterPrisma>();
-  // One limiter per (kind, limit, window); counters live in the database, not in these objects.
-  function limiter(kind: 'account' | 'ip', points: number, duration: number) {
-    const key = `${kind}:${points}:${duration}`;
-    let found = limiters.get(key);
-    if (!found) {
-      found = new RateLimiterPrisma({ storeClient: prisma, tableName: 'rateLimiterFlexible', keyPrefix: `login-${kind}`, points, duration, clearExpiredByTimeout: false });
-      limiters.set(key, found);
-    }
-    return found;
-  }
-  const current = () => {
-    const l = limits();
-    return { byAccount: limiter('account', l.maxFailuresPerAccount, l.windowSeconds), byIp: limiter('ip', l.maxFailuresPerIp, l.windowSeconds), l };
-  };
-  // As rate-limiter-flexible reads a counter: an expired one counts nothing, one without an expiry
-  // lasts until deleted.
-  const blockedFor = (row: RateLimitRow | undefined, limit: number) =>
-    row && row.points >= limit ? Math.max(1, Math.ceil((row.expire ? row.expire.getTime() - Date.now() : 0) / 1000)) : 0;
+export type LoginAttempt = { retryAfter: number; account: RateLimitRow; ip: RateLimitRow };
+
+/**
+ * Counts password attempts per account and per IP in the database, so every process shares them.
+ * Every attempt takes its point on both counters before the hash, in one statement, and is
+ * refused once that point is over a limit: concurrent attempts each see those before them, so
+ * none gets past a limit. A failure keeps its points; a success clears the account's and gives the
+ * IP's back, so the counters hold failures and the attempts still under way. The counters are
+ * rate-limiter-flexible's (same table, keys and windows), so purgeExpiredCounters deletes them
+ * and the counts of a running version carry over. The limits are read on every attempt, so an
+ * admin's change applies at once.
+ */
+export function createLoginThrottle(store: Pick<OidcStore, 'takeRateLimits' | 'returnRateLimits'>, limits: () => ThrottleLimits) {
+  // Seconds until the counter's window ends, once it is over its limit; a counter without an
+  // expiry (none is written here) lasts until deleted.
+  const blockedFor = (row: RateLimitRow, limit: number) =>
+    row.points > limit ? Math.max(1, Math.ceil((row.expire ? row.expire.getTime() - Date.now() : 0) / 1000)) : 0;
 
   return {
-    /**
-     * Seconds the caller must wait (0 when a login attempt may proceed), and whether the account
-     * has failures on record (only then does a success need to clear them).
-     */
-    async check(account: string, ip: string): Promise<{ retryAfter: number; accountHasFailures: boolean }> {
-      const { byAccount, byIp, l } = current();
-      const [accountKey, ipKey] = [byAccount.getKey(throttleKey(account)), byIp.getKey(throttleKey(ip))];
-      const rows = await store.findRateLimits([accountKey, ipKey]);
-      const a = rows.find((r) => r.key === accountKey);
-      return {
-        retryAfter: Math.max(blockedFor(a, l.maxFailuresPerAccount), blockedFor(rows.find((r) => r.key === ipKey), l.maxFailuresPerIp)),
-        accountHasFailures: (a?.points ?? 0) > 0,
-      };
+    /** Takes one attempt for the account (see accountThrottleKey) from the IP. */
+    async take(account: string, ip: string): Promise<LoginAttempt> {
+      const l = limits();
+      const [accountKey, ipKey] = [`login-account:${throttleKey(account)}`, `login-ip:${throttleKey(ip)}`];
+      const rows = await store.takeRateLimits([accountKey, ipKey], l.windowSeconds * 1000);
+      const [a, i] = [rows.find((r) => r.key === accountKey)!, rows.find((r) => r.key === ipKey)!];
+      return { retryAfter: Math.max(blockedFor(a, l.maxFailuresPerAccount), blockedFor(i, l.maxFailuresPerIp)), account: a, ip: i };
     },
-    async recordFailure(account: string, ip: string) {
-      const { byAccount, byIp } = current();
-      // penalty() counts without rejecting, unlike consume() once the limit is reached.
-      await Promise.all([byAccount.penalty(throttleKey(account), 1), byIp.penalty(throttleKey(ip), 1)]);
-    },
-    async recordSuccess(account: string) {
-      await current().byAccount.delete(throttleKey(account));
-    },
+    /** The password was right: the account's failures are forgiven and the IP's point given back. */
+    succeeded: (attempt: LoginAttempt) => store.returnRateLimits({ clear: [attempt.account.key], giveBack: [attempt.ip] }),
+    /** The attempt counts for nothing: refused before the hash, or refused for another reason once the password was proven. */
+    giveBack: (attempt: LoginAttempt) => store.returnRateLimits({ clear: [], giveBack: [attempt.account, attempt.ip] }),
   };
 }
 

@@ -12,8 +12,8 @@ export const throttleKey = (value: string) => hash('sha256', value, 'base64url')
 
 /**
  * Deletes the login and mail throttles' counters whose window has passed, in small paced batches
- * (see purge.ts): every login, address and IP ever tried leaves one, and rate-limiter-flexible
- * only starts a counter again, never deletes it. Returns how many went.
+ * (see purge.ts): every login, address and IP ever tried leaves one, and the throttles only start
+ * a counter again (the login throttle deletes an account's on its success). Returns how many went.
  */
 export const purgeExpiredCounters = (prisma: Db, signal?: AbortSignal) => {
   const now = new Date();

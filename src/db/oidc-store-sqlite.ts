@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
-import { type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
+import { type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
@@ -91,9 +91,25 @@ export function createSqliteOidcStore(
       is_admin AS isAdmin, is_developer AS isDeveloper, password_hash AS passwordHash, password_unproven AS passwordUnproven, picture,
       last_login_at AS lastLoginAt, created_at AS createdAt, updated_at AS updatedAt
     FROM users WHERE email_normalized = ? OR username_normalized = ? LIMIT 1`);
-  const rateLimits = db.prepare<[string, string], { key: string; points: number; expire: string | null }>(
-    'SELECT key, points, expire FROM rate_limits WHERE key IN (SELECT value FROM json_each(?)) AND (expire IS NULL OR expire > ?)',
+  // Throttle counters as rate-limiter-flexible keeps them: a counter whose window has passed
+  // (expire <= now) starts again with this point, any other gains one. One statement, so
+  // concurrent attempts (other processes included) each take their own point.
+  const takeCounters = db.prepare<{ keys: string; now: string; expire: string }, { key: string; points: number; expire: string | null }>(`
+    INSERT INTO rate_limits (key, points, expire) SELECT DISTINCT value, 1, @expire FROM json_each(@keys) WHERE true
+    ON CONFLICT (key) DO UPDATE SET
+      points = CASE WHEN expire IS NOT NULL AND expire <= @now THEN 1 ELSE points + 1 END,
+      expire = CASE WHEN expire IS NOT NULL AND expire <= @now THEN excluded.expire ELSE expire END
+    RETURNING key, points, expire`);
+  const clearCounters = db.prepare<[string]>('DELETE FROM rate_limits WHERE key IN (SELECT value FROM json_each(?))');
+  // Only in the window the point was taken in: a counter started again since owes nothing back.
+  const giveBackPoint = db.prepare<{ key: string; expire: string | null; cleared: string }>(
+    'UPDATE rate_limits SET points = max(points - 1, 0) WHERE key = @key AND expire IS @expire AND key NOT IN (SELECT value FROM json_each(@cleared))',
   );
+  const returnCounters = ({ clear, giveBack }: RateLimitReturn) => {
+    const cleared = JSON.stringify(clear);
+    if (clear.length) clearCounters.run(cleared);
+    for (const { key, expire } of giveBack) giveBackPoint.run({ key, expire: toText(expire), cleared });
+  };
   const lastLogin = db.prepare<{ id: string; at: string; hash: string | null }>(
     'UPDATE users SET last_login_at = @at, password_hash = COALESCE(@hash, password_hash) WHERE id = @id',
   );
@@ -217,8 +233,15 @@ export function createSqliteOidcStore(
         }
       );
     },
-    findRateLimits: async (keys): Promise<RateLimitRow[]> =>
-      rateLimits.all(JSON.stringify(keys), now()).map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(r.expire) })),
+    // At once, not grouped, as consume: the answer decides whether the attempt may go on.
+    async takeRateLimits(keys, windowMs): Promise<RateLimitRow[]> {
+      await commits.released();
+      checkpointer.wake();
+      const at = new Date();
+      const rows = takeCounters.all({ keys: JSON.stringify(keys), now: toText(at)!, expire: toText(new Date(at.getTime() + windowMs))! });
+      return rows.map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(r.expire) }));
+    },
+    returnRateLimits: (r) => write(() => returnCounters(r)),
     recordLogin: (userId, at, passwordHash) => write(() => lastLogin.run({ id: userId, at: toText(at)!, hash: passwordHash ?? null })),
     insertAuditEvent: (e) =>
       write(() => auditInsert.run({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail), createdAt: toText(e.createdAt) })),

@@ -77,8 +77,18 @@ export type AccountRecord = {
   updatedAt: Date;
 };
 
-/** A login-throttle counter as rate-limiter-flexible keeps it (its key includes the limiter's prefix). */
+/**
+ * A throttle counter, in the table and format rate-limiter-flexible's Prisma store keeps (its key
+ * includes the limiter's prefix): the points taken in the window that ends at `expire` (never, when null).
+ */
 export type RateLimitRow = { key: string; points: number; expire: Date | null };
+
+/**
+ * What an attempt does with the points it took (takeRateLimits) once it is over: `clear` deletes
+ * counters; `giveBack` returns one point to each counter named, provided it is still in the window
+ * the point was taken in (its `expire` as takeRateLimits answered). A key is cleared or given back, not both.
+ */
+export type RateLimitReturn = { clear: readonly string[]; giveBack: readonly Pick<RateLimitRow, 'key' | 'expire'>[] };
 
 /** An audit event as stored (see audit.service). */
 export type AuditRow = {
@@ -124,8 +134,15 @@ export interface OidcStore {
   // A password sign-in's own reads and writes, made on every attempt around the argon2 hash.
   /** The user whose normalized email or username is `login`, every column as Prisma reads it. */
   findUserByLogin(login: string): Promise<User | undefined>;
-  /** The counters among `keys` that have not expired. */
-  findRateLimits(keys: readonly string[]): Promise<RateLimitRow[]>;
+  /**
+   * Takes one point on each counter named (distinct keys), at once and atomically, in one
+   * statement: a live counter gains a point; a missing or expired one starts a window of `windowMs`
+   * with this point, as rate-limiter-flexible does. Answers every counter as it is after (any order),
+   * so concurrent attempts each see the points of those before them.
+   */
+  takeRateLimits(keys: readonly string[], windowMs: number): Promise<RateLimitRow[]>;
+  /** Settles taken points (see RateLimitReturn), grouped with the other writes of the moment, as recordLogin is. */
+  returnRateLimits(r: RateLimitReturn): Promise<void>;
   /**
    * Sets the user's last sign-in time and, when given, a new password hash. Not a change to the
    * user's information, so `updated_at` (the updated_at claim) stays as it is.

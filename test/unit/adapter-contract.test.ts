@@ -7,6 +7,7 @@ import { createOidcStore, type OidcStore, type StoreWrite } from '../../src/db/o
 import { providerOf } from '../../src/db/url.js';
 import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js';
 import type { Context } from 'koa';
+import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import { createTestDatabase } from '../support/database.js';
 
 // How long a consumed code or token is kept (CONSUMED_TOKEN_RETENTION), seconds.
@@ -403,21 +404,55 @@ describe('a password sign-in’s reads and writes through the store', () => {
     expect((await prisma.user.findUnique({ where: { id: ben!.id } }))?.lastLoginAt).toEqual(earlier);
   });
 
-  it('reads the live counters among the keys asked for, as rate-limiter-flexible wrote them', async () => {
-    const soon = new Date(Date.now() + 60_000);
-    await prisma.rateLimiterFlexible.createMany({
-      data: [
-        { key: 'rl:live', points: 3, expire: soon },
-        { key: 'rl:forever', points: 1, expire: null },
-        { key: 'rl:gone', points: 9, expire: new Date(Date.now() - 1000) },
-        { key: 'rl:other', points: 2, expire: soon },
-      ],
-    });
-    const rows = await store.findRateLimits(['rl:live', 'rl:forever', 'rl:gone', 'rl:missing']);
-    expect(rows.sort((a, b) => a.key.localeCompare(b.key))).toEqual([
-      { key: 'rl:forever', points: 1, expire: null },
-      { key: 'rl:live', points: 3, expire: soon },
+  it('takes a point on each counter at once, as rate-limiter-flexible counts them, in rows it and Prisma read back', async () => {
+    const [soon, past] = [new Date(Date.now() + 60_000), new Date(Date.now() - 1000)];
+    const k = (name: string) => `rl-take:${name}-${id()}`;
+    const [live, forever, gone, fresh] = [k('live'), k('forever'), k('gone'), k('fresh')];
+    await prisma.rateLimiterFlexible.createMany({ data: [{ key: live, points: 3, expire: soon }, { key: forever, points: 1, expire: null }, { key: gone, points: 9, expire: past }] });
+    const before = Date.now();
+    const rows = await store.takeRateLimits([live, forever, gone, fresh], 120_000);
+    // A live counter gains a point; an expired or missing one starts a window of its own.
+    const byKey = new Map(rows.map((r) => [r.key, r]));
+    expect([live, forever].map((key) => byKey.get(key))).toEqual([{ key: live, points: 4, expire: soon }, { key: forever, points: 2, expire: null }]);
+    for (const key of [gone, fresh]) {
+      expect(byKey.get(key)?.points).toBe(1);
+      expect(byKey.get(key)?.expire?.getTime()).toBeGreaterThanOrEqual(before + 120_000);
+      expect(byKey.get(key)?.expire?.getTime()).toBeLessThanOrEqual(Date.now() + 120_000);
+    }
+    expect(await prisma.rateLimiterFlexible.findMany({ where: { key: { in: [live, forever, gone, fresh] } } })).toEqual(expect.arrayContaining(rows));
+    // rate-limiter-flexible reads the same counts and windows, and adds to them.
+    const limiter = new RateLimiterPrisma({ storeClient: prisma, tableName: 'rateLimiterFlexible', keyPrefix: '', points: 10, duration: 60, clearExpiredByTimeout: false });
+    expect((await limiter.get(fresh))?.consumedPoints).toBe(1);
+    expect((await limiter.penalty(fresh, 1)).consumedPoints).toBe(2);
+    expect((await store.takeRateLimits([fresh], 120_000))[0]).toEqual({ ...byKey.get(fresh), points: 3 });
+  });
+
+  it('gives each of concurrent takes a point of its own', async () => {
+    const [a, b] = [`rl-race:a-${id()}`, `rl-race:b-${id()}`];
+    const taken = await Promise.all(Array.from({ length: 20 }, () => store.takeRateLimits([a, b], 60_000)));
+    for (const key of [a, b]) expect(taken.map((rows) => rows.find((r) => r.key === key)!.points).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('returns points with a sign-in’s writes: clears, and gives back only in the window they were taken in', async () => {
+    const user = await prisma.user.create({ data: { email: `rl-${id()}@example.com`, emailNormalized: `rl-${id()}@example.com`, passwordHash: 'h' } });
+    const [account, ip, other] = [`rl-return:account-${id()}`, `rl-return:ip-${id()}`, `rl-return:other-${id()}`];
+    for (let i = 0; i < 3; i += 1) await store.takeRateLimits([account, ip, other], 60_000);
+    const [row] = await store.takeRateLimits([ip], 60_000);
+    const at = new Date(Date.now() + 1000);
+    // One group, as two sign-ins ending at once make it: their points given back add up.
+    await Promise.all([
+      store.returnRateLimits({ clear: [account], giveBack: [row!] }),
+      store.returnRateLimits({ clear: [], giveBack: [row!, { key: other, expire: new Date(row!.expire!.getTime() - 60_000) }] }),
+      store.recordLogin(user.id, at),
     ]);
+    const counts = async () => Object.fromEntries((await prisma.rateLimiterFlexible.findMany({ where: { key: { in: [account, ip, other] } } })).map((r) => [r.key, r.points]));
+    // `other` was named with another window's end: a counter started again owes nothing back.
+    expect(await counts()).toEqual({ [ip]: 2, [other]: 3 });
+    expect((await prisma.user.findUnique({ where: { id: user.id } }))?.lastLoginAt).toEqual(at);
+    // Alone, and never below zero; a key both cleared and given back is cleared.
+    const otherRow = { key: other, expire: row!.expire }; // taken in the statements that started ip's window
+    await store.returnRateLimits({ clear: [ip], giveBack: [row!, otherRow, otherRow, otherRow, otherRow] });
+    expect(await counts()).toEqual({ [other]: 0 });
   });
 
   it('writes audit events that Prisma reads back whole', async () => {
