@@ -112,7 +112,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   const metrics = createMetrics({ inCluster: config.http.workers > 1 });
   const audit = createAudit(prisma, rawStore, logger);
   const apiKeys = createApiKeysService(prisma);
-  const tokens = createOneTimeTokens(prisma);
+  const tokens = createOneTimeTokens(prisma, provider);
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
   const loginThrottle = createLoginThrottle(rawStore, () => {
     const s = settings.snapshot();

@@ -58,6 +58,8 @@ const DELETION: ProofWords = {
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
 const LINK_PATH: Record<TokenPurpose, string> = {
   'verify-email': '/verify-email',
+  // The same page: either way, following it proves the address it was sent to.
+  'email-change': '/verify-email',
   'reset-password': '/reset-password',
   'magic-link': '/magic-link',
 };
@@ -75,6 +77,7 @@ const sentToCurrentAddress = (record: { email: string }, user: Pick<User, 'email
 export function createAccountFlows(d: Deps) {
   const mailContext = { productName: d.product.name, supportEmail: d.product.supportEmail };
 
+  /** Emails a link of `kind` to `user.email` (for an address change, the new address). */
   async function sendLink(kind: MessageKind & TokenPurpose, user: Pick<User, 'id' | 'email'>, ttlSeconds: number, interactionUid?: string) {
     const token = await d.tokens.issue(kind, { userId: user.id, email: user.email, ttlSeconds, interactionUid });
     const url = `${d.publicUrl}${LINK_PATH[kind]}?token=${encodeURIComponent(token)}`;
@@ -190,12 +193,28 @@ export function createAccountFlows(d: Deps) {
       await mailVerification(user, meta);
     },
 
-    async verifyEmail(token: string, meta: RequestMeta) {
-      const record = await d.tokens.consume('verify-email', token);
+    /**
+     * Follows a confirmation link: proves the account's address, or, for an address change its
+     * owner asked for, moves the account to the new address now (409 EMAIL_TAKEN if another
+     * account has taken it meanwhile). Returns the account and, after a move, its new address.
+     */
+    async verifyEmail(token: string, meta: RequestMeta): Promise<{ userId: string; movedTo?: string }> {
+      const record = await d.tokens.consume(['verify-email', 'email-change'], token);
+      if (record?.purpose === 'email-change') {
+        const user = await d.users.findById(record.userId);
+        if (!user?.active) throw new AppError('INVALID_TOKEN');
+        const moved = await d.users.moveToProvenAddress(user.id, record.email);
+        await d.audit.record('email.changed', { userId: user.id, detail: { changes: fieldChanges(userAuditView(user), userAuditView(moved)) }, ...meta });
+        await d.mail.enqueue(await renderNoticeMail('email-changed', user.email, { newEmail: moved.email }, mailContext));
+        return { userId: user.id, movedTo: moved.email };
+      }
       if (!record || !(await addressProven(record.userId, record.email))) throw new AppError('INVALID_TOKEN');
       await d.audit.record('email.verified', { userId: record.userId, ...meta });
-      return record.userId;
+      return { userId: record.userId };
     },
+
+    /** The address the user asked to move the account to, while its confirmation link is live. */
+    pendingEmail: async (userId: string) => (await d.tokens.pending(userId, 'email-change'))?.email,
 
     /** Same answer, in the same time, whether or not the address has an account. */
     async requestPasswordReset(email: string, meta: RequestMeta) {
@@ -266,25 +285,32 @@ export function createAccountFlows(d: Deps) {
     },
 
     /**
-     * Edits the profile. A new email address becomes the one that signs in and receives reset
-     * links, so changing it takes proof that the account's owner is at the keyboard, as a password
-     * change does: a stolen token or an unattended session must not lead to a takeover. That is
-     * the current password, or, for an account without one (it signs in through an upstream
-     * provider or emailed links), a sign-in in the last ten minutes, which only the account pages
-     * know (`signedInAt`). The old address is told, and the new one gets a confirmation link.
+     * Edits the profile. A new email address would become the one that signs in and receives
+     * reset links, so asking for it takes proof that the account's owner is at the keyboard, as a
+     * password change does: a stolen token or an unattended session must not lead to a takeover.
+     * That is the current password, or, for an account without one (it signs in through an
+     * upstream provider or emailed links), a sign-in in the last ten minutes, which only the
+     * account pages know (`signedInAt`). The account keeps its address until the link mailed to
+     * the new one is followed (verifyEmail): an address nobody proved never becomes an account's,
+     * or its owner's emailed sign-in would land in an account someone else holds. Returns the
+     * user and the address waiting for its confirmation, if one was asked for.
      */
-    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, proof: OwnerProof = {}) {
-      const input = ProfileUpdate.parse(edit); // a bad address is named before the password is asked for
-      const emailChanging = input.email !== undefined && normalizeLogin(input.email) !== user.emailNormalized;
-      if (emailChanging) await assertOwnerPresent(user, proof, meta, EMAIL_CHANGE);
-      if (emailChanging) await throttled('verify-email', input.email!, meta);
+    async updateProfile(user: User, edit: ProfileUpdate, meta: RequestMeta, proof: OwnerProof = {}): Promise<{ user: User; pendingEmail?: string }> {
+      const { email, ...rest } = ProfileUpdate.parse(edit); // a bad address is named before the password is asked for
+      const emailChanging = email !== undefined && normalizeLogin(email) !== user.emailNormalized;
+      if (emailChanging) {
+        await assertOwnerPresent(user, proof, meta, EMAIL_CHANGE);
+        await d.users.assertLoginsFree(user, { email });
+        await throttled('verify-email', email, meta);
+      }
+      const input = emailChanging ? rest : { email, ...rest };
       const result = await d.users.updateProfile(user, input);
       await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input), changes: fieldChanges(userAuditView(user), userAuditView(result.user)) }, ...meta });
-      if (result.emailChanged) {
-        await mailVerification(result.user, meta);
-        await d.mail.enqueue(await renderNoticeMail('email-changed', user.email, { newEmail: result.user.email }, mailContext));
-      }
-      return result;
+      if (!emailChanging) return { user: result.user };
+      const pendingEmail = email.trim();
+      await sendLink('email-change', { id: user.id, email: pendingEmail }, d.ttl.verifyEmail);
+      await d.audit.record('email.change_requested', { userId: user.id, detail: { email: pendingEmail }, ...meta });
+      return { user: result.user, pendingEmail };
     },
 
     /**

@@ -11,6 +11,8 @@ export const AUDIT_EVENTS = [
   'registration',
   'email.verification_sent',
   'email.verified',
+  'email.change_requested',
+  'email.changed',
   'password.changed',
   'password.reset_requested',
   'password.reset',

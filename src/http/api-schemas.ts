@@ -22,6 +22,9 @@ export const UserOut = z
   })
   .meta({ id: 'User' });
 
+/** The signed-in user's own account, with the address it moves to once confirmed (null when none is waiting). */
+export const MeOut = UserOut.extend({ pendingEmail: z.string().nullable() }).meta({ id: 'Me' });
+
 export const TokensOut = z
   .object({
     access_token: z.string(),

@@ -16,6 +16,13 @@ const COPY = {
     actionLabel: 'Confirm email address',
     ignoreNote: 'If you did not create an account, ignore this email.',
   }),
+  'email-change': (p: string): ActionCopy => ({
+    subject: `Confirm the new email address of your ${p} account`,
+    heading: 'Confirm your new email address',
+    intro: `Someone signed in to a ${p} account asked to move it to this address. The account's address changes only when you confirm it with the link below.`,
+    actionLabel: 'Confirm the new address',
+    ignoreNote: 'If you did not ask for this, ignore this email: no account will use this address.',
+  }),
   'reset-password': (p: string): ActionCopy => ({
     subject: `Reset your ${p} password`,
     heading: 'Reset your password',

@@ -1,13 +1,22 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { withLock } from '../db/lock.js';
 import type { Db } from '../db/prisma.js';
 import { findThenDelete, purgeInBatches } from '../db/purge.js';
+import type { Provider } from '../db/url.js';
 
-export type TokenPurpose = 'verify-email' | 'reset-password' | 'magic-link';
+/**
+ * `email-change`: a move of the account to another address, asked for by its signed-in owner and
+ * sent to that address; the account moves only when it is followed (see account-flows.ts).
+ */
+export type TokenPurpose = 'verify-email' | 'email-change' | 'reset-password' | 'magic-link';
 /** Kept the same way, never emailed: the one showing of a new secret in the console (http/one-time-secrets.ts). */
 type StoredPurpose = TokenPurpose | 'console-secret';
 
-/** The links that sign in or set a password: a password change or reset ends those outstanding. */
-export const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link'];
+/**
+ * The links that sign in, set a password or move the account to another address: a password
+ * change or reset ends those outstanding, so whoever knew the old password keeps none of them.
+ */
+export const ACCESS_LINKS: TokenPurpose[] = ['reset-password', 'magic-link', 'email-change'];
 
 const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
@@ -15,7 +24,8 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
  * Single-use emailed tokens: 256 random bits, stored as a SHA-256 digest, bound to one purpose,
  * expiring, and consumed atomically (two concurrent uses cannot both succeed).
  */
-export function createOneTimeTokens(prisma: Db) {
+export function createOneTimeTokens(prisma: Db, provider: Provider) {
+  const isOf = (purposes: StoredPurpose | readonly StoredPurpose[]) => (typeof purposes === 'string' ? [purposes] : purposes);
   return {
     /**
      * Issues a token and, unless `replace` is false, invalidates the user's earlier unused tokens
@@ -23,9 +33,8 @@ export function createOneTimeTokens(prisma: Db) {
      */
     async issue(purpose: StoredPurpose, input: { userId: string; email: string; ttlSeconds: number; interactionUid?: string }, { replace = true } = {}) {
       const token = randomBytes(32).toString('base64url');
-      await prisma.$transaction([
-        ...(replace ? [prisma.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } })] : []),
-        prisma.emailToken.create({
+      const create = (db: Db) =>
+        db.emailToken.create({
           data: {
             tokenHash: digest(token),
             purpose,
@@ -34,23 +43,35 @@ export function createOneTimeTokens(prisma: Db) {
             interactionUid: input.interactionUid ?? null,
             expiresAt: new Date(Date.now() + input.ttlSeconds * 1000),
           },
-        }),
-      ]);
+        });
+      if (!replace) await create(prisma);
+      // Under a lock: at PostgreSQL's READ COMMITTED two requests at once would each delete the
+      // other's older links and both insert, leaving two live.
+      else {
+        await withLock(prisma, provider, 'emailTokens', async (tx) => {
+          await tx.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } });
+          await create(tx);
+        });
+      }
       return token;
     },
 
-    /** Looks a token up without using it (to render a confirmation page). */
-    async peek(purpose: TokenPurpose, token: string) {
+    /** Looks a token of one of the purposes up without using it (to render a confirmation page). */
+    async peek(purposes: TokenPurpose | readonly TokenPurpose[], token: string) {
       const row = await prisma.emailToken.findUnique({ where: { tokenHash: digest(token) } });
-      return row && row.purpose === purpose && !row.consumedAt && row.expiresAt > new Date() ? row : null;
+      return row && isOf(purposes).includes(row.purpose as TokenPurpose) && !row.consumedAt && row.expiresAt > new Date() ? row : null;
     },
 
+    /** The user's latest live link of a purpose, if any (an address change waiting for its confirmation). */
+    pending: (userId: string, purpose: TokenPurpose) =>
+      prisma.emailToken.findFirst({ where: { userId, purpose, consumedAt: null, expiresAt: { gt: new Date() } }, orderBy: { createdAt: 'desc' } }),
+
     /** Uses a token: returns its record once, or null when unknown, expired, used or of another purpose. */
-    async consume(purpose: StoredPurpose, token: string) {
+    async consume(purposes: StoredPurpose | readonly StoredPurpose[], token: string) {
       const tokenHash = digest(token);
       const now = new Date();
       const { count } = await prisma.emailToken.updateMany({
-        where: { tokenHash, purpose, consumedAt: null, expiresAt: { gt: now } },
+        where: { tokenHash, purpose: { in: [...isOf(purposes)] }, consumedAt: null, expiresAt: { gt: now } },
         data: { consumedAt: now },
       });
       return count === 1 ? prisma.emailToken.findUnique({ where: { tokenHash } }) : null;

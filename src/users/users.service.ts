@@ -163,6 +163,13 @@ export function createUsersService(prisma: Db, hasher: PasswordHasher) {
       await prisma.user.update({ where: { id: userId }, data: { passwordHash: null, passwordUnproven: false } });
     },
 
+    /**
+     * Moves the account to an address its owner asked for and then proved by following the link
+     * sent there: verified at once. 409 EMAIL_TAKEN if another account has it by now.
+     */
+    moveToProvenAddress: (userId: string, email: string) =>
+      uniqueLogin(() => prisma.user.update({ where: { id: userId }, data: { email, emailNormalized: normalizeLogin(email), emailVerified: true, passwordUnproven: false } })),
+
     /** Marks the address verified, only if it is still the user's address. */
     async markEmailVerified(userId: string, email: string) {
       const { count } = await prisma.user.updateMany({ where: { id: userId, emailNormalized: normalizeLogin(email) }, data: { emailVerified: true, passwordUnproven: false } });

@@ -115,10 +115,12 @@ describe('/account linked accounts', () => {
     expect(account.html).not.toContain('id="currentPassword"');
     expect(account.html).not.toContain('id="deletePassword"');
     expect(account.html).not.toContain('id="emailPassword"');
-    // Signed in moments ago, it may change its email without one.
+    // Signed in moments ago, it may ask for a new email without one; the account keeps its
+    // address until the link mailed to the new one is followed.
     const moved = await agent.submit(account, '/account/profile', { email: 'only-github-new@example.com' });
     expect(moved.url).toBe(url('/account?notice=email'));
-    expect((await server.users.findById(user.id))?.email).toBe('only-github-new@example.com');
+    expectPage(moved, 200, 'keeps only-github@example.com until then', 'Waiting for confirmation: <strong>only-github-new@example.com</strong>');
+    expect((await server.users.findById(user.id))?.email).toBe('only-github@example.com');
 
     const refused = await agent.submit(account, `/account/identities/${only.id}/remove`);
     expectPage(refused, 409, LAST_WAY, '<strong>GitHub</strong>');

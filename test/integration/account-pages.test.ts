@@ -274,6 +274,25 @@ describe('/account forms', () => {
     expect(again.status).toBe(200);
   });
 
+  it('moves the account to a new address only when the link mailed there is followed, then tells the old one', async () => {
+    const { agent, account } = await signedInAgent('mover@example.com');
+    const asked = await agent.submit(account, '/account/profile', { email: 'mover.new@example.com', emailPassword: PASSWORD });
+    expectPage(asked, 200, 'keeps mover@example.com until then', 'Waiting for confirmation: <strong>mover.new@example.com</strong>', 'Signed in as <strong>mover@example.com</strong>');
+    expect(await server.users.findByLogin('mover.new@example.com')).toBeNull();
+
+    const mail = await smtp.waitFor('mover.new@example.com', (m) => m.subject.includes('Confirm the new email address'));
+    const other = createUserAgent();
+    const confirm = await other.navigate(url(`/verify-email?token=${tokenOf(mail.link)}`));
+    expectPage(confirm, 200, 'Confirm that mover.new@example.com is your address, and move your account to it.');
+    expect((await server.users.findByLogin('mover@example.com'))?.email).toBe('mover@example.com');
+    expectPage(await other.submit(confirm, '/verify-email'), 200, 'email address is now mover.new@example.com');
+    expect(await server.users.findByLogin('mover.new@example.com')).toMatchObject({ email: 'mover.new@example.com', emailVerified: true });
+    expect((await smtp.waitFor('mover@example.com', (m) => m.subject.includes('email address of your'))).text).toContain('was changed to mover.new@example.com');
+    const after = await agent.navigate(url('/account'));
+    expectPage(after, 200, 'Signed in as <strong>mover.new@example.com</strong>', 'Email address changed');
+    expect(after.html).not.toContain('Waiting for confirmation');
+  });
+
   it('deletes the account with the right password, resends verification only when unverified', async () => {
     const { agent, account } = await signedInAgent('leaving@example.com');
     expect(account.html).not.toContain('/account/verification');

@@ -168,6 +168,14 @@ describe('registration and email verification', () => {
 });
 
 describe('password reset', () => {
+  it('keeps one live link when several are asked for at once: a new one ends the previous, also on PostgreSQL', async () => {
+    const user = await server.users.create({ email: 'burst@example.com', password: 'amber lantern sonnet 9', emailVerified: true });
+    for (let round = 0; round < 3; round += 1) {
+      await Promise.all(Array.from({ length: 4 }, () => server.tokens.issue('reset-password', { userId: user.id, email: user.email, ttlSeconds: 600 })));
+      expect(await server.prisma.emailToken.count({ where: { userId: user.id, purpose: 'reset-password', consumedAt: null } })).toBe(1);
+    }
+  });
+
   it('answers the same for known and unknown addresses and mails only the known one', async () => {
     const known = await api('/auth/forgot-password', { email: 'ada@example.com' });
     const unknown = await api('/auth/forgot-password', { email: 'ghost@example.com' });
@@ -245,7 +253,7 @@ describe('magic links', () => {
     expect(await server.users.findByLogin('owner@example.com')).toMatchObject({ emailVerified: true, passwordHash: null });
 
     // A registrant who confirmed the address keeps the password; so does one who moved to a new
-    // address and proves that one by link.
+    // address (the move takes its link) and then signs in by link there.
     expect((await api('/auth/register', { email: 'honest@example.com', password: 'amber lantern sonnet 8' })).status).toBe(201);
     const confirm = new URL((await smtp.waitFor('honest@example.com', (m) => m.subject.includes('Confirm your email'))).link!).searchParams.get('token')!;
     expect((await api('/auth/verify-email', { token: confirm })).status).toBe(204);
@@ -253,6 +261,8 @@ describe('magic links', () => {
     await useLink('honest@example.com');
     const moved = await fetch(`${server.url}/api/me`, { method: 'PATCH', headers: { ...bearer(String(honest.access_token)).headers, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'honest.new@example.com', currentPassword: 'amber lantern sonnet 8' }) });
     expect(moved.status).toBe(200);
+    const move = new URL((await smtp.waitFor('honest.new@example.com', (m) => m.subject.includes('Confirm the new email address'))).link!).searchParams.get('token')!;
+    expect((await api('/auth/verify-email', { token: move })).status).toBe(204);
     await useLink('honest.new@example.com');
     expect((await login('honest.new@example.com', 'amber lantern sonnet 8')).res.status).toBe(200);
   });

@@ -301,7 +301,8 @@ const ROUTES: Row[] = [
     prepare: async (who) => {
       const p = await freshSelf('/api/me')(who);
       const email = `${unique('put')}@example.com`;
-      return { ...p, body: { email, name: 'Put', currentPassword: PASSWORD }, after: p.token ? async () => expect(await json(await call('GET', '/api/me', p.token))).toMatchObject({ email, name: 'Put', givenName: null }) : undefined };
+      // The new address waits for its confirmation link; the rest applies at once.
+      return { ...p, body: { email, name: 'Put', currentPassword: PASSWORD }, after: p.token ? async () => expect(await json(await call('GET', '/api/me', p.token))).toMatchObject({ pendingEmail: email, name: 'Put', givenName: null }) : undefined };
     },
   },
   { method: 'DELETE', path: '/api/me', expected: selfOnly(204), prepare: freshSelf('/api/me', { currentPassword: PASSWORD }, (t) => async () => expect((await call('GET', '/api/me', t)).status).toBe(401)) },

@@ -43,20 +43,30 @@ describe('/api/me', () => {
     expect((await res.json()).code).toBe('FORBIDDEN');
   });
 
-  it('shows and edits the profile; a new email is unverified and gets a confirmation link', async () => {
+  it('shows and edits the profile; a new email takes effect only once the link mailed to it is followed', async () => {
     const { access_token } = await newUserSession('tess@example.com');
     const me = await (await call('GET', '/me', access_token)).json();
-    expect(me).toMatchObject({ email: 'tess@example.com', givenName: 'Tess', emailVerified: true });
+    expect(me).toMatchObject({ email: 'tess@example.com', givenName: 'Tess', emailVerified: true, pendingEmail: null });
     expect(me.passwordHash).toBeUndefined();
 
     const patched = await call('PATCH', '/me', access_token, { familyName: 'Ting', username: 'tess' });
     expect(await patched.json()).toMatchObject({ givenName: 'Tess', familyName: 'Ting', username: 'tess' });
 
-    const moved = await (await call('PATCH', '/me', access_token, { email: 'tess.new@example.com', currentPassword: PASSWORD })).json();
-    expect(moved).toMatchObject({ email: 'tess.new@example.com', emailVerified: false });
-    await smtp.waitFor('tess.new@example.com', (m) => m.subject.includes('Confirm your email'));
+    // Asked for: the account keeps its address, verified, until the new mailbox answers.
+    const asked = await (await call('PATCH', '/me', access_token, { email: 'tess.new@example.com', currentPassword: PASSWORD })).json();
+    expect(asked).toMatchObject({ email: 'tess@example.com', emailVerified: true, pendingEmail: 'tess.new@example.com' });
+    expect((await call('GET', '/me', access_token)).ok).toBe(true);
+    expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'tess@example.com', pendingEmail: 'tess.new@example.com' });
+    expect(await server.users.findByLogin('tess.new@example.com')).toBeNull();
+    const confirm = await smtp.waitFor('tess.new@example.com', (m) => m.subject.includes('Confirm the new email address'));
+    expect(smtp.to('tess@example.com')).toHaveLength(0);
+
+    const token = new URL(confirm.link!).searchParams.get('token');
+    expect((await call('POST', '/auth/verify-email', undefined, { token })).status).toBe(204);
+    expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'tess.new@example.com', emailVerified: true, pendingEmail: null });
     const notice = await smtp.waitFor('tess@example.com', (m) => m.subject.includes('email address of your'));
     expect(notice.text).toContain('was changed to tess.new@example.com');
+    expect((await call('POST', '/auth/verify-email', undefined, { token })).status).toBe(400);
 
     // The same address again needs no password; the rest of the profile is replaced.
     const replaced = await (await call('PUT', '/me', access_token, { email: 'tess.new@example.com', name: 'T. T.' })).json();
@@ -67,13 +77,13 @@ describe('/api/me', () => {
     expect((await call('PUT', '/me', access_token, { name: 'no email' })).status).toBe(400);
   });
 
-  it('changes the email only with the current password, and links mailed to the old address stop working', async () => {
+  it('asks for a new email only with the current password; once moved, links mailed to the old address stop working', async () => {
     const { access_token } = await newUserSession('uma@example.com');
     const forgot = await call('POST', '/auth/forgot-password', undefined, { email: 'uma@example.com' });
     expect(forgot.status).toBe(202);
     expect((await call('POST', '/auth/magic-link', undefined, { email: 'uma@example.com' })).status).toBe(202);
-    const tokenOf = async (match: string) => new URL((await smtp.waitFor('uma@example.com', (m) => m.subject.includes(match))).link!).searchParams.get('token')!;
-    const [reset, magic] = [await tokenOf('Reset your'), await tokenOf('sign-in link')];
+    const tokenOf = async (to: string, match: string) => new URL((await smtp.waitFor(to, (m) => m.subject.includes(match))).link!).searchParams.get('token')!;
+    const [reset, magic] = [await tokenOf('uma@example.com', 'Reset your'), await tokenOf('uma@example.com', 'sign-in link')];
 
     // A stolen token alone cannot move the account to another mailbox.
     for (const currentPassword of [undefined, 'not the password']) {
@@ -84,12 +94,52 @@ describe('/api/me', () => {
     expect((await server.users.findByLogin('uma@example.com'))?.email).toBe('uma@example.com');
 
     expect((await call('PATCH', '/me', access_token, { email: 'uma.new@example.com', currentPassword: PASSWORD })).status).toBe(200);
+    const move = await tokenOf('uma.new@example.com', 'Confirm the new email address');
+    expect((await call('POST', '/auth/verify-email', undefined, { token: move })).status).toBe(204);
     const resetAfter = await call('POST', '/auth/reset-password', undefined, { token: reset, password: 'sunny plains garage 7' });
     expect(resetAfter.status).toBe(400);
     expect((await resetAfter.json()).code).toBe('INVALID_TOKEN');
     const magicAfter = await call('POST', '/auth/magic-link/verify', undefined, { token: magic });
     expect(magicAfter.status).toBe(400);
     expect((await magicAfter.json()).code).toBe('INVALID_TOKEN');
+  });
+
+  it('never gives an account an address nobody proved: its owner signing in by emailed link gets an account of their own', async () => {
+    // Mallory asks to move her account onto an address she does not hold.
+    const mallory = await newUserSession('mallory.own@example.com');
+    const asked = await call('PATCH', '/me', mallory.access_token, { email: 'victim@corp.example', currentPassword: PASSWORD });
+    expect(asked.status).toBe(200);
+    const link = new URL((await smtp.waitFor('victim@corp.example', (m) => m.subject.includes('Confirm the new email address'))).link!);
+
+    // The address's owner, who never followed that link, finds no account at it: no sign-in link,
+    // no reset link, and registering works.
+    expect(await server.users.findByLogin('victim@corp.example')).toBeNull();
+    expect((await call('POST', '/auth/magic-link', undefined, { email: 'victim@corp.example' })).status).toBe(202);
+    expect((await call('POST', '/auth/forgot-password', undefined, { email: 'victim@corp.example' })).status).toBe(202);
+    await server.accounts.settled();
+    expect(await server.prisma.emailToken.count({ where: { email: 'victim@corp.example', purpose: { not: 'email-change' } } })).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(smtp.to('victim@corp.example')).toHaveLength(0);
+    const registered = await call('POST', '/auth/register', undefined, { email: 'victim@corp.example', password: 'violet harbour lantern 4' });
+    expect(registered.status).toBe(201);
+
+    // Mallory's link, followed now, cannot take the address from its owner's account.
+    const late = await call('POST', '/auth/verify-email', undefined, { token: link.searchParams.get('token') });
+    expect(late.status).toBe(409);
+    expect((await late.json()).code).toBe('EMAIL_TAKEN');
+    expect((await call('PATCH', '/me', mallory.access_token, { email: 'victim@corp.example', currentPassword: PASSWORD })).status).toBe(409);
+    expect(await (await call('GET', '/me', mallory.access_token)).json()).toMatchObject({ email: 'mallory.own@example.com' });
+  });
+
+  it('ends a waiting address change when the password changes, so whoever knew the old one cannot finish it', async () => {
+    const { access_token } = await newUserSession('wes@example.com');
+    expect((await call('PATCH', '/me', access_token, { email: 'wes.thief@example.com', currentPassword: PASSWORD })).status).toBe(200);
+    const link = new URL((await smtp.waitFor('wes.thief@example.com', (m) => m.subject.includes('Confirm the new email address'))).link!);
+    expect((await call('POST', '/me/password', access_token, { currentPassword: PASSWORD, newPassword: 'sunny plains garage 7' })).status).toBe(204);
+    const used = await call('POST', '/auth/verify-email', undefined, { token: link.searchParams.get('token') });
+    expect(used.status).toBe(400);
+    expect((await used.json()).code).toBe('INVALID_TOKEN');
+    expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'wes@example.com', pendingEmail: null });
   });
 
   it('counts wrong current passwords as failed sign-ins of the account, so a stolen token cannot guess freely', async () => {

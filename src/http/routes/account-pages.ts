@@ -34,7 +34,7 @@ const STATE_SECONDS = 600;
 
 const NOTICES: Record<string, (user: User) => string> = {
   profile: () => 'Your profile is saved.',
-  email: (u) => `Your profile is saved. We sent a confirmation link to ${u.email}.`,
+  email: (u) => `Your profile is saved. We sent a link to your new email address: the account moves to it when you follow the link, and keeps ${u.email} until then.`,
   password: () => 'Your password is changed. You were signed out everywhere else.',
   verification: (u) => `We sent a new confirmation link to ${u.email}.`,
   unlinked: () => 'The linked account is removed.',
@@ -47,6 +47,8 @@ const ACTIVITY: Record<string, string> = {
   registration: 'Account created',
   'email.verification_sent': 'Confirmation link sent',
   'email.verified': 'Email address confirmed',
+  'email.change_requested': 'Change of email address asked for',
+  'email.changed': 'Email address changed',
   'password.changed': 'Password changed',
   'password.reset_requested': 'Password reset requested',
   'password.reset': 'Password reset',
@@ -168,6 +170,7 @@ export function accountPageRoutes({ config, provider, views, users, audit, accou
       identities,
       // Accounts made by an upstream sign-in have none until a reset link sets one.
       hasPassword: Boolean(user.passwordHash),
+      pendingEmail: await accounts.pendingEmail(user.id),
       signOutUrl,
     }, extra.problem?.status);
   }
@@ -249,9 +252,9 @@ export function accountPageRoutes({ config, provider, views, users, audit, accou
     const v = profileValues(ctx);
     const input = { givenName: v.givenName || null, familyName: v.familyName || null, name: v.name || null, username: v.username || null, email: v.email };
     // This form's password field is emailPassword: the password form below has currentPassword.
-    const { emailChanged } = await renamingField('currentPassword', 'emailPassword', () =>
+    const { pendingEmail } = await renamingField('currentPassword', 'emailPassword', () =>
       accounts.updateProfile(user, input, requestMeta(ctx), { currentPassword: field(ctx, 'emailPassword') || undefined, signedInAt }));
-    return emailChanged ? 'email' : 'profile';
+    return pendingEmail ? 'email' : 'profile';
   }, profileValues));
 
   router.post('/password', form, csrf, action('password', async (ctx, { user, sessionUid }) => {

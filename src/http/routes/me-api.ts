@@ -7,7 +7,7 @@ import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ProfileUpdate } from '../../users/users.service.js';
 import { toUserDto } from '../../users/users.dto.js';
 import type { ApiRegistry } from '../api-routes.js';
-import { ActivityOut, IdentitiesOut, UserOut } from '../api-schemas.js';
+import { ActivityOut, IdentitiesOut, MeOut } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
 
 const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) });
@@ -40,16 +40,21 @@ const me = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as U
 /** /api/me: the signed-in user's own account, with a first-party bearer token. */
 export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; federated: FederatedAccounts; requireUser: Middleware }) {
   const common = { tag: 'Me', auth: 'bearer' as const, use: [deps.requireUser] };
-  const user = { 200: { description: 'The user', schema: UserOut } };
+  const user = { 200: { description: 'The user, and the address it moves to once confirmed', schema: MeOut } };
 
-  api.define({ ...common, method: 'get', path: '/api/me', summary: 'The signed-in user', responses: user }, (ctx) => {
-    ctx.body = toUserDto(me(ctx).user);
+  api.define({ ...common, method: 'get', path: '/api/me', summary: 'The signed-in user', responses: user }, async (ctx) => {
+    const { user: self } = me(ctx);
+    ctx.body = { ...toUserDto(self), pendingEmail: (await deps.accounts.pendingEmail(self.id)) ?? null };
   });
 
   const editProfile = async (ctx: Context, { currentPassword, ...profile }: ProfileUpdate & { currentPassword?: string }) => {
-    ctx.body = toUserDto((await deps.accounts.updateProfile(me(ctx).user, profile, requestMeta(ctx), { currentPassword })).user);
+    const edited = await deps.accounts.updateProfile(me(ctx).user, profile, requestMeta(ctx), { currentPassword });
+    ctx.body = { ...toUserDto(edited.user), pendingEmail: edited.pendingEmail ?? (await deps.accounts.pendingEmail(edited.user.id)) ?? null };
   };
-  api.define({ ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password and must be confirmed)', body: ProfileEdit, responses: user }, (ctx, { body }) => editProfile(ctx, body));
+  api.define(
+    { ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password, and the account moves to it when the link mailed there is followed)', body: ProfileEdit, responses: user },
+    (ctx, { body }) => editProfile(ctx, body),
+  );
   api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, (ctx, { body }) => editProfile(ctx, body));
 
   api.define(

@@ -166,12 +166,12 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
   // Confirm an email address.
   router.get('/verify-email', tokenPage, csrf, (ctx) =>
     withToken(ctx, 'verify', ctx.query.token, async (token) => {
-      const record = await tokens.peek('verify-email', token);
+      const record = await tokens.peek(['verify-email', 'email-change'], token);
       if (!record) throw new AppError('INVALID_TOKEN');
       await renderPage(ctx, views, 'confirm-link', {
         title: 'Confirm your email address',
         heading: 'Confirm your email address',
-        message: `Confirm that ${record.email} is your address.`,
+        message: record.purpose === 'email-change' ? `Confirm that ${record.email} is your address, and move your account to it.` : `Confirm that ${record.email} is your address.`,
         action: '/verify-email',
         token,
         button: 'Confirm email address',
@@ -181,11 +181,11 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
 
   router.post('/verify-email', tokenPage, form, csrf, (ctx) =>
     withToken(ctx, 'verify', field(ctx, 'token'), async (token) => {
-      await accounts.verifyEmail(token, requestMeta(ctx));
+      const { movedTo } = await accounts.verifyEmail(token, requestMeta(ctx));
       await renderPage(ctx, views, 'message', {
         title: 'Email address confirmed',
         heading: 'Email address confirmed',
-        message: 'Thank you: your email address is confirmed.',
+        message: movedTo ? `Thank you: your account's email address is now ${movedTo}.` : 'Thank you: your email address is confirmed.',
         link: { href: '/account', label: 'Go to your account' },
       });
     }),
