@@ -6,7 +6,7 @@ import type { Audit, RequestMeta } from '../audit/audit.service.js';
 import { fieldChanges } from '../audit/changes.js';
 import type { EmailThrottle } from '../auth/email-throttle.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
-import { accountThrottleKey, type LoginThrottle } from '../auth/login-throttle.js';
+import type { LoginThrottle } from '../auth/login-throttle.js';
 import { AppError } from '../http/problem.js';
 import type { MailQueue } from '../mail/mail-queue.js';
 import { renderActionMail, renderNoticeMail, type MessageKind } from '../mail/messages.js';
@@ -15,6 +15,7 @@ import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { ACCESS_LINKS, type OneTimeTokens, type TokenPurpose } from '../tokens/one-time-tokens.js';
 import { deleteUserRows, guardLastAdmin } from '../users/last-admin.js';
 import { NewUser, normalizeLogin, ProfileUpdate, userAuditView, type User, type UsersService } from '../users/users.service.js';
+import { createOwnerProof, DELETION, EMAIL_CHANGE, type OwnerProof } from './owner-proof.js';
 
 type Deps = {
   prisma: Db;
@@ -30,29 +31,6 @@ type Deps = {
   ttl: { verifyEmail: number; resetPassword: number; magicLink: number };
   logger: Logger;
   loginThrottle: LoginThrottle;
-};
-
-/** How recently an account without a password must have signed in to change its email address or delete it. */
-export const RECENT_SIGN_IN_SECONDS = 600;
-
-/** What the signed-in user shows before a change that could hand the account to someone else. */
-export type OwnerProof = { currentPassword?: string; signedInAt?: number };
-
-/** What assertOwnerPresent says, for the change it guards. */
-type ProofWords = { missing: string; field: string; wrong: string; noPassword: string };
-
-const EMAIL_CHANGE: ProofWords = {
-  missing: 'Enter your current password to change your email address.',
-  field: 'required to change the email address',
-  wrong: 'The current password is not correct; your email address was not changed.',
-  noPassword: 'This account has no password: to change its email address, sign in again on the account page and change it there within ten minutes (or set a password first, with a reset link).',
-};
-
-const DELETION: ProofWords = {
-  missing: 'Enter your current password to delete your account.',
-  field: 'required to delete the account',
-  wrong: 'The password is not correct; your account was not deleted.',
-  noPassword: 'This account has no password: to delete it, sign in again on the account page and delete it there within ten minutes (or set a password first, with a reset link).',
 };
 
 /** Where each emailed token leads: a page that asks for confirmation before using it. */
@@ -76,6 +54,7 @@ const sentToCurrentAddress = (record: { email: string }, user: Pick<User, 'email
  */
 export function createAccountFlows(d: Deps) {
   const mailContext = { productName: d.product.name, supportEmail: d.product.supportEmail };
+  const { assertCurrentPassword, assertOwnerPresent } = createOwnerProof(d);
 
   /** Emails a link of `kind` to `user.email` (for an address change, the new address). */
   async function sendLink(kind: MessageKind & TokenPurpose, user: Pick<User, 'id' | 'email'>, ttlSeconds: number, interactionUid?: string) {
@@ -110,40 +89,6 @@ export function createAccountFlows(d: Deps) {
       .catch((err: unknown) => d.logger.error({ err, kind }, 'emailed link not sent'))
       .finally(() => afterAnswer.delete(running));
     afterAnswer.add(running);
-  }
-
-  /**
-   * The signed-in user proves they know their password before a change that could hand the
-   * account to someone else (its email, its password, its deletion). Wrong guesses count as failed
-   * sign-ins of the account do, so a stolen token or an unattended session cannot guess freely.
-   */
-  async function assertCurrentPassword(user: User, password: string | undefined, meta: RequestMeta, wrong = 'The current password is not correct.') {
-    if (!password) throw new AppError('VALIDATION_FAILED', 'Enter your current password.', [{ path: 'currentPassword', message: 'required' }]);
-    // Counted before the hash (a failure keeps its points), so concurrent guesses cannot all pass one check.
-    const attempt = await d.loginThrottle.take(accountThrottleKey(user.id), meta.ip ?? 'unknown');
-    const { retryAfter } = attempt;
-    if (retryAfter > 0) {
-      await d.loginThrottle.giveBack(attempt);
-      throw new AppError('TOO_MANY_ATTEMPTS', `Too many failed attempts. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, undefined, retryAfter);
-    }
-    if (!(await d.hasher.verify(user.passwordHash, password))) throw new AppError('VALIDATION_FAILED', wrong, [{ path: 'currentPassword', message: 'not correct' }]);
-    await d.loginThrottle.succeeded(attempt);
-  }
-
-  /**
-   * Proof that the account's owner is at the keyboard, as a password change asks, before a change
-   * a stolen token or an unattended session must not make: the current password (checked and
-   * throttled by assertCurrentPassword), or, for an account without one (it signs in through an
-   * upstream provider or emailed links), a sign-in in the last ten minutes, which only the account
-   * pages know (`signedInAt`); elsewhere 403 RECENT_SIGN_IN_REQUIRED.
-   */
-  async function assertOwnerPresent(user: User, proof: OwnerProof, meta: RequestMeta, words: ProofWords) {
-    if (user.passwordHash) {
-      if (!proof.currentPassword) throw new AppError('VALIDATION_FAILED', words.missing, [{ path: 'currentPassword', message: words.field }]);
-      await assertCurrentPassword(user, proof.currentPassword, meta, words.wrong);
-    } else if (!(proof.signedInAt !== undefined && Date.now() / 1000 - proof.signedInAt <= RECENT_SIGN_IN_SECONDS)) {
-      throw new AppError('RECENT_SIGN_IN_REQUIRED', words.noPassword);
-    }
   }
 
   /**
