@@ -1,12 +1,11 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
-import { keyOf, type AccountRecord, type AuditRow, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { sideBatch, sideStatement, takeCounters, type SideWrite } from './postgres-side-writes.js';
+import { epochMs, iso } from './postgres-time.js';
 
-// Columns are timestamp(3) without time zone holding UTC (as Prisma writes them): times go in as
-// ISO strings (the offset is ignored, the value kept) and come out as epoch numbers, so neither
-// side depends on the process's time zone. Statements are named, so each connection prepares them once.
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+// Times go in and out as postgres-time.ts says. Statements are named, so each connection prepares them once.
 const LIVE = '(expires_at IS NULL OR expires_at > $3::timestamp)';
 const SELECT = 'SELECT payload, EXTRACT(EPOCH FROM consumed_at)::bigint AS consumed FROM oidc_payloads';
 
@@ -38,7 +37,6 @@ const FIND_MANY = `SELECT k.i::int AS i, t.payload, EXTRACT(EPOCH FROM t.consume
     WHERE model = 'Session' AND uid = ${SESSION_UID} AND (expires_at IS NULL OR expires_at > $3::timestamp) LIMIT 1
   ) s ON true`;
 
-const epochMs = (column: string) => `EXTRACT(EPOCH FROM ${column}) * 1000`;
 // Emails hold an @ and usernames cannot, so at most one user matches.
 const USER_BY_LOGIN = `SELECT id, email, email_normalized AS "emailNormalized", username, username_normalized AS "usernameNormalized",
     given_name AS "givenName", family_name AS "familyName", name, email_verified AS "emailVerified", active, is_staff AS "isStaff",
@@ -72,68 +70,6 @@ function batchValues(writes: readonly StoreWrite[]) {
     }
   }
   return columns;
-}
-
-// Throttle counters as rate-limiter-flexible keeps them: a counter whose window has passed
-// (expire <= now) starts again with this point, any other gains one; concurrent statements each
-// take their own point (ON CONFLICT waits for the other's row). Rows are locked in key order, so
-// two attempts never hold each other's counter (a deadlock).
-const TAKE_COUNTERS = `INSERT INTO rate_limits (key, points, expire)
-  SELECT DISTINCT k, 1, $2::timestamp FROM unnest($1::text[]) AS k ORDER BY k
-  ON CONFLICT (key) DO UPDATE SET
-    points = CASE WHEN rate_limits.expire <= $3::timestamp THEN 1 ELSE rate_limits.points + 1 END,
-    expire = CASE WHEN rate_limits.expire <= $3::timestamp THEN EXCLUDED.expire ELSE rate_limits.expire END
-  RETURNING key, points, (${epochMs('expire')})::bigint AS expire`;
-// Counters cleared ($c), and points given back ($k, $e: key and window; several for one key add
-// up), only in the window they were taken in. Every row is locked first, in key order as an
-// attempt takes them, so a return and an attempt never wait for each other both (a deadlock).
-const returnCounters = (c: number, k: number, e: number) => `locked AS (SELECT 1 FROM rate_limits WHERE key = ANY($${c}::text[] || $${k}::text[]) ORDER BY key FOR UPDATE),
-  cleared AS (DELETE FROM rate_limits WHERE key = ANY($${c}::text[]) AND (SELECT count(*) FROM locked) >= 0),
-  given_back AS (
-    UPDATE rate_limits r SET points = GREATEST(r.points - g.n, 0)
-    FROM (SELECT key, expire, count(*)::int AS n FROM unnest($${k}::text[], $${e}::timestamp[]) AS b(key, expire) GROUP BY key, expire) g
-    WHERE r.key = g.key AND r.expire IS NOT DISTINCT FROM g.expire AND r.key <> ALL($${c}::text[]) AND (SELECT count(*) FROM locked) >= 0)`;
-const RETURN_COUNTERS = `WITH ${returnCounters(1, 2, 3)} SELECT 1`;
-const returnValues = (rs: readonly RateLimitReturn[]) => {
-  const giveBack = rs.flatMap((r) => r.giveBack);
-  return [[...new Set(rs.flatMap((r) => r.clear))], giveBack.map((g) => g.key), giveBack.map((g) => iso(g.expire))];
-};
-
-// A sign-in's own writes, its user's last sign-in, its audit event and its throttle counters'
-// return, are made at once: a group of them (with those of the sign-ins that end beside it) is one
-// statement. A user signed in twice in one group keeps the later time and the last new hash, as
-// the writes one after another would.
-type SideWrite =
-  | { kind: 'login'; userId: string; at: Date; passwordHash: string | null }
-  | { kind: 'audit'; event: AuditRow }
-  | { kind: 'counters'; r: RateLimitReturn };
-const AUDIT_COLUMNS = 'id, event, user_id, actor_id, ip, user_agent, detail, created_at';
-const SIDE_BATCH = `WITH logins AS (
-    UPDATE users u SET last_login_at = l.at, password_hash = COALESCE(l.hash, u.password_hash)
-    FROM unnest($1::text[], $2::timestamp[], $3::text[]) AS l(id, at, hash) WHERE u.id = l.id),
-  ${returnCounters(12, 13, 14)}
-  INSERT INTO audit_events (${AUDIT_COLUMNS})
-  SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamp[])`;
-
-function sideBatchValues(writes: readonly SideWrite[]) {
-  const logins = new Map<string, { at: Date; passwordHash: string | null }>();
-  const audits: AuditRow[] = [];
-  const counters: RateLimitReturn[] = [];
-  for (const w of writes) {
-    if (w.kind === 'audit') audits.push(w.event);
-    else if (w.kind === 'counters') counters.push(w.r);
-    else logins.set(w.userId, { at: w.at, passwordHash: w.passwordHash ?? logins.get(w.userId)?.passwordHash ?? null });
-  }
-  const users = [...logins];
-  return [
-    users.map(([id]) => id),
-    users.map(([, l]) => iso(l.at)),
-    users.map(([, l]) => l.passwordHash),
-    ...(['id', 'event', 'userId', 'actorId', 'ip', 'userAgent'] as const).map((column) => audits.map((e) => e[column])),
-    audits.map((e) => (e.detail === null ? null : JSON.stringify(e.detail))),
-    audits.map((e) => iso(e.createdAt)),
-    ...returnValues(counters),
-  ];
 }
 
 /**
@@ -246,26 +182,11 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
   const commits = groupCommit(pool);
   const unflushedCommits = unflushedPool && groupCommit(unflushedPool);
 
-  const applySide = async (w: SideWrite) => {
-    if (w.kind === 'counters') {
-      await query('rate_limits_return', RETURN_COUNTERS, returnValues([w.r]));
-      return;
-    }
-    if (w.kind === 'login') {
-      await query('record_login', 'UPDATE users SET last_login_at = $2::timestamp, password_hash = COALESCE($3, password_hash) WHERE id = $1', [w.userId, iso(w.at), w.passwordHash]);
-      return;
-    }
-    const e = w.event;
-    await query(
-      'audit_insert',
-      `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamp)`,
-      [e.id, e.event, e.userId, e.actorId, e.ip, e.userAgent, e.detail === null ? null : JSON.stringify(e.detail), iso(e.createdAt)],
-    );
-  };
+  const applySide = (w: SideWrite) => query(...sideStatement(w)).then(noop);
   const sideCommits = createGroupCommit<SideWrite>({
     windowMs: commitWindowMs,
     othersAtWork,
-    commitAll: (group) => (group.length === 1 ? applySide(group[0]!) : query('side_batch', SIDE_BATCH, sideBatchValues(group)).then(noop)),
+    commitAll: (group) => (group.length === 1 ? applySide(group[0]!) : query(...sideBatch(group)).then(noop)),
     commitOne: applySide,
   });
 
@@ -332,7 +253,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     async takeRateLimits(keys, windowMs): Promise<RateLimitRow[]> {
       const take = () => {
         const at = new Date();
-        return query<{ key: string; points: number; expire: string | null }>('rate_limits_take', TAKE_COUNTERS, [keys, iso(new Date(at.getTime() + windowMs)), iso(at)]);
+        return query<{ key: string; points: number; expire: string | null }>(...takeCounters(keys, at, windowMs));
       };
       // The purge deletes expired counters in no particular order, so it can deadlock with an
       // attempt restarting two of them; the statement chosen to fail is undone whole: take again.
