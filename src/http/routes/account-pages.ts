@@ -12,6 +12,7 @@ import type { User, UsersService } from '../../users/users.service.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
+import { activityItems, when } from './account-activity.js';
 import { field, formBody, handleForm, noStore, renderPage, safeDecode, type FormProblem } from './page-forms.js';
 
 type Deps = {
@@ -40,58 +41,6 @@ const NOTICES: Record<string, (user: User) => string> = {
   unlinked: () => 'The linked account is removed.',
 };
 
-const ACTIVITY: Record<string, string> = {
-  'login.success': 'Signed in',
-  'login.failure': 'Failed sign-in attempt',
-  logout: 'Signed out',
-  registration: 'Account created',
-  'email.verification_sent': 'Confirmation link sent',
-  'email.verified': 'Email address confirmed',
-  'email.change_requested': 'Change of email address asked for',
-  'email.changed': 'Email address changed',
-  'password.changed': 'Password changed',
-  'password.reset_requested': 'Password reset requested',
-  'password.reset': 'Password reset',
-  'magic_link.sent': 'Sign-in link sent',
-  'magic_link.used': 'Signed in with an emailed link',
-  'account.updated': 'Profile updated',
-  'federated.linked': 'Linked an account from another provider',
-  'federated.unlinked': 'Removed a linked account',
-};
-
-type ActivityEvent = { event: string; detail?: unknown; createdAt: Date; ip: string | null; userAgent: string | null };
-
-/** The label of an event, naming the provider of an upstream sign-in (by its slug: that is all the event keeps). */
-function activityLabel(e: ActivityEvent) {
-  const detail = (e.detail ?? {}) as { method?: unknown; connection?: unknown };
-  const provider = typeof detail.connection === 'string' ? detail.connection : undefined;
-  if (provider && e.event === 'login.success' && detail.method === 'federated') return `Signed in with ${provider}`;
-  if (provider && e.event === 'registration' && detail.method === 'federated') return `Account created with ${provider}`;
-  if (provider && e.event === 'federated.linked') return `Linked your ${provider} account`;
-  return ACTIVITY[e.event] ?? e.event;
-}
-
-/** "Chrome 140 on Linux" from a user agent, for the activity list. */
-function device(userAgent: string | null) {
-  if (!userAgent) return undefined;
-  const browser = /(Edg|Firefox|Chrome|Safari)\/(\d+)/.exec(userAgent);
-  const os = /(Windows|Android|iPhone|iPad|Mac OS X|Linux)/.exec(userAgent)?.[1]?.replace('Mac OS X', 'macOS');
-  if (!browser) return userAgent.slice(0, 60);
-  const name = browser[1] === 'Edg' ? 'Edge' : browser[1];
-  return `${name} ${browser[2]}${os ? ` on ${os}` : ''}`;
-}
-
-const when = (d: Date) => `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-
-const activityItems = (events: ActivityEvent[]) =>
-  events.map((e) => ({
-    label: activityLabel(e),
-    at: e.createdAt.toISOString(),
-    when: when(e.createdAt),
-    ip: e.ip ?? undefined,
-    device: device(e.userAgent),
-  }));
-
 /** A path on this server to return to after signing in ("/admin/users?page=2"), never another origin. */
 function localPath(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length > 1000) return undefined;
@@ -99,7 +48,6 @@ function localPath(value: unknown): string | undefined {
   if (!value.startsWith('/') || value.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(value)) return undefined;
   return value;
 }
-
 
 /** Runs an account action whose field errors name a field that this page's form calls otherwise. */
 async function renamingField<T>(from: string, to: string, run: () => Promise<T>): Promise<T> {
