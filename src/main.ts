@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
 import { gatherWorkerMetrics } from './metrics/cluster-metrics.js';
+import { withoutSecrets } from './db/url.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -24,7 +25,7 @@ function banner(users: number | undefined) {
   console.log(`
   Latch is running${config.http.workers > 1 ? ` with ${config.http.workers} worker processes` : ''}.
     Issuer (OpenID Connect discovery): ${issuer}/.well-known/openid-configuration
-    Database: ${config.db.url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')}
+    Database: ${withoutSecrets(config.db.url)}
   Next steps:
     ${users === 0 ? 'Create an admin:      npx latch users create --email you@example.com --admin\n    ' : ''}Register a client:    npx latch clients create --name "My app" --redirect-uri http://localhost:8080/callback
     List clients:         npx latch clients list
