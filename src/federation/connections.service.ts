@@ -46,12 +46,16 @@ const DEFAULT_CLAIMS: Record<ConnectionKind, Record<ClaimField, string>> = {
 };
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-/** Upstream endpoints: https, or http on loopback only (local development and tests). */
+/**
+ * Whether Latch may call an upstream endpoint: https, or http on loopback only (local development
+ * and tests). Checked when a connection is saved, and on the endpoints its discovery names.
+ */
+export const mayCallUpstream = (u: string) => u.startsWith('https://') || (URL.canParse(u) && new URL(u).protocol === 'http:' && LOOPBACK.has(new URL(u).hostname));
 const upstreamUrl = z
   .url({ protocol: /^https?$/ })
   .max(2000)
   .refine((u) => !u.includes('#'), 'must not contain a fragment')
-  .refine((u) => u.startsWith('https://') || (URL.canParse(u) && LOOPBACK.has(new URL(u).hostname)), 'must use https (http is allowed on localhost only)');
+  .refine(mayCallUpstream, 'must use https (http is allowed on localhost only)');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'invalid scope');
 const claimName = z.string().trim().min(1).max(100).regex(/^[\w.:-]+$/, 'a claim name, or a dotted path to one');
 

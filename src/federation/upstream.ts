@@ -2,7 +2,8 @@ import * as oidc from 'openid-client';
 import { findUnstorable } from '../db/storable.js';
 import { boundedFetch, UpstreamBodyTooLarge } from './bounded-fetch.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
-import { effectiveSettings, type ClaimField } from './connections.service.js';
+import { NewUser } from '../users/users.service.js';
+import { effectiveSettings, mayCallUpstream, type ClaimField } from './connections.service.js';
 
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
 export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject';
@@ -39,6 +40,16 @@ export type PendingAuthorization = { state: string; nonce?: string; codeVerifier
 // through openid-client with this fetch, which reads at most UPSTREAM_BODY_LIMIT of an answer.
 const upstreamFetch = boundedFetch();
 const isOidcKind = (c: Connection) => c.kind === 'oidc' || c.kind === 'google';
+
+/**
+ * The endpoints Latch itself is configured to call for a connection: an OIDC kind's issuer (the
+ * rest comes from its discovery), or an OAuth 2 kind's three. Fields a kind does not use are left
+ * out, so that one set to a loopback http URL cannot allow plain http for the others.
+ */
+export const configuredEndpoints = (c: Connection) => {
+  const e = effectiveSettings(c);
+  return (isOidcKind(c) ? [e.issuer] : [e.authorizationUrl, e.tokenUrl, e.userinfoUrl]).filter((u): u is string => Boolean(u));
+};
 
 /**
  * `err` and the errors of its cause chain, itself first (the library wraps what fetch throws).
@@ -108,7 +119,8 @@ export function profileFrom(claims: Record<string, unknown>, mapping: Record<Cla
   const verified = claimAt(claims, mapping.emailVerified);
   const profile: UpstreamProfile = {
     subject,
-    email: email && /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined,
+    // An address a local account could not hold (`jane@intranet`) counts as none.
+    email: email && NewUser.shape.email.safeParse(email).success ? email : undefined,
     emailVerified: verified === true || verified === 'true',
     name: get('name', 200),
     givenName: get('givenName', 100),
@@ -131,9 +143,8 @@ export function createUpstream(deps: { connections: ConnectionsService; timeoutS
     const secret = await deps.connections.clientSecretOf(c);
     // GitHub takes the secret in the form body; standard servers accept HTTP Basic.
     const auth = !secret ? oidc.None() : c.kind === 'github' ? oidc.ClientSecretPost(secret) : oidc.ClientSecretBasic(secret);
-    const urls = [e.issuer, e.authorizationUrl, e.tokenUrl, e.userinfoUrl].filter(Boolean) as string[];
     // Plain http is accepted only for loopback upstreams (checked when the connection is saved).
-    const execute = urls.some((u) => u.startsWith('http:')) ? [oidc.allowInsecureRequests] : [];
+    const execute = configuredEndpoints(c).some((u) => u.startsWith('http:')) ? [oidc.allowInsecureRequests] : [];
     if (isOidcKind(c)) {
       // ID tokens are checked for issuer, audience, nonce and lifetime, and their signature
       // against the upstream's published keys.
@@ -143,6 +154,10 @@ export function createUpstream(deps: { connections: ConnectionsService; timeoutS
         // The discovery request, and every later one of this configuration (keys included).
         [oidc.customFetch]: upstreamFetch,
       });
+      // A loopback issuer over http may not send Latch to plain-http hosts elsewhere.
+      const m = config.serverMetadata();
+      const named = [m.authorization_endpoint, m.token_endpoint, m.userinfo_endpoint, m.jwks_uri].filter((u): u is string => typeof u === 'string');
+      if (named.some((u) => !mayCallUpstream(u))) throw new UpstreamError('invalid_response', `${c.name}'s discovery document names an endpoint that is neither https nor on this host.`);
       return config;
     }
     const config = new oidc.Configuration(

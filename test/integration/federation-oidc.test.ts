@@ -137,6 +137,35 @@ describe('sign in with an oidc connection', () => {
     expect((await agent.navigate(`${server.url}/callback/sso?error=access_denied`)).status).toBe(400);
   });
 
+  it('never calls a plain-http host off this machine that a loopback issuer\'s discovery names', async () => {
+    // A connection made after the change, so its discovery is read afresh.
+    const named = await server.connections.create({ kind: 'oidc', slug: 'named', name: 'Named SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
+    await server.connections.offer(fixtures.confidential.clientId, named.id);
+    for (const endpoint of ['token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'authorization_endpoint'] as const) {
+      upstream.misbehave = { discoveryEndpoints: { [endpoint]: 'http://192.0.2.10/internal' } };
+      await server.connections.update(named.id, { name: `Named SSO ${endpoint}` });
+      const asked = upstream.authorizeRequests.length;
+      const rp = await relyingParty(server, fixtures.confidential);
+      const agent = createUserAgent();
+      const page = await agent.submit(await agent.navigate((await authorizationRequest(rp)).url), '/connection/named');
+      expect(page.status, endpoint).toBe(400);
+      expect(page.html).toContain('discovery document names an endpoint that is neither https nor on this host');
+      expect(upstream.authorizeRequests.length).toBe(asked);
+      expect(await lastFailure()).toMatchObject({ connection: 'named', reason: 'invalid_response' });
+    }
+    await server.connections.delete(named.id);
+  });
+
+  it('treats an address a local account could not hold (jane@intranet) as no address', async () => {
+    upstream.oidcUser = { sub: 'intranet-1', email: 'jane.doe@intranet', email_verified: true };
+    const { agent, back } = await pressButton();
+    const page = await agent.navigate(back.url);
+    expect(page.status).toBe(400);
+    expect(page.html).toContain('did not share an email address');
+    expect(await lastFailure()).toMatchObject({ connection: 'sso' });
+    expect(await server.prisma.federatedIdentity.count({ where: { subject: 'intranet-1' } })).toBe(0);
+  });
+
   it('asks a user without an email at the provider to sign in another way', async () => {
     upstream.oidcUser = { sub: 'no-email' };
     const { agent, back } = await pressButton();

@@ -27,6 +27,8 @@ export type Misbehaviour = {
   oversized?: { endpoint: OversizedEndpoint; declareLength?: boolean };
   /** The token endpoint refuses every code with invalid_grant, these members added to its JSON answer. */
   refuseToken?: Record<string, unknown>;
+  /** The OpenID discovery document names these endpoints instead of its own. */
+  discoveryEndpoints?: Partial<Record<'authorization_endpoint' | 'token_endpoint' | 'userinfo_endpoint' | 'jwks_uri', string>>;
 };
 /** How large an oversized answer is: far beyond what any client should buffer, and any socket buffer. */
 export const OVERSIZED_BYTES = 32 * 1024 * 1024;
@@ -180,6 +182,7 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
           code_challenge_methods_supported: ['S256'],
           token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
           scopes_supported: ['openid', 'email', 'profile'],
+          ...upstream.misbehave.discoveryEndpoints,
         });
       case 'GET /oidc/jwks':
         return send(res, 200, { keys: [jwk] });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { profileFrom, UpstreamError } from '../../src/federation/upstream.js';
+import type { Connection } from '../../src/federation/connections.service.js';
+import { configuredEndpoints, profileFrom, UpstreamError } from '../../src/federation/upstream.js';
 
 const mapping = { subject: 'sub', email: 'email', emailVerified: 'email_verified', name: 'name', givenName: 'given_name', familyName: 'family_name', picture: 'picture', username: 'preferred_username' };
 
@@ -33,5 +34,20 @@ describe('an upstream profile', () => {
       expect(err).toBeInstanceOf(UpstreamError);
       expect((err as UpstreamError).reason).toBe('invalid_response');
     }
+  });
+});
+
+describe('the endpoints a connection is configured to call', () => {
+  const connection = (fields: Partial<Connection>) => ({ kind: 'oidc', issuer: null, authorizationUrl: null, tokenUrl: null, userinfoUrl: null, scopes: '', claimMapping: null, ...fields }) as Connection;
+
+  it('are an OIDC kind\'s issuer alone: an unused loopback http field cannot allow plain http for its discovery', () => {
+    const c = connection({ issuer: 'https://sso.example', userinfoUrl: 'http://localhost/never-used', tokenUrl: 'http://127.0.0.1/unused' });
+    expect(configuredEndpoints(c)).toEqual(['https://sso.example']);
+    expect(configuredEndpoints(connection({ kind: 'google', userinfoUrl: 'http://localhost/x' }))).toEqual(['https://accounts.google.com']);
+  });
+
+  it('are an OAuth 2 kind\'s three, whatever its issuer field says', () => {
+    const c = connection({ kind: 'oauth2', issuer: 'http://localhost/x', authorizationUrl: 'https://a.example/auth', tokenUrl: 'https://a.example/token', userinfoUrl: 'https://a.example/me' });
+    expect(configuredEndpoints(c)).toEqual(['https://a.example/auth', 'https://a.example/token', 'https://a.example/me']);
   });
 });
