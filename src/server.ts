@@ -5,6 +5,7 @@ import { createDeps, createLogger, type DepsOptions } from './deps.js';
 import { createApp } from './app.js';
 import { purgeExpired } from './oidc/adapter.js';
 import { purgeExpiredCounters } from './auth/throttle-counters.js';
+import { providerOf } from './db/url.js';
 import { schedulePurges } from './db/purge.js';
 import { MAIL_RETENTION_DAYS } from './mail/mail-queue.js';
 import { loadSigningJwks, signingKeysVersion } from './keys/signing-keys.js';
@@ -27,7 +28,7 @@ export async function startServer(config: Config, logger = createLogger(config),
     const steps: [string, () => Promise<unknown>][] = [
       ['provider rows', () => purgeExpired(deps.oidcStore, { signal })],
       ['emailed links', () => deps.tokens.purgeExpired(signal)],
-      ['throttle counters', () => purgeExpiredCounters(deps.prisma, signal)],
+      ['throttle counters', () => purgeExpiredCounters(deps.prisma, providerOf(config.db.url), signal)],
       ['audit events', async () => config.auditRetentionDays > 0 && deps.audit.purgeOlderThan(auditBefore, signal)],
       ['mail envelopes', () => deps.mail.purgeFinishedBefore(new Date(Date.now() - MAIL_RETENTION_DAYS * 24 * 3600_000), signal)],
     ];

@@ -251,13 +251,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     },
     // At once, not grouped, as consume: the answer decides whether the attempt may go on.
     async takeRateLimits(keys, windowMs): Promise<RateLimitRow[]> {
-      const take = () => {
-        const at = new Date();
-        return query<{ key: string; points: number; expire: string | null }>(...takeCounters(keys, at, windowMs));
-      };
-      // The purge deletes expired counters in no particular order, so it can deadlock with an
-      // attempt restarting two of them; the statement chosen to fail is undone whole: take again.
-      const rows = await take().catch((err: { code?: string }) => (err.code === '40P01' ? take() : Promise.reject(err)));
+      const rows = await query<{ key: string; points: number; expire: string | null }>(...takeCounters(keys, new Date(), windowMs));
       return rows.map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(Number(r.expire)) }));
     },
     returnRateLimits: (r) => sideCommits.add({ kind: 'counters', r }),

@@ -9,6 +9,7 @@ import { createUnitOfWork, type UnitOfWork } from '../../src/db/unit-of-work.js'
 import type { Context } from 'koa';
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import { createTestDatabase } from '../support/database.js';
+import { purgeExpiredCounters } from '../../src/auth/throttle-counters.js';
 
 // How long a consumed code or token is kept (CONSUMED_TOKEN_RETENTION), seconds.
 const RETENTION = 3600;
@@ -453,6 +454,42 @@ describe('a password sign-in’s reads and writes through the store', () => {
     const otherRow = { key: other, expire: row!.expire }; // taken in the statements that started ip's window
     await store.returnRateLimits({ clear: [ip], giveBack: [row!, otherRow, otherRow, otherRow, otherRow] });
     expect(await counts()).toEqual({ [other]: 0 });
+  });
+
+  it('takes and returns points while the purge deletes expired counters, with no error (two stores, as two processes)', async () => {
+    const other = await createOidcStore(providerOf(dbUrl), dbUrl, { poolSize: 2 });
+    const accounts = Array.from({ length: 5 }, (_, i) => `rl-purge:account-${i}-${id()}`);
+    const ips = Array.from({ length: 3 }, (_, i) => `rl-purge:ip-${i}-${id()}`);
+    const errors: unknown[] = [];
+    let purging = true;
+    // Windows of 20 ms, so that counters expire and start again under the purge all the time.
+    const purger = (async () => {
+      while (purging) {
+        await purgeExpiredCounters(prisma, providerOf(dbUrl)).catch((err: unknown) => errors.push(err));
+        await sleep(5);
+      }
+    })();
+    const attempt = async (k: number) => {
+      const s = k % 2 ? other : store;
+      const [account, ip] = [accounts[k % accounts.length]!, ips[(k * 7) % ips.length]!];
+      const rows = await s.takeRateLimits([account, ip], 20);
+      const [a, i] = [rows.find((r) => r.key === account)!, rows.find((r) => r.key === ip)!];
+      await s.returnRateLimits(k % 3 === 0 ? { clear: [account], giveBack: [i] } : { clear: [], giveBack: [a, i] });
+    };
+    try {
+      const running = new Set<Promise<void>>();
+      for (let k = 0; k < 900; k += 1) {
+        const p: Promise<void> = attempt(k).catch((err: unknown) => void errors.push(err)).finally(() => running.delete(p));
+        running.add(p);
+        if (running.size >= 40) await Promise.race(running);
+      }
+      await Promise.all(running);
+    } finally {
+      purging = false;
+      await purger;
+      await other.close();
+    }
+    expect(errors.map((e) => String((e as Error).message))).toEqual([]);
   });
 
   it('writes audit events that Prisma reads back whole', async () => {
