@@ -45,13 +45,13 @@ export function createOneTimeTokens(prisma: Db, provider: Provider) {
           },
         });
       if (!replace) await create(prisma);
-      // Under a lock: at PostgreSQL's READ COMMITTED two requests at once would each delete the
-      // other's older links and both insert, leaving two live.
+      // Under the user's lock: at PostgreSQL's READ COMMITTED two requests at once would each
+      // delete the other's older links and both insert, leaving two live.
       else {
         await withLock(prisma, provider, 'emailTokens', async (tx) => {
           await tx.emailToken.deleteMany({ where: { userId: input.userId, purpose, consumedAt: null } });
           await create(tx);
-        });
+        }, input.userId);
       }
       return token;
     },
