@@ -249,8 +249,9 @@ export function createAccountFlows(d: Deps) {
         await throttled('verify-email', email, meta);
       }
       const input = emailChanging ? rest : { email, ...rest };
-      const result = await d.users.updateProfile(user, input);
-      await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input), changes: fieldChanges(userAuditView(user), userAuditView(result.user)) }, ...meta });
+      // A request for a new address alone changes nothing yet, and says so in the activity list.
+      const result = Object.keys(input).length || !emailChanging ? await d.users.updateProfile(user, input) : { user };
+      if (result.user !== user) await d.audit.record('account.updated', { userId: user.id, detail: { fields: Object.keys(input), changes: fieldChanges(userAuditView(user), userAuditView(result.user)) }, ...meta });
       if (!emailChanging) return { user: result.user };
       const pendingEmail = email.trim();
       await sendLink('email-change', { id: user.id, email: pendingEmail }, d.ttl.verifyEmail);

@@ -109,6 +109,10 @@ describe('/api/me', () => {
     const mallory = await newUserSession('mallory.own@example.com');
     const asked = await call('PATCH', '/me', mallory.access_token, { email: 'victim@corp.example', currentPassword: PASSWORD });
     expect(asked.status).toBe(200);
+    // Asked for, nothing changed yet: the activity says so, and no more.
+    const { id: malloryId } = await asked.json();
+    expect((await server.audit.search({ userId: malloryId, event: 'account.updated' })).items).toHaveLength(0);
+    expect((await server.audit.search({ userId: malloryId, event: 'email.change_requested' })).items).toHaveLength(1);
     const link = new URL((await smtp.waitFor('victim@corp.example', (m) => m.subject.includes('Confirm the new email address'))).link!);
 
     // The address's owner, who never followed that link, finds no account at it: no sign-in link,
