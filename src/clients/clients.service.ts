@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sqltag as sql } from '@prisma/client/runtime/client';
+import { pageOfIds } from '../db/paged-ids.js';
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
 import { AppError } from '../http/problem.js';
@@ -237,24 +238,19 @@ export function createClientsService(prisma: Db, onChange: (clientId: string) =>
     /** Users who have granted the client access, with their last sign-in: a page, by email. */
     async users(clientId: string, query: z.input<typeof AppUserQuery> = {}) {
       const { page, pageSize } = AppUserQuery.parse(query);
-      // Counted and paged in SQL: passing every grant's account id to Prisma would exceed the bound
-      // parameters a query may have once about a thousand users hold grants (P2029).
-      const granted = sql`
+      const from = sql`
         FROM users u
         WHERE EXISTS (SELECT 1 FROM oidc_payloads g WHERE g.model = 'Grant' AND g.client_id = ${clientId} AND g.account_id = u.id
           AND (g.expires_at IS NULL OR g.expires_at > ${new Date()}))`;
-      const [[count], pageIds] = await Promise.all([
-        prisma.$queryRaw<{ n: bigint | number }[]>(sql`SELECT COUNT(*) AS n ${granted}`),
-        prisma.$queryRaw<{ id: string }[]>(sql`SELECT u.id ${granted} ORDER BY u.email, u.id LIMIT ${pageSize} OFFSET ${(page - 1) * pageSize}`),
-      ]);
-      const items = pageIds.length
+      const { ids, total } = await pageOfIds(prisma, { id: sql`u.id`, from, order: sql`u.email, u.id`, page, pageSize });
+      const items = ids.length
         ? await prisma.user.findMany({
-            where: { id: { in: pageIds.map((r) => r.id) } },
+            where: { id: { in: ids } },
             select: { id: true, email: true, name: true, username: true, lastLoginAt: true },
             orderBy: [{ email: 'asc' }, { id: 'asc' }],
           })
         : [];
-      return { items, total: Number(count?.n ?? 0), page, pageSize };
+      return { items, total, page, pageSize };
     },
   };
 }

@@ -1,5 +1,6 @@
 import { sqltag as sql } from '@prisma/client/runtime/client';
 import { z } from 'zod';
+import { pageOfIds } from '../db/paged-ids.js';
 import type { Db } from '../db/prisma.js';
 import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
 import type { Provider } from '../db/url.js';
@@ -80,18 +81,13 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       }
       // Prisma's `contains` does not escape % and _ (prisma/orm#19506): match with an explicit ESCAPE.
       const pattern = `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      const matching = sql`
+      const from = sql`
         FROM users
         WHERE email_normalized LIKE ${pattern} ESCAPE '\\' OR username_normalized LIKE ${pattern} ESCAPE '\\'
            OR lower(name) LIKE ${pattern} ESCAPE '\\' OR lower(given_name) LIKE ${pattern} ESCAPE '\\' OR lower(family_name) LIKE ${pattern} ESCAPE '\\'`;
-      // Counted and paged in SQL: passing every match's id to Prisma would exceed the bound
-      // parameters a query may have once about a thousand users match (P2029).
-      const [[count], pageIds] = await Promise.all([
-        prisma.$queryRaw<{ n: bigint | number }[]>(sql`SELECT COUNT(*) AS n ${matching}`),
-        prisma.$queryRaw<{ id: string }[]>(sql`SELECT id ${matching} ORDER BY created_at, id LIMIT ${pageSize} OFFSET ${(page - 1) * pageSize}`),
-      ]);
-      const items = pageIds.length ? await prisma.user.findMany({ where: { id: { in: pageIds.map((m) => m.id) } }, orderBy }) : [];
-      return { items, total: Number(count?.n ?? 0), page, pageSize };
+      const { ids, total } = await pageOfIds(prisma, { id: sql`id`, from, order: sql`created_at, id`, page, pageSize });
+      const items = ids.length ? await prisma.user.findMany({ where: { id: { in: ids } }, orderBy }) : [];
+      return { items, total, page, pageSize };
     },
 
     /** One user: staff read only the users they may edit, and get an edit's 403 for the others. */
