@@ -4,7 +4,8 @@ import type { Apps } from '../clients/apps.service.js';
 import { BUILT_IN_CLIENTS } from '../clients/clients.service.js';
 import { AppError } from '../http/problem.js';
 import { connectionChanges } from './connection-changes.js';
-import { toConnectionDto, type ConnectionInput, type ConnectionPatch, type ConnectionsService } from './connections.service.js';
+import { toConnectionDto, type ConnectionInput, type ConnectionPatch } from './connection-settings.js';
+import type { ConnectionsService } from './connections.service.js';
 
 /**
  * An app's upstream connections, managed by its owner (or its API key, or an admin): its own

@@ -2,7 +2,8 @@ import type { Context } from 'koa';
 import type { Audit } from '../audit/audit.service.js';
 import { requestMeta } from '../http/request-meta.js';
 import type { PreauthenticatedLogin } from '../oidc/preauthenticated-login.js';
-import { callbackUrl, type Connection, type ConnectionsService } from './connections.service.js';
+import { callbackUrl } from './connection-settings.js';
+import type { Connection, ConnectionsService } from './connections.service.js';
 import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
 import { UpstreamError, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 

@@ -3,7 +3,7 @@ import { findUnstorable } from '../db/storable.js';
 import { boundedFetch, UpstreamBodyTooLarge } from './bounded-fetch.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
 import { NewUser } from '../users/users.service.js';
-import { effectiveSettings, mayCallUpstream, type ClaimField } from './connections.service.js';
+import { effectiveSettings, mayCallUpstream, type ClaimField } from './connection-settings.js';
 
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
 export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject';

@@ -9,9 +9,9 @@ import {
   callbackUrl,
   defaultScopes,
   toConnectionDto,
-  type Connection,
   type ConnectionKind,
-} from '../../federation/connections.service.js';
+} from '../../federation/connection-settings.js';
+import type { Connection } from '../../federation/connections.service.js';
 import { connectionChanges } from '../../federation/connection-changes.js';
 import { AppError } from '../problem.js';
 import { requestMeta } from '../request-meta.js';
