@@ -137,6 +137,8 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       // a replaced password also ends the emailed links that could set or skip it.
       if (active === false || password) await revokeUserSessions(prisma, id);
       if (password) await deps.tokens.revokeAll(id, ACCESS_LINKS);
+      // The admin's address stands: a move its owner asked for earlier cannot undo it.
+      else if (user.email !== target.email) await deps.tokens.revokeAll(id, ['email-change']);
       const fields = Object.keys(changes).filter((k) => k !== 'password').concat(password ? ['password'] : []);
       const changed = { ...fieldChanges(userAuditView(target), userAuditView(user)), ...(password ? { password: SECRET_CHANGED } : {}) };
       await audit.record('admin.user_updated', { userId: id, actorId: actorId(actor), detail: { fields, changes: changed }, ...meta });

@@ -146,6 +146,23 @@ describe('/api/me', () => {
     expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'wes@example.com', pendingEmail: null });
   });
 
+  it("ends a waiting address change when an admin sets the account's address, so the link cannot undo the admin's edit", async () => {
+    const { access_token } = await newUserSession('vic@example.com');
+    expect((await call('PATCH', '/me', access_token, { email: 'vic.thief@example.com', currentPassword: PASSWORD })).status).toBe(200);
+    const link = new URL((await smtp.waitFor('vic.thief@example.com', (m) => m.subject.includes('Confirm the new email address'))).link!);
+
+    await server.users.create({ email: 'vic.admin@example.com', password: PASSWORD, isAdmin: true, emailVerified: true });
+    const admin = (await (await call('POST', '/auth/login', undefined, { username: 'vic.admin@example.com', password: PASSWORD })).json()) as { access_token: string };
+    const { id } = await (await call('GET', '/me', access_token)).json();
+    expect((await call('PATCH', `/users/${id}`, admin.access_token, { email: 'vic.recovered@example.com' })).status).toBe(200);
+
+    expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'vic.recovered@example.com', pendingEmail: null });
+    const used = await call('POST', '/auth/verify-email', undefined, { token: link.searchParams.get('token') });
+    expect(used.status).toBe(400);
+    expect((await used.json()).code).toBe('INVALID_TOKEN');
+    expect(await (await call('GET', '/me', access_token)).json()).toMatchObject({ email: 'vic.recovered@example.com' });
+  });
+
   it('counts wrong current passwords as failed sign-ins of the account, so a stolen token cannot guess freely', async () => {
     const { access_token } = await newUserSession('guess@example.com');
     const statuses: number[] = [];
