@@ -210,9 +210,11 @@ export function createAccountFlows(d: Deps) {
       if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
       if (user.passwordUnproven) {
         // Chosen when the address was registered, by someone who never proved it: perhaps not its
-        // owner, who proves it now. The password and its sessions end; a reset link sets a new one.
+        // owner, who proves it now. The password and its sessions end, and so do the links the
+        // registrant could still follow (a move to an address of theirs); a reset link sets a new one.
         await d.users.clearPassword(user.id);
         await revokeUserSessions(d.prisma, user.id);
+        await d.tokens.revokeAll(user.id, ACCESS_LINKS);
       }
       await addressProven(user.id, record.email);
       await d.audit.record('magic_link.used', { userId: user.id, ...meta });

@@ -247,7 +247,16 @@ describe('magic links', () => {
     // Someone registered this address with a password of their own; its owner then signs in by link.
     expect((await api('/auth/register', { email: 'owner@example.com', password: 'amber lantern sonnet 7' })).status).toBe(201);
     const squatter = (await login('owner@example.com', 'amber lantern sonnet 7')).body;
-    await useLink('owner@example.com');
+    // The registrant has also asked to move the account to an address of theirs.
+    const patch = (token: string, body: unknown) => fetch(`${server.url}/api/me`, { method: 'PATCH', headers: { ...bearer(token).headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await patch(String(squatter.access_token), { email: 'squatter@evil.example', currentPassword: 'amber lantern sonnet 7' })).status).toBe(200);
+    const takeBack = new URL((await smtp.waitFor('squatter@evil.example', (m) => m.subject.includes('Confirm the new email address'))).link!).searchParams.get('token')!;
+    const owner = await useLink('owner@example.com');
+    // That move ends with the password: its link no longer takes the owner's account away.
+    expect(await (await fetch(`${server.url}/api/me`, bearer(owner.access_token))).json()).toMatchObject({ email: 'owner@example.com', pendingEmail: null });
+    const late = await api('/auth/verify-email', { token: takeBack });
+    expect(late.status).toBe(400);
+    expect((await late.json()).code).toBe('INVALID_TOKEN');
     expect((await login('owner@example.com', 'amber lantern sonnet 7')).res.status).toBe(401);
     expect((await fetch(`${server.issuer}/me`, bearer(String(squatter.access_token)))).status).toBe(401);
     expect(await server.users.findByLogin('owner@example.com')).toMatchObject({ emailVerified: true, passwordHash: null });
@@ -259,7 +268,7 @@ describe('magic links', () => {
     expect((await api('/auth/verify-email', { token: confirm })).status).toBe(204);
     const honest = (await login('honest@example.com', 'amber lantern sonnet 8')).body;
     await useLink('honest@example.com');
-    const moved = await fetch(`${server.url}/api/me`, { method: 'PATCH', headers: { ...bearer(String(honest.access_token)).headers, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'honest.new@example.com', currentPassword: 'amber lantern sonnet 8' }) });
+    const moved = await patch(String(honest.access_token), { email: 'honest.new@example.com', currentPassword: 'amber lantern sonnet 8' });
     expect(moved.status).toBe(200);
     const move = new URL((await smtp.waitFor('honest.new@example.com', (m) => m.subject.includes('Confirm the new email address'))).link!).searchParams.get('token')!;
     expect((await api('/auth/verify-email', { token: move })).status).toBe(204);
