@@ -1,7 +1,8 @@
 import type { Db } from '../db/prisma.js';
 
-// Everything that keeps a user signed in somewhere.
-const SIGNED_IN = ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+// Everything that keeps a user signed in somewhere, or would: a sign-in whose password was checked
+// (an Interaction with its login) is completed without asking again.
+const SIGNED_IN = ['Session', 'Interaction', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest'];
 
 /**
  * Ends a user's sessions and revokes their grants and tokens at once, except the browser session

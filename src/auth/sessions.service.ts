@@ -1,7 +1,7 @@
 import type { Db } from '../db/prisma.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 
-type SessionPayload = { uid?: string; loginTs?: number; authorizations?: Record<string, { grantId?: string }> };
+type SessionPayload = { uid?: string; loginTs?: number; authorizations?: Record<string, { grantId?: string; persistsLogout?: boolean }> };
 type GrantPayload = { clientId?: string; openid?: { scope?: string }; resources?: Record<string, string>; iat?: number };
 
 /** Browser sessions and grants (consents) as stored by the provider, for admins and the account page. */
@@ -49,11 +49,18 @@ export function createSessionsService(prisma: Db, audit: Audit) {
       });
     },
 
-    /** Ends one browser session, audited with the actor; false when there was no such session. */
+    /**
+     * Ends one browser session, audited with the actor; false when there was no such session. As
+     * signing out there does, it revokes the grants the session holds, with their tokens, except
+     * those signed in with offline_access, which outlive the session by design.
+     */
     async revokeSession(id: string, by: { actorId: string } & RequestMeta): Promise<boolean> {
-      const row = await prisma.oidcPayload.findUnique({ where: { model_id: { model: 'Session', id } }, select: { accountId: true } });
+      const row = await prisma.oidcPayload.findUnique({ where: { model_id: { model: 'Session', id } }, select: { accountId: true, payload: true } });
       if (!row) return false;
-      await prisma.oidcPayload.deleteMany({ where: { model: 'Session', id } });
+      const grantIds = Object.values((row.payload as SessionPayload).authorizations ?? {})
+        .filter((a) => a.grantId && !a.persistsLogout)
+        .map((a) => a.grantId!);
+      await prisma.oidcPayload.deleteMany({ where: { OR: [{ model: 'Session', id }, ...(grantIds.length ? [{ model: 'Grant', id: { in: grantIds } }, { grantId: { in: grantIds } }] : [])] } });
       await audit.record('admin.session_revoked', { ...by, userId: row.accountId, detail: { sessionId: id } });
       return true;
     },

@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import type { AdapterPayload } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { ApiKeysService } from '../clients/api-keys.service.js';
 import { mayUseAdminScope } from '../clients/apps.service.js';
@@ -16,6 +17,18 @@ function unauthenticated(ctx: Parameters<Middleware>[0]): never {
 }
 
 /**
+ * Whether a token that ends with its browser session (signed in without offline_access) still has
+ * it: the session is live, of the same account, and holds the token's grant for its client. The
+ * provider checks the same before introspection and userinfo answer, so a session ended by an
+ * admin or by signing out ends these tokens at /api too.
+ */
+async function sessionHolds(provider: Provider, token: AdapterPayload, read: AdapterPayload | null | undefined) {
+  const session = read === undefined ? await provider.Session.findByUid(String(token.sessionUid)) : read;
+  const authorizations = session?.authorizations as Record<string, { grantId?: string }> | undefined;
+  return Boolean(session && session.accountId === token.accountId && authorizations?.[token.clientId!]?.grantId === token.grantId);
+}
+
+/**
  * Resolves the bearer credential of a management call into a principal: an app API key, a user's
  * access token from a first-party (trusted) client, or a client-credentials token of a client an
  * admin registered with the latch:admin scope. Third-party apps' user tokens are refused (403).
@@ -27,11 +40,12 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
   const appId = await deps.apiKeys.verify(value);
   if (appId) return { kind: 'apiKey', clientId: appId };
 
-  const { token, grant } = (await findWithGrant(deps.provider.AccessToken, value)) ?? {};
+  const { token, grant, session } = (await findWithGrant(deps.provider.AccessToken, value)) ?? {};
   if (token?.accountId && token.clientId) {
     // Live only with the grant it was issued under, as introspection and userinfo require: a grant
     // revoked on a replayed refresh token or code ends the tokens the winning request wrote after.
     if (!grant || grant.clientId !== token.clientId || grant.accountId !== token.accountId) return undefined;
+    if (token.expiresWithSession && !(await sessionHolds(deps.provider, token, session))) return undefined;
     const client = await deps.provider.Client.find(token.clientId);
     if (!(client as { trusted?: boolean } | undefined)?.trusted) return 'forbidden';
     const user = await deps.users.findById(token.accountId);

@@ -15,6 +15,17 @@ export const impossible = (value: string) => value.includes('\u0000');
 const toPayload = (row: LiveRow | undefined): AdapterPayload | undefined =>
   row && ((row.consumed ? { ...row.payload, consumed: row.consumed } : row.payload) as AdapterPayload);
 
+/**
+ * The account a row belongs to, so that ending a user's sessions finds it. An interaction names
+ * its account once a login finished in it (or its session had one): a sign-in whose password
+ * was checked before a reset must not be completed after it.
+ */
+function accountOf(model: string, payload: AdapterPayload) {
+  if (model !== 'Interaction') return payload.accountId ?? null;
+  const { result, session } = payload as { result?: { login?: { accountId?: string } }; session?: { accountId?: string } };
+  return result?.login?.accountId ?? session?.accountId ?? null;
+}
+
 /** Everything but clients: one table keyed by (model, id), with real columns for every lookup. */
 class PayloadAdapter implements Adapter {
   constructor(
@@ -36,7 +47,7 @@ class PayloadAdapter implements Adapter {
       grantId: isGrantable(this.model) ? (payload.grantId ?? null) : null,
       uid: payload.uid ?? null,
       userCode: payload.userCode ?? null,
-      accountId: payload.accountId ?? null,
+      accountId: accountOf(this.model, payload),
       clientId: payload.clientId ?? null,
       expiresAt: typeof expiresIn === 'number' ? new Date(Date.now() + expiresIn * 1000) : null,
       consumedAt: payload.consumed ? new Date(Number(payload.consumed) * 1000) : null,
@@ -74,12 +85,16 @@ class PayloadAdapter implements Adapter {
   async findWithGrant(id: string): Promise<TokenWithGrant | undefined> {
     if (impossible(id)) return undefined;
     const [row] = await this.store.findMany([{ model: this.model, id }]);
-    return row && { token: toPayload(row)!, grant: toPayload(row.grant ?? undefined) };
+    return row && { token: toPayload(row)!, grant: toPayload(row.grant ?? undefined), session: row.session === undefined ? undefined : (toPayload(row.session ?? undefined) ?? null) };
   }
 }
 
-/** A token and the grant it names; `grant` is undefined when it names none or that grant is not live. */
-export type TokenWithGrant = { token: AdapterPayload; grant?: AdapterPayload };
+/**
+ * A token and the grant and session it names. `grant` is undefined when it names none or that
+ * grant is not live; `session` is null when the session it names is not live, and undefined when
+ * it names none or the read did not bring it (a token answered from the token cache).
+ */
+export type TokenWithGrant = { token: AdapterPayload; grant?: AdapterPayload; session?: AdapterPayload | null };
 
 /**
  * A token of `model` (provider.AccessToken, say) and its grant, read in one statement through the

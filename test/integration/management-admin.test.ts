@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { PASSWORD, REDIRECT_URI, authorizationRequest, relyingParty, seed, signIn } from '../support/oidc.js';
 import { createApiClient } from '../support/api-client.js';
+import { createUserAgent } from '../support/user-agent.js';
 
 // Runtime settings, the audit log, sessions and grants: admins and admin services only (who may
 // call them at all is proven in management-api.test.ts); here, that what they do is real.
@@ -148,6 +149,42 @@ describe('/api/sessions', () => {
     await expectProblem(await call('DELETE', `/api/sessions/${items[0].id}`, t.admin), 404, 'NOT_FOUND');
     const { items: events } = await audit('event=admin.session_revoked');
     expect(events[0]).toMatchObject({ actorId: ids.admin, detail: { sessionId: items[0].id } });
+  });
+
+  it('ends the tokens signed in with the session, at /api as at introspection; those with offline_access outlive it', async () => {
+    const u = await makeUser({ isStaff: true });
+    const rp = await relyingParty(server, fixtures.trusted);
+    const online = await (await signIn(rp, { login: u.username })).tokens();
+    const offline = await (await signIn(rp, { login: u.username, params: { scope: 'openid offline_access', prompt: 'consent' } })).tokens();
+    expect(offline.refresh_token).toBeTruthy();
+    for (const set of [online, offline]) expect((await call('GET', '/api/users', set.access_token)).status).toBe(200);
+
+    const { items } = await json(await call('GET', `/api/sessions?userId=${u.id}`, t.admin));
+    for (const s of items) expect((await call('DELETE', `/api/sessions/${s.id}`, t.admin)).status).toBe(204);
+
+    // The staff member's browser sign-in no longer reaches the API, nor introspects as active.
+    await expectProblem(await call('GET', '/api/users', online.access_token), 401, 'UNAUTHENTICATED');
+    const rs = await relyingParty(server, fixtures.confidential);
+    expect((await oidc.tokenIntrospection(rs, online.access_token)).active).toBe(false);
+    // A sign-in with offline_access was asked to last beyond the browser session, as signing out leaves it.
+    const refreshed = await oidc.refreshTokenGrant(rp, offline.refresh_token!);
+    expect((await call('GET', '/api/users', refreshed.access_token)).status).toBe(200);
+  });
+
+  it('does not complete a sign-in whose password was checked before the user was signed out everywhere', async () => {
+    const u = await makeUser();
+    // A trusted app asks for no consent: the checked password alone would complete the sign-in.
+    const rp = await relyingParty(server, fixtures.trusted);
+    const agent = createUserAgent();
+    const request = await authorizationRequest(rp);
+    const login = await agent.navigate(request.url, {}, REDIRECT_URI);
+    // The password is right; the browser stops before going back to the authorization.
+    const checked = await agent.submit(login, '/login', { login: u.username, password: PASSWORD }, `${server.issuer}/auth/`);
+    expect(checked.url).toContain(`${server.issuer}/auth/`);
+
+    expect((await call('PATCH', `/api/users/${u.id}`, t.admin, { password: 'sunny plains garage 7' })).status).toBe(200);
+    const resumed = await agent.navigate(checked.url, {}, REDIRECT_URI);
+    expect(resumed.url.startsWith(REDIRECT_URI) && new URL(resumed.url).searchParams.has('code')).toBe(false);
   });
 
   it('filters sessions by client', async () => {
