@@ -3,7 +3,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { startServerWithMail, type TestServer } from '../support/server.js';
 import type { SmtpSink } from '../support/smtp-sink.js';
-import { PASSWORD, relyingParty, seed } from '../support/oidc.js';
+import { PASSWORD, relyingParty, seed, signIn } from '../support/oidc.js';
 
 let server: TestServer;
 let smtp: SmtpSink;
@@ -108,6 +108,18 @@ describe('refresh and logout', () => {
     expect(await logouts()).toBe(before);
     const { items } = await (await fetch(`${server.url}/api/me/activity`, bearer(String(other.access_token)))).json();
     expect(items.filter((i: { event: string }) => i.event === 'logout')).toHaveLength(1);
+  });
+});
+
+describe('POST /api/auth/logout', () => {
+  it("refuses another app's refresh token rather than answer that it ended a login that goes on", async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const other = await (await signIn(rp, { params: { scope: 'openid offline_access', prompt: 'consent' } })).tokens();
+    const res = await api('/auth/logout', { refresh_token: other.refresh_token });
+    expect(res.status).toBe(400);
+    expect((await res.json()).code).toBe('INVALID_TOKEN');
+    expect((await oidc.tokenIntrospection(rp, other.access_token)).active).toBe(true);
+    expect((await oidc.refreshTokenGrant(rp, other.refresh_token!)).access_token).toBeTruthy();
   });
 });
 

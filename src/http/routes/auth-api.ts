@@ -84,6 +84,11 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
     async (ctx, { body }) => {
       // Whose login it ends, for the user's activity (the revocation answers alike for any token).
       const live = await deps.provider.RefreshToken.find(body.refresh_token);
+      // Another app's token is revoked only with that app's credentials: say so rather than answer
+      // 204 for a login that goes on. An unknown or expired token has nothing left to end (204).
+      if (live && live.clientId !== API_CLIENT_ID) {
+        throw new AppError('INVALID_TOKEN', "This refresh token was issued to another app: revoke it at /o/token/revocation with that app's credentials.");
+      }
       const userId = live?.clientId === API_CLIENT_ID && !live.isExpired ? live.accountId : undefined;
       // Revoking a refresh token revokes its whole grant: every access token of this login dies too.
       const { status, body: out } = await callProvider(ctx, '/o/token/revocation', { client_id: API_CLIENT_ID, token: body.refresh_token, token_type_hint: 'refresh_token' });
