@@ -111,7 +111,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
   await settings.init();
   const metrics = createMetrics({ inCluster: config.http.workers > 1 });
   const audit = createAudit(prisma, rawStore, logger);
-  const apiKeys = createApiKeysService(prisma);
+  const apiKeys = createApiKeysService(prisma, provider);
   const tokens = createOneTimeTokens(prisma, provider);
   const mail = createMailQueue(prisma, options.mailer ?? createMailer(config.mail, logger), logger);
   const loginThrottle = createLoginThrottle(rawStore, () => {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { withLock } from '../db/lock.js';
 import type { Db } from '../db/prisma.js';
+import type { Provider } from '../db/url.js';
 import type { User } from '../users/users.service.js';
 import { mayManageOwnApps } from './apps.service.js';
 
@@ -13,7 +15,7 @@ export type OwnerRoles = Pick<User, 'active' | 'isAdmin' | 'isDeveloper'>;
 const NO_ROLES: OwnerRoles = { active: false, isAdmin: false, isDeveloper: false };
 
 /** An app's API keys: one active at a time, shown once, stored as a digest. */
-export function createApiKeysService(prisma: Db) {
+export function createApiKeysService(prisma: Db, provider: Provider) {
   /**
    * The roles the app's owner holds now; null for an app no user owns (registered by the CLI or by
    * a client with latch:admin), undefined for no such app. Read at each use, never cached, so that
@@ -32,10 +34,12 @@ export function createApiKeysService(prisma: Db) {
     /** Deactivates every earlier key of the app and returns the new key (the only time it is shown). */
     async create(clientId: string, createdById?: string) {
       const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
-      const [, row] = await prisma.$transaction([
-        prisma.apiKey.updateMany({ where: { clientId, active: true }, data: { active: false } }),
-        prisma.apiKey.create({ data: { clientId, keyHash: digest(key), prefix: key.slice(0, API_KEY_PREFIX.length + 6), createdById: createdById ?? null } }),
-      ]);
+      // Under the app's lock: at PostgreSQL's READ COMMITTED two requests at once would each
+      // deactivate the keys before them and both insert, leaving two keys active.
+      const row = await withLock(prisma, provider, 'apiKeys', async (tx) => {
+        await tx.apiKey.updateMany({ where: { clientId, active: true }, data: { active: false } });
+        return tx.apiKey.create({ data: { clientId, keyHash: digest(key), prefix: key.slice(0, API_KEY_PREFIX.length + 6), createdById: createdById ?? null } });
+      }, clientId);
       return { key, id: row.id, prefix: row.prefix, createdAt: row.createdAt };
     },
 

@@ -126,7 +126,11 @@ export function createConnectionsService(prisma: Db, secrets: SecretBox) {
     async offer(clientId: string, connectionId: string) {
       const c = await find(connectionId);
       if (c.ownerClientId !== null && c.ownerClientId !== clientId) throw new AppError('CONNECTION_NOT_FOUND');
-      await prisma.clientConnection.upsert({ where: { clientId_connectionId: { clientId, connectionId } }, create: { clientId, connectionId }, update: {} });
+      // Prisma's upsert on a two-column key reads, then inserts: a request offering the same
+      // connection at once inserts it first, and this one finds it offered, as asked.
+      await prisma.clientConnection.upsert({ where: { clientId_connectionId: { clientId, connectionId } }, create: { clientId, connectionId }, update: {} }).catch((err: unknown) => {
+        if (!isUniqueViolation(err)) throw err;
+      });
       return changed(c);
     },
 

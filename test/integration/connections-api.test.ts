@@ -171,6 +171,18 @@ describe("an app's connections (/api/apps/:id/connections)", () => {
     expect(await linked()).toBe(0);
   });
 
+  it('offers a connection once when the same offer arrives several times at once, also on PostgreSQL', async () => {
+    const app = await makeApp(t.dev);
+    const global = await json(await call('POST', '/api/connections', t.admin, github()));
+    for (let round = 0; round < 4; round += 1) {
+      const offers = await Promise.all(Array.from({ length: 8 }, () => call('PUT', `/api/apps/${app.clientId}/connections/${global.id}`, t.admin)));
+      expect(offers.map((r) => r.status)).toEqual(Array(8).fill(200));
+      const listed = (await json(await call('GET', `/api/apps/${app.clientId}/connections`, t.dev))).items as { id: string; offered: boolean }[];
+      expect(listed.filter((c) => c.id === global.id)).toEqual([expect.objectContaining({ offered: true })]);
+      expect((await call('DELETE', `/api/apps/${app.clientId}/connections/${global.id}`, t.dev)).status).toBe(204);
+    }
+  });
+
   it("lets only admins choose what Latch's own account sign-in offers", async () => {
     const global = await json(await call('POST', '/api/connections', t.admin, github()));
     await expectProblem(await call('PUT', `/api/apps/latch-account/connections/${global.id}`, t.dev), 404, 'CLIENT_NOT_FOUND');

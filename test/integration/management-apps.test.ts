@@ -154,6 +154,16 @@ describe('listing and reading apps', () => {
 });
 
 describe('API keys', () => {
+  it('leaves exactly one key active when several are created at once, also on PostgreSQL', async () => {
+    const app = await makeApp(t.dev);
+    for (let round = 0; round < 3; round += 1) {
+      const created = await Promise.all(Array.from({ length: 8 }, () => call('POST', `/api/apps/${app.clientId}/api-keys`, t.dev)));
+      expect(created.map((r) => r.status)).toEqual(Array(8).fill(201));
+      const { items } = await json(await call('GET', `/api/apps/${app.clientId}/api-keys`, t.dev));
+      expect(items.filter((k: { active: boolean }) => k.active)).toHaveLength(1);
+    }
+  });
+
   it("act for their own app: read, edit, users and keys; other apps answer 404; the rest 403", async () => {
     const [a, b] = [await makeApp(t.dev), await makeApp(t.dev)];
     const keyA = await makeKey(a.clientId, t.dev);
