@@ -74,10 +74,12 @@ export function createAccountFlows(d: Deps) {
   /**
    * Emails a reset or sign-in link if the address has an active account, after the answer: the
    * token, the mail and the audit event are work only an account causes, and the answer must not
-   * tell, by its content or by its time, whether there is one. The work runs on its own, outside
-   * the request; a failure is logged (the answer was the same either way).
+   * tell, by its content or by its time, whether there is one. The work starts once `answered`
+   * settles (the route's response has gone out; begun beside it, the work made known addresses
+   * answer about twice as slowly) and runs on its own, outside the request; a failure is logged
+   * (the answer was the same either way).
    */
-  function linkIfAccountAfterAnswer(kind: 'reset-password' | 'magic-link', email: string, meta: RequestMeta, interactionUid?: string) {
+  function linkIfAccountAfterAnswer(kind: 'reset-password' | 'magic-link', email: string, meta: RequestMeta, answered: Promise<unknown>, interactionUid?: string) {
     const ttl = kind === 'reset-password' ? d.ttl.resetPassword : d.ttl.magicLink;
     const work = async () => {
       const user = await d.users.findByLogin(email);
@@ -85,7 +87,8 @@ export function createAccountFlows(d: Deps) {
       await sendLink(kind, user, ttl, interactionUid);
       await d.audit.record(kind === 'reset-password' ? 'password.reset_requested' : 'magic_link.sent', { userId: user.id, ...meta });
     };
-    const running: Promise<void> = outsideRequest(work)
+    const running: Promise<void> = answered
+      .then(() => outsideRequest(work))
       .catch((err: unknown) => d.logger.error({ err, kind }, 'emailed link not sent'))
       .finally(() => afterAnswer.delete(running));
     afterAnswer.add(running);
@@ -161,10 +164,10 @@ export function createAccountFlows(d: Deps) {
     /** The address the user asked to move the account to, while its confirmation link is live. */
     pendingEmail: async (userId: string) => (await d.tokens.pending(userId, 'email-change'))?.email,
 
-    /** Same answer, in the same time, whether or not the address has an account. */
-    async requestPasswordReset(email: string, meta: RequestMeta) {
+    /** Same answer, in the same time, whether or not the address has an account; the link is sent once `answered` settles (see linkIfAccountAfterAnswer). */
+    async requestPasswordReset(email: string, meta: RequestMeta, answered: Promise<unknown> = Promise.resolve()) {
       await throttled('reset-password', email, meta);
-      linkIfAccountAfterAnswer('reset-password', email, meta);
+      linkIfAccountAfterAnswer('reset-password', email, meta, answered);
     },
 
     /** Checks a reset token without using it, for the reset form. */
@@ -191,10 +194,10 @@ export function createAccountFlows(d: Deps) {
       return user.id;
     },
 
-    /** Same answer, in the same time, whether or not the address has an account. */
-    async requestMagicLink(email: string, meta: RequestMeta, interactionUid?: string) {
+    /** Same answer, in the same time, whether or not the address has an account; the link is sent once `answered` settles (see linkIfAccountAfterAnswer). */
+    async requestMagicLink(email: string, meta: RequestMeta, answered: Promise<unknown> = Promise.resolve(), interactionUid?: string) {
       await throttled('magic-link', email, meta);
-      linkIfAccountAfterAnswer('magic-link', email, meta, interactionUid);
+      linkIfAccountAfterAnswer('magic-link', email, meta, answered, interactionUid);
     },
 
     async peekMagicLink(token: string) {

@@ -7,7 +7,7 @@ import type { Views } from '../http/views.js';
 import type { ApiResourcesService } from '../resources/api-resources.service.js';
 import type { AccountFlows } from '../accounts/account-flows.js';
 import { AppError } from '../http/problem.js';
-import { requestMeta } from '../http/request-meta.js';
+import { answered, requestMeta } from '../http/request-meta.js';
 import { formBody } from '../http/form-body.js';
 import { appOnlySignIn, type PreauthenticatedLogin } from './preauthenticated-login.js';
 import type { SettingsService } from '../settings/settings.service.js';
@@ -162,7 +162,7 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
       return renderLogin(ctx, uid, params.client_id, { error: 'Enter your email address to get a sign-in link.' });
     }
     try {
-      await accounts.requestMagicLink(input.data.email, requestMeta(ctx), uid);
+      await accounts.requestMagicLink(input.data.email, requestMeta(ctx), answered(ctx), uid);
     } catch (err) {
       if (!(err instanceof AppError) || err.status !== 429) throw err;
       ctx.status = 429;

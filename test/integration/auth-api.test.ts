@@ -199,6 +199,22 @@ describe('password reset', () => {
     expect(smtp.to('ghost@example.com')).toHaveLength(0);
   });
 
+  it('does nothing for a known address until the answer has gone out, so the answer takes as long as for any address', async () => {
+    await server.users.create({ email: 'quiet@example.com', password: PASSWORD });
+    const links = () => server.prisma.emailToken.count({ where: { email: 'quiet@example.com' } });
+    for (const request of [server.accounts.requestPasswordReset, server.accounts.requestMagicLink]) {
+      let answer!: () => void;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      const before = await links();
+      await request('quiet@example.com', { ip: '203.0.113.7' }, answered);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await links()).toBe(before);
+      answer();
+      await server.accounts.settled();
+      expect(await links()).toBe(before + 1);
+    }
+  });
+
   it('resets with the emailed link once, signs the user out everywhere, and refuses tampered or reused tokens', async () => {
     await server.users.create({ email: 'reset@example.com', password: PASSWORD });
     const session = (await login('reset@example.com')).body;

@@ -11,7 +11,7 @@ import { toUserDto } from '../../users/users.dto.js';
 import type { ApiRegistry } from '../api-routes.js';
 import { MessageOut, TokensOut, UserOut } from '../api-schemas.js';
 import { AppError } from '../problem.js';
-import { requestMeta } from '../request-meta.js';
+import { answered, requestMeta } from '../request-meta.js';
 
 const Email = z.object({ email: z.email().max(254) });
 const Token = z.object({ token: z.string().min(1).max(200) });
@@ -101,7 +101,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   api.define(
     { method: 'post', path: '/api/auth/forgot-password', tag, auth: 'none', summary: 'Email a password-reset link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut } } },
     async (ctx, { body }) => {
-      await accounts.requestPasswordReset(body.email, requestMeta(ctx));
+      await accounts.requestPasswordReset(body.email, requestMeta(ctx), answered(ctx));
       ctx.status = 202;
       ctx.body = { message: 'If an account exists for this address, we sent it a link to reset the password.' };
     },
@@ -118,7 +118,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   api.define(
     { method: 'post', path: '/api/auth/magic-link', tag, auth: 'none', summary: 'Email a sign-in link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut } } },
     async (ctx, { body }) => {
-      await accounts.requestMagicLink(body.email, requestMeta(ctx));
+      await accounts.requestMagicLink(body.email, requestMeta(ctx), answered(ctx));
       ctx.status = 202;
       ctx.body = { message: 'If an account exists for this address, we sent it a sign-in link.' };
     },

@@ -6,7 +6,7 @@ import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Authenticate } from '../../auth/authenticate.js';
 import type { FederatedLogin } from '../../federation/federated-login.js';
 import type { PreauthenticatedLogin } from '../../oidc/preauthenticated-login.js';
-import { requestMeta } from '../request-meta.js';
+import { answered, requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
 import { formBody, handleForm, noStore, renderPage } from './page-forms.js';
 
@@ -98,7 +98,7 @@ export function federationPageRoutes({ provider, views, authenticate, accounts, 
     await handleForm(
       ctx,
       async () => {
-        await accounts.requestMagicLink(pending.link.email, requestMeta(ctx), pending.link.interactionUid);
+        await accounts.requestMagicLink(pending.link.email, requestMeta(ctx), answered(ctx), pending.link.interactionUid);
         await linkPage(ctx, { notice: `We sent a link to ${pending.link.email}. Open it in this browser to link your ${pending.connection.name} account and continue.` });
       },
       (problem) => linkPage(ctx, { error: problem.message, status: problem.status }),

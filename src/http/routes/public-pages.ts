@@ -8,7 +8,7 @@ import type { PreauthenticatedLogin } from '../../oidc/preauthenticated-login.js
 import type { OneTimeTokens } from '../../tokens/one-time-tokens.js';
 import type { FederatedLogin } from '../../federation/federated-login.js';
 import { AppError } from '../problem.js';
-import { requestMeta } from '../request-meta.js';
+import { answered, requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
 import { field, formBody, formProblem, handleForm, noStore, renderPage, tokenPage, type FormProblem } from './page-forms.js';
 
@@ -115,7 +115,7 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
     await handleForm(
       ctx,
       async () => {
-        await accounts.requestPasswordReset(input.data.email, requestMeta(ctx));
+        await accounts.requestPasswordReset(input.data.email, requestMeta(ctx), answered(ctx));
         await renderPage(ctx, views, 'message', {
           title: 'Check your inbox',
           heading: 'Check your inbox',
