@@ -71,8 +71,11 @@ export function createApp(deps: Deps) {
   const openIdProvider = compose<Koa.Context>([deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
 
   app.use(requestTelemetry(deps.logger, deps.metrics));
-  // The authorization endpoint answers with redirects, error pages and form_post pages only.
-  app.use(securityHeaders({ documentsOnly: (path) => path === '/o/auth' || path.startsWith('/o/auth/') }));
+  // The authorization and end-session endpoints answer with redirects and pages only, some of
+  // them with an inline script (form_post, a sign-out without a session) whose hash the provider
+  // adds to the policy it finds set.
+  const documentsOnly = (path: string) => ['/o/auth', '/o/session/end'].some((p) => path === p || path.startsWith(`${p}/`));
+  app.use(securityHeaders({ documentsOnly }));
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());
   app.use((ctx, next) => (ctx.path.startsWith('/o/') ? openIdProvider(ctx, next) : site(ctx, next)));

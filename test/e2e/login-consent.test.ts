@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
 import type { Browser, Page, Response } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { PASSWORD, REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
+import { PASSWORD, POST_LOGOUT_URI, REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
 import { launchChromium, openBrowser } from '../support/browser.js';
 
 /**
@@ -180,6 +180,31 @@ describe('login and consent in a browser', () => {
       await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);
       expect(posts[0]!.get('state')).toBe(request.state);
       expect(posts[0]!.get('code')).toBeTruthy();
+      expect(blocked).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('signs out of an app without a Latch session and returns to the app, under the strict CSP', async () => {
+    const { context, page } = await openBrowser(browser);
+    try {
+      const returned: string[] = [];
+      context.on('request', (r) => {
+        if (r.url().startsWith(POST_LOGOUT_URI)) returned.push(r.url());
+      });
+      const blocked: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error' && m.text().includes('Content Security Policy')) blocked.push(m.text());
+      });
+      // The user already signed out elsewhere (or the session expired): the provider answers with
+      // a page whose script sends the browser on.
+      const end = new URL(`${server.issuer}/session/end`);
+      end.search = new URLSearchParams({ client_id: fixtures.confidential.clientId, post_logout_redirect_uri: POST_LOGOUT_URI, state: 'bye' }).toString();
+      await page.goto(end.toString());
+
+      await expect.poll(() => returned.length, { timeout: 10_000 }).toBe(1);
+      expect(new URL(returned[0]!).searchParams.get('state')).toBe('bye');
       expect(blocked).toEqual([]);
     } finally {
       await context.close();
