@@ -186,4 +186,22 @@ describe('RP-initiated logout', () => {
     const again = await flow.agent.navigate((await authorizationRequest(rp)).url);
     expect(again.html).toContain('Email or username');
   });
+
+  it('signs out of the app only, when asked: its tokens end, the Latch session stays for the other apps', async () => {
+    const rp = await relyingParty(server, fixtures.confidential);
+    const flow = await signIn(rp);
+    const tokens = await flow.tokens();
+    const endSession = oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT_URI, state: 'app-only' });
+    const confirm = await flow.agent.navigate(endSession.toString());
+    expect(confirm.html).toContain('You are signing out of <strong>Notes</strong>');
+    expect(confirm.html).toContain('Only Notes');
+    const done = await flow.agent.submit(confirm, /session\/end\/confirm$/, {}, POST_LOGOUT_URI);
+    expect(done.url).toBe(`${POST_LOGOUT_URI}?state=app-only`);
+
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+    // Another app still signs in without a password.
+    const console = await relyingParty(server, fixtures.trusted);
+    const silent = await flow.agent.navigate((await authorizationRequest(console, { prompt: 'none' })).url, {}, REDIRECT_URI);
+    expect(new URL(silent.url).searchParams.has('code')).toBe(true);
+  });
 });
