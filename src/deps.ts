@@ -105,7 +105,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     return loadCookieKeys(tx, config.oidc.cookieKeys);
   });
   const cookieKeys = cookieKeyRing(cookieKeyValues);
-  const jwks = await loadSigningJwks(prisma);
+  const jwks = await loadSigningJwks(prisma, config.keyRefreshSeconds);
 
   const settings = createSettings(prisma, settingsDefaults(config));
   await settings.init();

@@ -42,14 +42,17 @@ export async function startServer(config: Config, logger = createLogger(config),
       }
     }
   }, config.purgeIntervalSeconds * 1000);
-  // Keys rotated by `latch keys rotate` (or by another instance) are published within this interval.
-  let keysVersion = await signingKeysVersion(deps.prisma);
+  // Keys rotated by `latch keys rotate` (or by another instance) are published within this
+  // interval, and sign once every process publishes them (see activationDelayMs).
+  const refresh = config.keyRefreshSeconds;
+  let keysVersion = await signingKeysVersion(deps.prisma, refresh);
   const keyWatch = setInterval(() => {
-    signingKeysVersion(deps.prisma)
+    signingKeysVersion(deps.prisma, refresh)
       .then(async (version) => {
         if (version === keysVersion) return;
+        reloadKeys(await loadSigningJwks(deps.prisma, refresh));
+        // Only once published: a reload that failed is tried again at the next check.
         keysVersion = version;
-        reloadKeys(await loadSigningJwks(deps.prisma));
         logger.info({ keys: version }, 'signing keys changed; now publishing the new set');
       })
       .catch((err) => logger.warn({ err }, 'could not check signing keys'));

@@ -189,11 +189,11 @@ keys
       const settings = await createSettings(prisma, settingsDefaults(config)).get();
       const apis = await resources.list();
       const keepFor = Math.max(settings.idTokenTtl, settings.accessTokenTtl, config.oidc.ttl.clientCredentials, ...apis.map((api) => api.accessTokenTtl ?? 0));
-      const { kids, oldKeysRetireAt } = await rotateSigningKeys(prisma, keepFor);
-      await audit('admin.signing_keys_rotated', { detail: { kids, oldKeysRetireAt } });
+      const { kids, activatesAt, oldKeysRetireAt } = await rotateSigningKeys(prisma, keepFor, config.keyRefreshSeconds);
+      await audit('admin.signing_keys_rotated', { detail: { kids, activatesAt, oldKeysRetireAt } });
       console.log(`new signing keys: ${kids.join(', ')}`);
+      console.log(`running servers publish them within KEY_REFRESH_INTERVAL (${config.keyRefreshSeconds} s) and sign with them from ${activatesAt.toISOString()}`);
       console.log(`previous keys stay published until ${oldKeysRetireAt.toISOString()}`);
-      console.log('running servers publish the new keys and sign with them within KEY_REFRESH_INTERVAL (10 s by default)');
     });
   });
 

@@ -23,34 +23,62 @@ export async function ensureSigningKeys(prisma: Db): Promise<number> {
 }
 
 /**
- * Adds a new current key per algorithm. The previous keys stay published for verification until
- * `keepOldFor` seconds have passed (the longest lifetime of a token they signed), then are dropped.
+ * A new key is published at once but signs only once it is this old. Each process reloads the key
+ * set every KEY_REFRESH_INTERVAL, so by then every process publishes it (with one check to spare),
+ * and a verifier fetching the JWKS from any of them finds every key in use.
  */
-export async function rotateSigningKeys(prisma: Db, keepOldFor: number) {
+export const activationDelayMs = (refreshSeconds: number) => 2 * refreshSeconds * 1000;
+
+/**
+ * Adds a new key per algorithm. The previous keys go on signing until the new ones activate, and
+ * each process switches at its next check after that; they stay published, for verification, for
+ * `keepOldFor` seconds more (the longest lifetime of a token they signed), then are dropped.
+ */
+export async function rotateSigningKeys(prisma: Db, keepOldFor: number, refreshSeconds: number) {
   const fresh = await Promise.all(SIGNING_ALGS.map(generateSigningKey));
-  const retiresAt = new Date(Date.now() + keepOldFor * 1000);
+  const now = Date.now();
+  const activatesAt = new Date(now + activationDelayMs(refreshSeconds));
+  const retiresAt = new Date(activatesAt.getTime() + refreshSeconds * 1000 + keepOldFor * 1000);
   await prisma.$transaction([
     prisma.signingKey.updateMany({ where: { retiresAt: null }, data: { retiresAt } }),
-    ...fresh.map((data) => prisma.signingKey.create({ data })),
+    ...fresh.map((data) => prisma.signingKey.create({ data: { ...data, createdAt: new Date(now) } })),
   ]);
-  return { kids: fresh.map((k) => k.kid), oldKeysRetireAt: retiresAt };
+  return { kids: fresh.map((k) => k.kid), activatesAt, oldKeysRetireAt: retiresAt };
 }
 
-/** Identifies the set of published keys: changes when a key is added or a retiring one expires. */
-export async function signingKeysVersion(prisma: Db): Promise<string> {
-  const rows = await prisma.signingKey.findMany({ select: { kid: true, retiresAt: true }, orderBy: { kid: 'asc' } });
+type KeyRow = { kid: string; alg: string; createdAt: Date; retiresAt: Date | null };
+const live = (r: KeyRow, now: number) => !r.retiresAt || r.retiresAt.getTime() > now;
+
+/**
+ * Per algorithm, the key that signs: the newest one published for the activation delay, or while
+ * none has been (the keys of a first start), the oldest.
+ */
+function signingKids(rows: KeyRow[], now: number, refreshSeconds: number): Set<string> {
+  const kids = new Set<string>();
+  for (const alg of SIGNING_ALGS) {
+    const keys = rows.filter((r) => r.alg === alg && live(r, now)).sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime());
+    const active = keys.filter((r) => r.createdAt.getTime() <= now - activationDelayMs(refreshSeconds));
+    const signer = active.at(-1) ?? keys[0];
+    if (signer) kids.add(signer.kid);
+  }
+  return kids;
+}
+
+/** Identifies the published keys and the signing ones: changes when a key is added, activates or expires. */
+export async function signingKeysVersion(prisma: Db, refreshSeconds: number): Promise<string> {
+  const rows = await prisma.signingKey.findMany({ select: { kid: true, alg: true, createdAt: true, retiresAt: true }, orderBy: { kid: 'asc' } });
   const now = Date.now();
+  const signing = signingKids(rows, now, refreshSeconds);
   return rows
-    .filter((r) => !r.retiresAt || r.retiresAt.getTime() > now)
-    .map((r) => `${r.kid}${r.retiresAt ? ':retiring' : ''}`)
+    .filter((r) => live(r, now))
+    .map((r) => `${r.kid}${signing.has(r.kid) ? ':signing' : ''}`)
     .join(',');
 }
 
-/** The private JWKS for oidc-provider: current keys first (they sign), retiring keys after. */
-export async function loadSigningJwks(prisma: Db): Promise<{ keys: JWK[] }> {
+/** The private JWKS for oidc-provider: the signing keys first (the provider signs with the first of an algorithm), the others after. */
+export async function loadSigningJwks(prisma: Db, refreshSeconds: number): Promise<{ keys: JWK[] }> {
   await prisma.signingKey.deleteMany({ where: { retiresAt: { lt: new Date() } } });
   const rows = await prisma.signingKey.findMany({ orderBy: { createdAt: 'desc' } });
-  const current = rows.filter((r) => r.retiresAt === null);
-  const retiring = rows.filter((r) => r.retiresAt !== null);
-  return { keys: [...current, ...retiring].map((r) => r.jwk as JWK) };
+  const signing = signingKids(rows, Date.now(), refreshSeconds);
+  return { keys: [...rows.filter((r) => signing.has(r.kid)), ...rows.filter((r) => !signing.has(r.kid))].map((r) => r.jwk as JWK) };
 }

@@ -107,19 +107,27 @@ describe('latch CLI', () => {
     const oldKid = decodeProtectedHeader(oldToken).kid;
     await before.stop();
 
-    const rotated = await latch(['keys', 'rotate'], { databaseUrl: db.url });
+    const rotated = await latch(['keys', 'rotate'], { databaseUrl: db.url, env: { KEY_REFRESH_INTERVAL: '1' } });
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toContain('new signing keys');
+    const activatesAt = Date.parse(/sign with them from (\S+)/.exec(rotated.stdout)![1]!);
     const retireAt = Date.parse(/published until (\S+)/.exec(rotated.stdout)![1]!);
     expect(retireAt).toBeGreaterThanOrEqual(Date.now() + 86_400_000 - 60_000);
     expect(decodeJwt(oldToken).exp! * 1000).toBeLessThanOrEqual(retireAt);
 
-    const after = await startTestServer({}, db.url);
+    const after = await startTestServer({ KEY_REFRESH_INTERVAL: '1' }, db.url);
     try {
       const jwks = (await (await fetch(`${after.issuer}/jwks`)).json()) as { keys: { kid: string }[] };
       expect(jwks.keys).toHaveLength(4);
       const rp = await relyingParty(after, { clientId: worker.client_id, clientSecret: worker.client_secret });
-      const newToken = (await oidc.clientCredentialsGrant(rp, { resource: 'https://api.example.test', scope: 'read' })).access_token;
+      const issue = async () => (await oidc.clientCredentialsGrant(rp, { resource: 'https://api.example.test', scope: 'read' })).access_token;
+      // Published at once, the new keys sign from their activation (once every process publishes them).
+      if (Date.now() < activatesAt - 200) expect(decodeProtectedHeader(await issue()).kid).toBe(oldKid);
+      let newToken = await issue();
+      for (let i = 0; i < 50 && decodeProtectedHeader(newToken).kid === oldKid; i += 1) {
+        await new Promise((r) => setTimeout(r, 100));
+        newToken = await issue();
+      }
       expect(decodeProtectedHeader(newToken).kid).not.toBe(oldKid);
       const keySet = createRemoteJWKSet(new URL(`${after.issuer}/jwks`));
       await jwtVerify(oldToken, keySet, { audience: 'https://api.example.test' });

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { loadConfig } from '../../src/config/env.js';
-import { createLogger } from '../../src/deps.js';
+import { createLogger, type DepsOptions } from '../../src/deps.js';
+import type { Db } from '../../src/db/prisma.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { rotateSigningKeys } from '../../src/keys/signing-keys.js';
 import { CLIENT_CACHE_MS } from '../../src/oidc/adapter.js';
@@ -20,7 +21,7 @@ let b: RunningServer;
 let publicUrl: string;
 let client: { clientId: string; clientSecret?: string };
 
-async function start(port: number) {
+async function start(port: number, options: DepsOptions = {}) {
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
@@ -32,7 +33,7 @@ async function start(port: number) {
     ARGON2_TIME_COST: '1',
     KEY_REFRESH_INTERVAL: '1',
   });
-  return startServer(config, createLogger(config));
+  return startServer(config, createLogger(config), options);
 }
 
 /** openid-client against the shared issuer, with every request sent to one chosen instance. */
@@ -88,28 +89,67 @@ describe('two instances, one database', () => {
     expect(new URL(page.url).searchParams.get('code')).toBeTruthy();
   });
 
-  it('publish a key rotated through one at the other without a restart; older tokens still verify', async () => {
+  it('publish a key rotated through one at the other without a restart, before either signs with it; older tokens still verify', async () => {
     const rpA = await rpVia(a);
     const before = (await (await signIn(rpA, { login: 'sam@example.com' })).tokens()).id_token!;
-    const { kids } = await rotateSigningKeys(a.prisma, 3600);
+    const { kids } = await rotateSigningKeys(a.prisma, 3600, 1);
 
     // The rotation went to the database behind both processes' backs: each publishes it on its own
-    // key refresh, within KEY_REFRESH_INTERVAL.
+    // key refresh, within KEY_REFRESH_INTERVAL, and signs with it only once both have had the time
+    // to publish it, so a token from either always verifies against the JWKS of either.
     const kidsAt = async (server: RunningServer) => ((await (await fetch(`${server.url}/o/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
-    for (const server of [b, a]) {
-      let published: string[] = [];
-      for (let i = 0; i < 40 && !kids.every((k) => published.includes(k)); i += 1) {
-        await new Promise((r) => setTimeout(r, 100));
-        published = await kidsAt(server);
+    const idToken = async (server: RunningServer) => {
+      const res = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'sam@example.com', password: PASSWORD }) });
+      return ((await res.json()) as { id_token: string }).id_token;
+    };
+    const signedWithNew = new Set<RunningServer>();
+    let after = '';
+    for (let i = 0; i < 80 && signedWithNew.size < 2; i += 1) {
+      const published = [await kidsAt(a), await kidsAt(b)];
+      for (const server of [a, b]) {
+        const token = await idToken(server);
+        if (!kids.includes(decodeProtectedHeader(token).kid!)) continue;
+        for (const jwks of published) expect(jwks).toEqual(expect.arrayContaining([...kids, decodeProtectedHeader(before).kid]));
+        signedWithNew.add(server);
+        after = token;
       }
-      expect(published).toEqual(expect.arrayContaining([...kids, decodeProtectedHeader(before).kid]));
+      await new Promise((r) => setTimeout(r, 100));
     }
+    expect(signedWithNew.size).toBe(2);
 
-    const after = (await (await signIn(await rpVia(b), { login: 'sam@example.com' })).tokens()).id_token!;
-    expect(kids).toContain(decodeProtectedHeader(after).kid);
     const jwks = createRemoteJWKSet(new URL(`${a.url}/o/jwks`));
     await jwtVerify(before, jwks);
     await jwtVerify(after, jwks);
+  });
+
+  it('publish a rotation at an instance whose reload of the keys failed once, at its next check', async () => {
+    let failNext = false;
+    const flaky = (db: Db) =>
+      db.$extends({
+        query: {
+          signingKey: {
+            async deleteMany({ args, query }) {
+              if (!failNext) return query(args);
+              failNext = false;
+              throw new Error('connection lost');
+            },
+          },
+        },
+      }) as unknown as Db;
+    const c = await start(await freePort(), { instrumentDb: flaky });
+    try {
+      failNext = true;
+      const { kids } = await rotateSigningKeys(a.prisma, 3600, 1);
+      let published: string[] = [];
+      for (let i = 0; i < 50 && !kids.every((k) => published.includes(k)); i += 1) {
+        await new Promise((r) => setTimeout(r, 100));
+        published = ((await (await fetch(`${c.url}/o/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+      }
+      expect(failNext).toBe(false);
+      expect(published).toEqual(expect.arrayContaining(kids));
+    } finally {
+      await c.close();
+    }
   });
 
   it('apply a client change made at one on the other within the cache bound', async () => {
