@@ -13,6 +13,27 @@ import { lowerHashPriority } from './passwords/hash-priority.js';
 
 export type RunningServer = { url: string; server: Server; close(): Promise<void> } & Awaited<ReturnType<typeof createDeps>>;
 
+// How long a shutdown waits for requests under way to be answered before cutting them off.
+export const SHUTDOWN_DRAIN_MS = 10_000;
+
+/**
+ * Stops taking connections and lets the requests under way finish: a rolling restart must not cut
+ * off a token request whose refresh token it has already rotated. Kept-alive connections are
+ * closed as soon as they fall idle; whatever is still running after SHUTDOWN_DRAIN_MS is cut off.
+ */
+async function drain(server: Server) {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_DRAIN_MS);
+  try {
+    await closed;
+  } finally {
+    clearInterval(idle);
+    clearTimeout(deadline);
+  }
+}
+
 /** Builds and starts Latch; used by main.ts and by tests (with PORT=0). */
 export async function startServer(config: Config, logger = createLogger(config), options: DepsOptions = {}): Promise<RunningServer> {
   const deps = await createDeps(config, logger, options);
@@ -73,8 +94,7 @@ export async function startServer(config: Config, logger = createLogger(config),
       await purges.stop();
       clearInterval(mailRetry);
       clearInterval(keyWatch);
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await drain(server);
       // Links already promised in an answer are stored (and their mail queued) before the databases close.
       await deps.accounts.settled();
       await deps.prisma.$disconnect();

@@ -146,3 +146,19 @@ describe('API documentation', () => {
     }
   });
 });
+
+describe('shutdown', () => {
+  it('answers the requests under way before it stops, and takes no new ones', async () => {
+    // A slow hash keeps the sign-in under way while the server is told to stop.
+    const stopping = await startTestServer({ ARGON2_TIME_COST: '1000' });
+    await stopping.users.create({ email: 'drain@example.com', password: PASSWORD });
+    const login = fetch(`${stopping.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'drain@example.com', password: PASSWORD }) });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = stopping.stop();
+    const answer = await login;
+    expect(answer.status).toBe(200);
+    expect((await answer.json()).access_token).toBeTruthy();
+    await stopped;
+    await expect(fetch(`${stopping.url}/healthz`)).rejects.toThrow();
+  });
+});
