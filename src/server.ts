@@ -94,6 +94,7 @@ export async function startServer(config: Config, logger = createLogger(config),
       await purges.stop();
       clearInterval(mailRetry);
       clearInterval(keyWatch);
+      deps.settings.stop();
       await drain(server);
       // Links already promised in an answer are stored (and their mail queued) before the databases close.
       await deps.accounts.settled();

@@ -50,13 +50,15 @@ export const SETTINGS_REFRESH_MS = 5_000;
 
 /**
  * Runtime settings: stored per key, read through an in-memory snapshot. The snapshot is
- * synchronous (oidc-provider asks for token lifetimes synchronously) and refreshes in the
- * background once older than SETTINGS_REFRESH_MS; a change made here applies at once.
+ * synchronous (oidc-provider asks for token lifetimes synchronously) and, once `init` has run,
+ * reloaded every SETTINGS_REFRESH_MS, so even a process that has served nothing for an hour
+ * answers its next request with settings at most that old; a change made here applies at once.
  */
 export function createSettings(prisma: Db, defaults: Settings) {
   let current: Settings = { ...defaults };
   let loadedAt = 0;
   let loading: Promise<Settings> | undefined;
+  let timer: NodeJS.Timeout | undefined;
 
   async function load(): Promise<Settings> {
     const rows = await prisma.setting.findMany();
@@ -86,8 +88,12 @@ export function createSettings(prisma: Db, defaults: Settings) {
   }
 
   return {
-    /** Loads the stored values; call once at start. */
-    init: refresh,
+    /** Loads the stored values, and reloads them every SETTINGS_REFRESH_MS until `stop`; call once at start. */
+    async init() {
+      await refresh();
+      timer ??= setInterval(() => void refresh().catch(() => undefined), SETTINGS_REFRESH_MS).unref();
+    },
+    stop: () => clearInterval(timer),
     /** The current settings, without waiting; refreshed in the background when stale. */
     snapshot(): Settings {
       if (Date.now() - loadedAt > SETTINGS_REFRESH_MS) void refresh().catch(() => undefined);
