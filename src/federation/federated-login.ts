@@ -5,7 +5,7 @@ import type { PreauthenticatedLogin } from '../oidc/preauthenticated-login.js';
 import { callbackUrl } from './connection-settings.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
 import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
-import { UpstreamError, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
+import { UpstreamError, setupFault, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 
 // Between leaving for the upstream and its callback: state, nonce and PKCE verifier, bound to the
 // pending sign-in. Signed, HttpOnly, sent only to /callback, single use.
@@ -62,7 +62,7 @@ export function createFederatedLogin(deps: {
 
   async function failure(ctx: Context, connection: Connection | null, reason: FailureReason, message: string, interactionUid?: string): Promise<CallbackOutcome> {
     await audit.record('federated.failure', { detail: { connection: connection?.slug ?? ctx.params?.slug, reason }, ...requestMeta(ctx) });
-    return { kind: 'failed', status: upstreamsFault(reason) ? 502 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' || reason === 'confirmation_required' ? 403 : 400, message, interactionUid };
+    return { kind: 'failed', status: upstreamsFault(reason) ? 502 : setupFault(reason) ? 503 : reason === 'disabled' || reason === 'registration_closed' || reason === 'email_not_verified' || reason === 'confirmation_required' ? 403 : 400, message, interactionUid };
   }
 
   return {

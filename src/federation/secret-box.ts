@@ -18,6 +18,13 @@ export class SecretKeyMissingError extends Error {
   }
 }
 
+/** A sealed secret names a key this server was not given (dropped from CONNECTION_SECRET_KEYS too early, or never set). */
+export class SecretKeyUnknownError extends Error {
+  constructor(readonly kid: string | undefined) {
+    super(`a secret is sealed under key ${kid ?? '(none named)'}, which is not among CONNECTION_SECRET_KEYS`);
+  }
+}
+
 const keyId = (key: Uint8Array) => createHash('sha256').update(key).digest('base64url').slice(0, 12);
 
 /** `encodedKeys`: 32-byte keys, base64 or base64url. */
@@ -36,7 +43,7 @@ export function createSecretBox(encodedKeys: readonly string[]): SecretBox {
     async open(sealed) {
       const { plaintext } = await compactDecrypt(sealed, (header) => {
         const key = header.kid ? byId.get(header.kid) : undefined;
-        if (!key) throw new SecretKeyMissingError();
+        if (!key) throw new SecretKeyUnknownError(header.kid);
         return key;
       });
       return new TextDecoder().decode(plaintext);

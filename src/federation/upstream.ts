@@ -1,15 +1,19 @@
 import * as oidc from 'openid-client';
 import { findUnstorable } from '../db/storable.js';
 import { boundedFetch, UpstreamBodyTooLarge } from './bounded-fetch.js';
+import { SecretKeyUnknownError } from './secret-box.js';
 import type { Connection, ConnectionsService } from './connections.service.js';
 import { NewUser } from '../users/users.service.js';
 import { effectiveSettings, mayCallUpstream, type ClaimField } from './connection-settings.js';
 
 /** Why an upstream sign-in failed, in words a user and an operator can act on. */
-export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject';
+export type UpstreamFailure = 'denied' | 'unreachable' | 'rejected' | 'issuer_mismatch' | 'invalid_id_token' | 'invalid_response' | 'response_too_large' | 'no_subject' | 'secret_unreadable';
 
 /** Failures that are the upstream's (no answer, or one too large to read): a bad gateway, 502. */
 export const upstreamsFault = (reason: string) => reason === 'unreachable' || reason === 'response_too_large';
+
+/** Failures of this server's own set-up (a client secret it has no key for): unavailable, 503, until an operator fixes it. */
+export const setupFault = (reason: string) => reason === 'secret_unreadable';
 
 export class UpstreamError extends Error {
   constructor(
@@ -78,6 +82,8 @@ function classify(err: unknown, connection: Connection): UpstreamError {
   const code = (err as { code?: string }).code ?? '';
   const name = (err as Error).name ?? '';
   const who = connection.name;
+  if (causes(err).some((e) => e instanceof SecretKeyUnknownError))
+    return new UpstreamError('secret_unreadable', `Sign-in with ${who} is not available right now.`, { cause: err });
   if (causes(err).some((e) => e instanceof UpstreamBodyTooLarge))
     return new UpstreamError('response_too_large', `${who} sent an answer larger than we accept (1 MiB).`, { cause: err });
   if (unanswered(err)) return new UpstreamError('unreachable', `${who} could not be reached.`, { cause: err });

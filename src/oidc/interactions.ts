@@ -16,7 +16,7 @@ import { describePermissions } from './scope-descriptions.js';
 import type { ConnectionsService } from '../federation/connections.service.js';
 import type { FederatedLogin } from '../federation/federated-login.js';
 import type { AccountCache } from './account-cache.js';
-import { UpstreamError, upstreamsFault } from '../federation/upstream.js';
+import { UpstreamError, setupFault, upstreamsFault } from '../federation/upstream.js';
 
 type Deps = {
   provider: Provider;
@@ -188,7 +188,7 @@ export function interactionRoutes({ provider, views, accountCache, resources, au
       return ctx.redirect(to);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
-      ctx.status = upstreamsFault(err.reason) ? 502 : 400;
+      ctx.status = upstreamsFault(err.reason) ? 502 : setupFault(err.reason) ? 503 : 400;
       return renderLogin(ctx, uid, params.client_id, { error: `${err.message} Try again later, or sign in another way.` });
     }
   });

@@ -7,6 +7,7 @@ import { OVERSIZED_BYTES, startFakeUpstream, type FakeUpstream } from '../suppor
 import { REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
 import { createUserAgent } from '../support/user-agent.js';
 import type { Connection } from '../../src/federation/connections.service.js';
+import { createSecretBox } from '../../src/federation/secret-box.js';
 
 // An `oidc` connection against an OpenID provider on loopback that can be told to misbehave:
 // the ID token is checked (issuer, audience, nonce, signature) and every failure ends on a page.
@@ -224,6 +225,23 @@ describe('sign in with an oidc connection', () => {
     const page = await again.agent.navigate(again.back.url);
     expect(page.status).toBe(403);
     expect(page.html).toContain('This account is disabled.');
+  });
+});
+
+describe('a connection whose client secret this server has no key for', () => {
+  it('ends on a page saying sign-in is unavailable (503), blames no upstream, and names the cause in the audit log', async () => {
+    const slug = 'lost-key';
+    const c = await server.connections.create({ kind: 'oidc', slug, name: 'Lost SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
+    await server.connections.offer(fixtures.confidential.clientId, c.id);
+    // Sealed under a key that was dropped from CONNECTION_SECRET_KEYS.
+    const orphan = await createSecretBox([randomBytes(32).toString('base64')]).seal(upstream.clientSecret);
+    await server.prisma.connection.update({ where: { id: c.id }, data: { clientSecret: orphan } });
+
+    const { back } = await pressButton(slug);
+    expect(back.status).toBe(503);
+    expect(back.html).toContain('Sign-in with Lost SSO is not available right now.');
+    expect(await lastFailure()).toMatchObject({ connection: slug, reason: 'secret_unreadable' });
+    await server.connections.delete(c.id);
   });
 });
 
