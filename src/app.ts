@@ -78,7 +78,12 @@ export function createApp(deps: Deps) {
   app.use(securityHeaders({ documentsOnly }));
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());
-  app.use((ctx, next) => (ctx.path.startsWith('/o/') ? openIdProvider(ctx, next) : site(ctx, next)));
+  app.use((ctx, next) => {
+    // RFC 8414 clients look for an issuer's metadata at /.well-known/oauth-authorization-server
+    // followed by the issuer's path: serve the provider's document there too.
+    if (ctx.path === '/.well-known/oauth-authorization-server/o') ctx.path = '/o/.well-known/oauth-authorization-server';
+    return ctx.path.startsWith('/o/') ? openIdProvider(ctx, next) : site(ctx, next);
+  });
   /** Publishes a new key set without a restart: a provider built with it takes over /o. */
   function reloadKeys(jwks: Deps['jwks']) {
     mounted = mount('/o', createProvider({ ...deps, jwks }));

@@ -312,11 +312,15 @@ describe('magic links', () => {
 });
 
 describe('first-party grants', () => {
-  it('are not advertised in discovery', async () => {
-    const discovery = await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json();
-    expect(discovery.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']));
-    expect(discovery.grant_types_supported).not.toContain('password');
-    expect(discovery.grant_types_supported.some((g: string) => g.includes('magic'))).toBe(false);
+  it('are not advertised in discovery, in either metadata document or at either address', async () => {
+    const documents = [`${server.issuer}/.well-known/openid-configuration`, `${server.issuer}/.well-known/oauth-authorization-server`, `${server.url}/.well-known/oauth-authorization-server/o`];
+    for (const url of documents) {
+      const res = await fetch(url);
+      expect(res.status, url).toBe(200);
+      const discovery = await res.json();
+      expect(discovery.issuer).toBe(server.issuer);
+      expect(discovery.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
+    }
   });
 });
 
