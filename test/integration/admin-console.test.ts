@@ -306,12 +306,17 @@ describe('lists and actions', () => {
     const sessionAction = /action="(\/admin\/sessions\/[^"]+\/revoke)"/.exec(userPage.html)![1]!;
     const revoked = await agent.submit(userPage, sessionAction, { confirm: 'on' });
     expect(revoked.url).toBe(url(`/admin/users/${browsingId}?notice=session_revoked`));
-    expectPage(revoked, 200, 'The session is ended.', 'No active browser sessions.');
-    expect((await user.navigate(url('/account'))).url).toMatch(/\/interaction\/[^/]+$/);
+    // The grant the session signed in with ended with it, as signing out there would have.
+    expectPage(revoked, 200, 'The session is ended.', 'No active browser sessions.', 'No app holds a grant from this user.');
+    const again = await user.navigate(url('/account'));
+    expect(again.url).toMatch(/\/interaction\/[^/]+$/);
     expectPage(await agent.submit(userPage, sessionAction, { confirm: 'on' }), 200, 'That had already ended; nothing to revoke.');
 
-    const grantAction = /action="(\/admin\/grants\/[^"]+\/revoke)"/.exec(revoked.html)![1]!;
-    expectPage(await agent.submit(revoked, grantAction, { confirm: 'on' }), 200, 'The grant is revoked', 'No app holds a grant from this user.');
+    // Signed in again, a grant alone can be revoked.
+    expect((await user.submit(again, '/login', { login: 'browsing@example.com', password: PASSWORD })).url).toBe(url('/account'));
+    const withGrant = await agent.navigate(url(`/admin/users/${browsingId}`));
+    const grantAction = /action="(\/admin\/grants\/[^"]+\/revoke)"/.exec(withGrant.html)![1]!;
+    expectPage(await agent.submit(withGrant, grantAction, { confirm: 'on' }), 200, 'The grant is revoked', 'No app holds a grant from this user.');
     const audit = await agent.navigate(url(`/admin/audit?event=admin.session_revoked`));
     expectPage(audit, 200, 'admin.session_revoked', 'root@example.com');
   });
