@@ -74,7 +74,7 @@ export function createApp(deps: Deps) {
   // The authorization and end-session endpoints answer with redirects and pages only, some of
   // them with an inline script (form_post, a sign-out without a session) whose hash the provider
   // adds to the policy it finds set.
-  const documentsOnly = (path: string) => ['/o/auth', '/o/session/end'].some((p) => path === p || path.startsWith(`${p}/`));
+  const documentsOnly = (path: string) => path === '/o/auth' || path.startsWith('/o/auth/') || path === '/o/session/end' || path.startsWith('/o/session/end/');
   app.use(securityHeaders({ documentsOnly }));
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());
