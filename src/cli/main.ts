@@ -114,6 +114,7 @@ clients
   .option('--redirect-uri <uri>', 'allowed redirect URI (repeatable)', collect, [])
   .option('--post-logout-redirect-uri <uri>', 'allowed post-logout redirect URI (repeatable)', collect, [])
   .option('--public', 'public client (SPA, mobile, CLI): no secret, PKCE required')
+  .option('--native', 'native app (RFC 8252): loopback redirect URIs match on any port; users allow it at every sign-in')
   .addOption(
     new Option('--grant-type <type>', 'allowed grant type (repeatable; default authorization_code and refresh_token)')
       .choices(['authorization_code', 'refresh_token', 'client_credentials', 'password'])
@@ -130,6 +131,7 @@ clients
         redirectUris: opts.redirectUri,
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         public: Boolean(opts.public),
+        native: Boolean(opts.native),
         grantTypes: opts.grantType,
         scopes: opts.scope ? String(opts.scope).split(' ').filter(Boolean) : [],
         resources: opts.resource,

@@ -43,6 +43,9 @@ const ClientFields = z.object({
   scopes: z.array(scopeToken).max(50),
   resources: z.array(webUrl).max(20),
   trusted: z.boolean(),
+  // An app on the user's device (RFC 8252): its loopback redirect URIs match on any port, and the
+  // user is asked to allow it at every sign-in, since another app on the device could claim its URI.
+  native: z.boolean(),
 });
 
 export const NewClient = ClientFields.extend({
@@ -52,6 +55,7 @@ export const NewClient = ClientFields.extend({
   scopes: ClientFields.shape.scopes.default([]),
   resources: ClientFields.shape.resources.default([]),
   trusted: z.boolean().default(false),
+  native: z.boolean().default(false),
   public: z.boolean().default(false),
   ownerId: z.string().optional(),
 });
@@ -81,6 +85,7 @@ export function toSummary(r: ClientRow) {
     clientId: r.clientId,
     name: r.name,
     public: m.token_endpoint_auth_method === 'none',
+    native: m.application_type === 'native',
     trusted: r.trusted,
     ownerId: r.ownerId,
     grantTypes: m.grant_types ?? [],
@@ -93,18 +98,18 @@ export function toSummary(r: ClientRow) {
   };
 }
 
-/** A client with a private-use redirect URI is registered as a native app: the provider refuses it from a web app. */
-const isNative = (c: { redirectUris: string[]; postLogoutRedirectUris: string[] }) => [...c.redirectUris, ...c.postLogoutRedirectUris].some(isPrivateUse);
+/** A native app: marked so, or with a private-use redirect URI (the provider refuses one from a web app). */
+const isNative = (c: { native?: boolean; redirectUris: string[]; postLogoutRedirectUris: string[] }) => Boolean(c.native) || [...c.redirectUris, ...c.postLogoutRedirectUris].some(isPrivateUse);
 
 /** Checks that only make sense on the whole client, after a create or a patch. */
-function assertConsistent(c: { public: boolean; grantTypes: string[]; redirectUris: string[]; postLogoutRedirectUris: string[] }) {
+function assertConsistent(c: { public: boolean; native?: boolean; grantTypes: string[]; redirectUris: string[]; postLogoutRedirectUris: string[] }) {
   const problems = [];
   if (isNative(c)) {
     for (const path of ['redirectUris', 'postLogoutRedirectUris'] as const) {
       for (const uri of c[path]) {
         const { protocol, hostname } = new URL(uri);
-        if (protocol === 'http:' && !LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: with a private-use scheme (a native app), http is allowed on a loopback address only` });
-        if (protocol === 'https:' && LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: with a private-use scheme (a native app), use http, not https, on a loopback address` });
+        if (protocol === 'http:' && !LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: a native app (marked so, or with a private-use scheme) may use http on a loopback address only` });
+        if (protocol === 'https:' && LOOPBACK_HOSTS.has(hostname)) problems.push({ path, message: `${uri}: a native app (marked so, or with a private-use scheme) uses http, not https, on a loopback address` });
       }
     }
   }
@@ -117,7 +122,7 @@ function assertConsistent(c: { public: boolean; grantTypes: string[]; redirectUr
   if (problems.length) throw new AppError('VALIDATION_FAILED', problems[0]!.message, problems);
 }
 
-type MetadataInput = { name: string; redirectUris: string[]; postLogoutRedirectUris: string[]; grantTypes: string[]; scopes: string[]; public: boolean };
+type MetadataInput = { name: string; native?: boolean; redirectUris: string[]; postLogoutRedirectUris: string[]; grantTypes: string[]; scopes: string[]; public: boolean };
 
 function toMetadata(clientId: string, c: MetadataInput, secretHash?: string) {
   return {

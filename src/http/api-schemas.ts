@@ -50,6 +50,7 @@ export const AppOut = z
     clientId: z.string(),
     name: z.string(),
     public: z.boolean(),
+    native: z.boolean().meta({ description: 'An app on the user\'s device (RFC 8252): loopback redirect URIs match on any port; the user allows it at every sign-in' }),
     trusted: z.boolean(),
     ownerId: z.string().nullable(),
     grantTypes: z.array(z.string()),

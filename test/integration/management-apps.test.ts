@@ -459,6 +459,28 @@ describe('redirect URI rules', () => {
     expect(res.headers.get('location')).toMatch(/^\/interaction\//);
   });
 
+  it('lets an app marked native use its loopback redirect URI on any port (RFC 8252); a web app only on the registered one', async () => {
+    const loopback = 'http://127.0.0.1/callback';
+    const signInFrom = async (app: { clientId: string }, port: number) => {
+      const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
+      const url = oidc.buildAuthorizationUrl(await relyingParty(server, app), { redirect_uri: `http://127.0.0.1:${port}/callback`, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+      return fetch(url, { redirect: 'manual' });
+    };
+    const native = await makeApp(t.dev, { public: true, native: true, grantTypes: ['authorization_code'], redirectUris: [loopback] });
+    expect(await json(await read(native.clientId))).toMatchObject({ native: true, public: true });
+    const started = await signInFrom(native, 54321);
+    expect(started.status, await started.clone().text()).toBe(303);
+    expect(started.headers.get('location')).toMatch(/^\/interaction\//);
+
+    const web = await makeApp(t.dev, { public: true, grantTypes: ['authorization_code'], redirectUris: [loopback] });
+    expect((await json(await read(web.clientId))).native).toBe(false);
+    expect((await signInFrom(web, 54321)).status).toBe(400);
+
+    // A native app's plain http stays on the device (https it may claim, RFC 8252 section 7.2).
+    const res = await call('POST', '/api/apps', t.dev, { name: unique('Native '), public: true, native: true, grantTypes: ['authorization_code'], redirectUris: ['http://app.example/cb'] });
+    await expectProblem(res, 400, 'VALIDATION_FAILED');
+  });
+
   it("keeps a native app's http on loopback addresses (400 otherwise); a web app's http may go anywhere, as before", async () => {
     const native = 'com.example.app:/cb';
     for (const [field, uri] of [['redirectUris', 'http://app.example/cb'], ['redirectUris', 'https://127.0.0.1/cb'], ['postLogoutRedirectUris', 'http://app.example/out']] as const) {

@@ -48,7 +48,7 @@ const SHOWN = {
 };
 type Shown = keyof typeof SHOWN;
 
-type Values = { name: string; redirectUris: string; postLogoutRedirectUris: string; scopes: string; resources: string; grantTypes: string[]; public: boolean; trusted: boolean };
+type Values = { name: string; redirectUris: string; postLogoutRedirectUris: string; scopes: string; resources: string; grantTypes: string[]; public: boolean; native: boolean; trusted: boolean };
 
 const formValues = (ctx: Context): Values => ({
   name: field(ctx, 'name').trim(),
@@ -58,6 +58,7 @@ const formValues = (ctx: Context): Values => ({
   resources: field(ctx, 'resources'),
   grantTypes: fieldList(ctx, 'grantTypes'),
   public: field(ctx, 'public') !== '',
+  native: field(ctx, 'native') !== '',
   trusted: field(ctx, 'trusted') !== '',
 });
 
@@ -69,6 +70,7 @@ const summaryValues = (app: ClientSummary): Values => ({
   resources: app.resources.join('\n'),
   grantTypes: app.grantTypes,
   public: app.public,
+  native: app.native,
   trusted: app.trusted,
 });
 
@@ -79,6 +81,7 @@ const fields = (v: Values) => ({
   grantTypes: v.grantTypes as (typeof GRANT_TYPES)[number][],
   scopes: v.scopes.split(/\s+/).filter(Boolean),
   resources: lines(v.resources),
+  native: v.native,
   trusted: v.trusted,
 });
 
@@ -102,7 +105,7 @@ export function adminAppPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
       builtIn: BUILT_IN,
       owners: await owners(list.map((a) => a.ownerId)),
       grantLabels: GRANT_LABELS,
-      values: extra.values ?? { name: '', redirectUris: '', postLogoutRedirectUris: '', scopes: 'openid profile email', resources: '', grantTypes: ['authorization_code', 'refresh_token'], public: false, trusted: false },
+      values: extra.values ?? { name: '', redirectUris: '', postLogoutRedirectUris: '', scopes: 'openid profile email', resources: '', grantTypes: ['authorization_code', 'refresh_token'], public: false, native: false, trusted: false },
       notice: noticeOf(ctx, LIST_NOTICES),
       error: extra.problem?.message,
       fields: extra.problem?.fields,
