@@ -472,6 +472,10 @@ describe('redirect URI rules', () => {
     expect(started.status, await started.clone().text()).toBe(303);
     expect(started.headers.get('location')).toMatch(/^\/interaction\//);
 
+    // Another app on the device could answer at a loopback URI: the user allows the app every time.
+    const agent = createUserAgent();
+    for (let i = 0; i < 2; i += 1) expect((await signIn(await relyingParty(server, native), { agent })).sawConsent).toBe(true);
+
     const web = await makeApp(t.dev, { public: true, grantTypes: ['authorization_code'], redirectUris: [loopback] });
     expect((await json(await read(web.clientId))).native).toBe(false);
     expect((await signInFrom(web, 54321)).status).toBe(400);
