@@ -67,6 +67,9 @@ export const Env = z.object({
   PRODUCT_NAME: z.string().min(1).max(60).default('Latch'),
   SUPPORT_EMAIL: z.email().optional(),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(),
+  // Each of the connection, the server's greeting and any silence during a send; the mail queue's
+  // claim on a message (5 minutes) outlasts all three, so a stalled send ends before another starts.
+  SMTP_TIMEOUT: z.coerce.number().int().min(1).max(60).default(30),
   MAIL_FROM: z
     .string()
     .refine((v) => {
@@ -148,7 +151,7 @@ function toConfig(env: Env) {
       metricsToken: env.METRICS_TOKEN,
     },
     product: { name: env.PRODUCT_NAME, supportEmail: env.SUPPORT_EMAIL ?? 'the administrator of this service' },
-    mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, outboxDir: env.OUTBOX_DIR },
+    mail: { smtpUrl: env.SMTP_URL, smtpTimeoutSeconds: env.SMTP_TIMEOUT, from: env.MAIL_FROM, outboxDir: env.OUTBOX_DIR },
     accounts: {
       registrationOpen: env.REGISTRATION_OPEN,
       allowUnverifiedLogin: env.ALLOW_UNVERIFIED_LOGIN,

@@ -8,6 +8,9 @@ const MAX_ATTEMPTS = 8;
 export const MAIL_RETENTION_DAYS = 30;
 // 30 s, 1 min, 2 min, ... about 1 h at the last attempt.
 const backoffMs = (attempt: number) => Math.min(30_000 * 2 ** (attempt - 1), 3600_000);
+// How long a pass holds a message it is sending: longer than a send can take (SMTP_TIMEOUT bounds
+// each of its waits, at most 60 s), so no other pass sends it meanwhile.
+const CLAIM_MS = 5 * 60_000;
 
 /**
  * Mail is stored first and then sent; a failed send is logged and retried with backoff by a
@@ -18,14 +21,12 @@ export function createMailQueue(prisma: Db, mailer: Mailer, logger: Logger) {
     // Claim the message by pushing its next attempt out; a concurrent pass then skips it.
     const claimed = await prisma.mailMessage.updateMany({
       where: { id, sentAt: null, failedAt: null, nextAttemptAt: { lte: new Date() } },
-      data: { nextAttemptAt: new Date(Date.now() + 5 * 60_000), attempts: { increment: 1 } },
+      data: { nextAttemptAt: new Date(Date.now() + CLAIM_MS), attempts: { increment: 1 } },
     });
     if (claimed.count !== 1) return;
     const message = await prisma.mailMessage.findUniqueOrThrow({ where: { id } });
     try {
       await mailer.send({ to: message.to, subject: message.subject, text: message.text ?? '', html: message.html ?? '' });
-      // The bodies carry live links: keep only the envelope once delivered.
-      await prisma.mailMessage.update({ where: { id }, data: { sentAt: new Date(), text: null, html: null, lastError: null } });
     } catch (err) {
       const gaveUp = message.attempts >= MAX_ATTEMPTS;
       logger.error({ err, to: message.to, subject: message.subject, attempt: message.attempts, gaveUp }, 'sending mail failed');
@@ -38,7 +39,11 @@ export function createMailQueue(prisma: Db, mailer: Mailer, logger: Logger) {
           ...(gaveUp ? { failedAt: new Date(), text: null, html: null } : {}),
         },
       });
+      return;
     }
+    // Delivered (outside the try: a failure to record it must not schedule another send). The
+    // bodies carry live links: keep only the envelope.
+    await prisma.mailMessage.update({ where: { id }, data: { sentAt: new Date(), text: null, html: null, lastError: null } });
   }
 
   return {

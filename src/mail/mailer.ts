@@ -12,12 +12,15 @@ export type Mailer = { send(mail: Mail): Promise<void>; close(): void };
  * fresh install works with no mail server. nodemailer is loaded with the first message, not at
  * start: it is about 40-70 ms and 4 MB of a start here, and many servers send no mail for a while.
  */
-export function createMailer(options: { smtpUrl?: string; from: string; outboxDir: string }, logger: Logger): Mailer {
+export function createMailer(options: { smtpUrl?: string; smtpTimeoutSeconds?: number; from: string; outboxDir: string }, logger: Logger): Mailer {
   let transport: Promise<Transporter> | undefined;
+  // nodemailer waits up to 10 minutes for a silent server by default: longer than the queue's
+  // claim on a message, after which another pass would send it again.
+  const timeoutMs = (options.smtpTimeoutSeconds ?? 30) * 1000;
   const open = () =>
     (transport ??= import('nodemailer').then(({ default: nodemailer }) =>
       options.smtpUrl
-        ? nodemailer.createTransport(options.smtpUrl)
+        ? nodemailer.createTransport({ url: options.smtpUrl, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs })
         : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }),
     ));
 

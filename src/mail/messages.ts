@@ -41,10 +41,10 @@ const COPY = {
 
 export type MessageKind = keyof typeof COPY;
 
+const count = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+// Rounded down: a link never lives shorter than its mail says.
 const humanDuration = (seconds: number) =>
-  seconds >= 3600 && seconds % 3600 === 0
-    ? `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`
-    : `${Math.round(seconds / 60)} minute${seconds === 60 ? '' : 's'}`;
+  seconds >= 3600 && seconds % 3600 === 0 ? count(seconds / 3600, 'hour') : seconds >= 60 ? count(Math.floor(seconds / 60), 'minute') : count(seconds, 'second');
 
 /** Renders one of the emailed actions (HTML and plain text) from views/emails/action.*.ejs. */
 export async function renderActionMail(kind: MessageKind, to: string, input: { url: string; ttlSeconds: number }, ctx: MessageContext): Promise<Mail> {

@@ -87,3 +87,51 @@ describe('mail delivery', () => {
     expect(left).not.toContain('old-failed@example.com');
   });
 });
+
+describe('a mail server that stops answering', () => {
+  it('gives the send up after SMTP_TIMEOUT and delivers the message once, on a later attempt', async () => {
+    // Takes the message, then never answers it, the first time.
+    let stall = true;
+    const received: string[] = [];
+    const silent = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          received.push(session.envelope.rcptTo[0]!.address);
+          if (stall) return;
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.server.address() as AddressInfo;
+    const latch = await startTestServer({ SMTP_URL: `smtp://127.0.0.1:${port}`, SMTP_TIMEOUT: '1' });
+    try {
+      await latch.users.create({ email: 'sam@example.com', password: 'violet kettle orbit 42' });
+      const res = await fetch(`${latch.url}/api/auth/forgot-password`, { method: 'POST', body: JSON.stringify({ email: 'sam@example.com' }), headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(202);
+      const find = () => latch.prisma.mailMessage.findFirst({ where: { to: 'sam@example.com' } });
+      let pending = await find();
+      for (let i = 0; i < 50 && !pending?.lastError; i += 1) {
+        await new Promise((r) => setTimeout(r, 100));
+        pending = await find();
+      }
+      // Abandoned within the timeout, long before the queue's claim on it ends: no other pass has sent it.
+      expect(pending).toMatchObject({ sentAt: null, attempts: 1 });
+      expect(pending!.lastError).toMatch(/time/i);
+      expect(received).toEqual(['sam@example.com']);
+
+      stall = false;
+      await latch.prisma.mailMessage.update({ where: { id: pending!.id }, data: { nextAttemptAt: new Date() } });
+      expect(await latch.mail.retryDue()).toBe(1);
+      expect(received).toEqual(['sam@example.com', 'sam@example.com']);
+      expect(await latch.prisma.mailMessage.findUniqueOrThrow({ where: { id: pending!.id } })).toMatchObject({ attempts: 2, sentAt: expect.any(Date) });
+    } finally {
+      await latch.stop();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
