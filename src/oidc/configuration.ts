@@ -12,6 +12,20 @@ export const CLAIMS = {
   email: ['email', 'email_verified'],
 };
 
+/**
+ * A refresh keeps its grant alive at least as long as the refresh token it issues: the provider
+ * refuses a refresh token whose grant has expired, so without this an app in daily use would lose
+ * access GRANT_TTL after its sign-in. The grant is given half as long again, so it is written at
+ * most once every half refresh-token lifetime, not at every refresh.
+ */
+async function keepGrantFor(grant: { exp?: number; save(): Promise<string> } | undefined, seconds: number) {
+  if (!grant?.exp) return;
+  const now = Math.floor(Date.now() / 1000);
+  if (grant.exp - now >= seconds) return;
+  grant.exp = now + Math.ceil(seconds * 1.5);
+  await grant.save();
+}
+
 export function baseConfiguration(config: Config, cookieKeys: string[] | CookieKeyRing, settings: () => Settings): Configuration {
   const { ttl } = config.oidc;
   return {
@@ -33,7 +47,10 @@ export function baseConfiguration(config: Config, cookieKeys: string[] | CookieK
     // oidc-provider 9 supports only S256; PKCE is required for public clients (its default).
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Every refresh rotates; presenting a rotated one revokes the whole grant (oidc-provider's behaviour).
-    rotateRefreshToken: true,
+    rotateRefreshToken: async (ctx) => {
+      await keepGrantFor(ctx.oidc.entities.Grant, settings().refreshTokenTtl);
+      return true;
+    },
     // Refresh tokens for every client allowed the grant, without requiring offline_access + prompt=consent.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     cookies: {

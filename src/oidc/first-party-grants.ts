@@ -3,6 +3,7 @@ import type { AccountFlows } from '../accounts/account-flows.js';
 import type { Authenticate } from '../auth/authenticate.js';
 import { findUnstorable } from '../db/storable.js';
 import { AppError } from '../http/problem.js';
+import type { Settings } from '../settings/settings.service.js';
 import { MAGIC_LINK_GRANT, PASSWORD_GRANT } from './first-party-clients.js';
 
 /** 429 in the OAuth error format, for a throttled password grant. */
@@ -36,7 +37,7 @@ const DEFAULT_SCOPES = ['openid', 'profile', 'email'];
  * `openid`) to a user the grant has already authenticated, through the provider's own models: the
  * same store, introspection, revocation and signing keys as every other token.
  */
-async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, accountId: string, amr: string[]) {
+async function issueTokens(ctx: KoaContextWithOIDC, deps: FirstPartyDeps, accountId: string, amr: string[]) {
   const { client, params, provider } = ctx.oidc;
   // A client registered with scopes may have only those, as the authorization endpoint's checkScope says.
   const registered = client!.scope ? new Set(client!.scope.split(' ')) : undefined;
@@ -46,7 +47,13 @@ async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, ac
   if (refused.length) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
   const scope = requested.join(' ');
 
-  const grant = new provider.Grant({ accountId, clientId: client!.clientId });
+  // No browser session or consent comes back to this grant: it lives as long as the tokens it
+  // issues here (and a refresh extends it, see keepGrantFor), not GRANT_TTL, which would keep a
+  // row a year for each sign-in.
+  const refreshes = client!.grantTypeAllowed('refresh_token');
+  const { refreshTokenTtl, accessTokenTtl } = deps.settings();
+  // expiresIn is the provider's own constructor option for every token model; its types omit it for Grant.
+  const grant = new provider.Grant({ accountId, clientId: client!.clientId, expiresIn: refreshes ? refreshTokenTtl : accessTokenTtl } as ConstructorParameters<typeof provider.Grant>[0]);
   grant.addOIDCScope(scope);
   const grantId = await grant.save();
   const authTime = Math.floor(Date.now() / 1000);
@@ -57,7 +64,7 @@ async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, ac
   const accessToken = await at.save();
 
   let refreshToken: string | undefined;
-  if (client!.grantTypeAllowed('refresh_token')) {
+  if (refreshes) {
     const rt = new provider.RefreshToken({ ...common, gty: params!.grant_type as string, rotations: 0 });
     ctx.oidc.entity('RefreshToken', rt);
     refreshToken = await rt.save();
@@ -65,7 +72,7 @@ async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, ac
 
   let idToken: string | undefined;
   if (requested.includes('openid')) {
-    const account = await findAccount(ctx, accountId);
+    const account = await deps.findAccount(ctx, accountId);
     if (!account) throw new errors.InvalidGrant('account not found');
     const claims = await account.claims('id_token', scope, {}, []);
     const token = new provider.IdToken(claims, { ctx });
@@ -91,7 +98,9 @@ async function issueTokens(ctx: KoaContextWithOIDC, findAccount: FindAccount, ac
  * The password grant (for clients an admin allows it, and the built-in latch-api client) and the
  * magic-link grant (latch-api only). Neither is advertised in discovery.
  */
-export function registerFirstPartyGrants(provider: Provider, deps: { authenticate: Authenticate; accounts: AccountFlows; findAccount: FindAccount }) {
+type FirstPartyDeps = { authenticate: Authenticate; accounts: AccountFlows; findAccount: FindAccount; settings: () => Settings };
+
+export function registerFirstPartyGrants(provider: Provider, deps: FirstPartyDeps) {
   provider.registerGrantType(
     PASSWORD_GRANT,
     async (ctx: KoaContextWithOIDC) => {
@@ -109,7 +118,7 @@ export function registerFirstPartyGrants(provider: Provider, deps: { authenticat
         }
         throw result.reason === 'email_not_verified' ? new EmailNotVerified() : new errors.InvalidGrant('invalid credentials');
       }
-      await issueTokens(ctx, deps.findAccount, result.user.id, ['pwd']);
+      await issueTokens(ctx, deps, result.user.id, ['pwd']);
     },
     ['username', 'password', 'scope'],
   );
@@ -121,7 +130,7 @@ export function registerFirstPartyGrants(provider: Provider, deps: { authenticat
       if (!token) throw new errors.InvalidRequest('token is required');
       try {
         const { user } = await deps.accounts.useMagicLink(token, { ip: ctx.ip, userAgent: ctx.get('user-agent') });
-        await issueTokens(ctx, deps.findAccount, user.id, ['email']);
+        await issueTokens(ctx, deps, user.id, ['email']);
       } catch (err) {
         if (err instanceof AppError) throw new errors.InvalidGrant('invalid, expired or used magic link');
         throw err;

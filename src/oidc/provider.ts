@@ -93,7 +93,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     return clientSecretMatches(this.clientSecret, actual);
   };
   reuseClientInstances(provider, deps.clientCache);
-  registerFirstPartyGrants(provider, { authenticate: deps.authenticate, accounts: deps.accounts, findAccount });
+  registerFirstPartyGrants(provider, { authenticate: deps.authenticate, accounts: deps.accounts, findAccount, settings: deps.settings.snapshot });
   forwardEvents(provider, deps.logger, deps.audit);
   provider.on('grant.success', (ctx) => deps.metrics.tokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown')));
   return provider;

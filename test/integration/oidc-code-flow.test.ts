@@ -205,3 +205,31 @@ describe('RP-initiated logout', () => {
     expect(new URL(silent.url).searchParams.has('code')).toBe(true);
   });
 });
+
+describe('a grant in use', () => {
+  it('outlives GRANT_TTL while its refresh tokens are used; a first-party login keeps its grant only as long as its tokens', async () => {
+    // A consent remembered for 3 seconds; refresh tokens that live 30.
+    const short = await startTestServer({ GRANT_TTL: '3', REFRESH_TOKEN_TTL: '30' });
+    try {
+      const own = await seed(short);
+      const rp = await relyingParty(short, own.confidential);
+      let tokens = await (await signIn(rp, { params: { scope: 'openid offline_access', prompt: 'consent' } })).tokens();
+      for (let i = 0; i < 4; i += 1) {
+        await new Promise((r) => setTimeout(r, 1500));
+        tokens = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
+      }
+      // Six seconds on, past the consent's three: the app still works, as long as it keeps refreshing.
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+
+      const login = await fetch(`${short.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: PASSWORD }) });
+      const { access_token } = (await login.json()) as { access_token: string };
+      const { grantId } = (await short.prisma.oidcPayload.findFirstOrThrow({ where: { model: 'AccessToken', id: access_token } })) as { grantId: string };
+      const grant = await short.prisma.oidcPayload.findFirstOrThrow({ where: { model: 'Grant', id: grantId } });
+      const lifetime = (grant.expiresAt!.getTime() - Date.now()) / 1000;
+      expect(lifetime).toBeGreaterThan(25);
+      expect(lifetime).toBeLessThanOrEqual(30);
+    } finally {
+      await short.stop();
+    }
+  });
+});
