@@ -209,7 +209,9 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     async purgeExpired(before, limit) {
       const rows = await query<{ n: number }>(
         'oidc_purge',
-        'WITH gone AS (DELETE FROM oidc_payloads WHERE ctid IN (SELECT ctid FROM oidc_payloads WHERE expires_at < $1::timestamp LIMIT $2) RETURNING 1) SELECT count(*)::int AS n FROM gone',
+        // SKIP LOCKED: processes purging at once take different rows. Without it they chose the
+        // same oldest ones, and the one that lost found a short batch, took it for the end and stopped.
+        'WITH gone AS (DELETE FROM oidc_payloads WHERE ctid IN (SELECT ctid FROM oidc_payloads WHERE expires_at < $1::timestamp LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*)::int AS n FROM gone',
         [iso(before), limit],
       );
       return rows[0]!.n;

@@ -164,6 +164,22 @@ describe('consumed rows and purging at scale', () => {
     expect(await prisma.oidcPayload.count({ where: { model: 'AccessToken', id: { in: keys.slice(0, 500) } } })).toBe(0);
   });
 
+  it('shares a backlog between processes purging at once, also on PostgreSQL: neither stops early', async () => {
+    const other = await createOidcStore(providerOf(dbUrl), dbUrl, { poolSize: 2 });
+    try {
+      const past = new Date(Date.now() - 120_000);
+      const prefix = `backlog-${Date.now()}-`;
+      const keys = Array.from({ length: 3000 }, (_, i) => `${prefix}${i}`);
+      await prisma.oidcPayload.createMany({ data: keys.map((key) => ({ model: 'AccessToken', id: key, payload: { jti: key }, expiresAt: past })) });
+      const [mine, theirs] = await Promise.all([purgeExpired(store, { batchSize: 100 }), purgeExpired(other, { batchSize: 100 })]);
+      expect(await prisma.oidcPayload.count({ where: { id: { startsWith: prefix } } })).toBe(0);
+      expect(mine + theirs).toBeGreaterThanOrEqual(3000);
+      expect(Math.min(mine, theirs)).toBeGreaterThanOrEqual(300);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('keeps a consumed refresh token only for the retention period, then lets it go', async () => {
     const adapter = createOidcAdapter(store, createClientCache(store), 1)('RefreshToken');
     const key = id();
