@@ -49,7 +49,7 @@ export function createApiRegistry() {
   }
 
   // A path under /api that no operation has gets a problem document too, not Koa's plain-text 404.
-  const unknownPath: Middleware = (ctx, next) => (ctx.path.startsWith('/api/') ? Promise.reject(new AppError('NOT_FOUND')) : next());
+  const unknownPath: Middleware = (ctx, next) => (ctx.path === '/api' || ctx.path.startsWith('/api/') ? Promise.reject(new AppError('NOT_FOUND')) : next());
   return { define, routes, middleware: () => compose([router.routes() as Middleware, unknownPath]) };
 }
 

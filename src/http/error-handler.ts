@@ -36,7 +36,7 @@ export function errorHandler(views: Views, logger: Logger): Middleware {
       if (appError.status >= 500) logger.error({ err, path: ctx.path }, 'request failed');
       ctx.status = appError.status;
       if (appError.retryAfter) ctx.set('retry-after', String(appError.retryAfter));
-      if (ctx.path.startsWith('/api/') || (!ctx.accepts('html') && ctx.accepts('json'))) {
+      if (ctx.path === '/api' || ctx.path.startsWith('/api/') || (!ctx.accepts('html') && ctx.accepts('json'))) {
         ctx.type = 'application/problem+json';
         ctx.body = toProblem(appError, ctx.path);
         return;

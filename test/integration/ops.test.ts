@@ -138,6 +138,21 @@ describe('API documentation', () => {
     expect((await fetch(`${server.url}/static/api-docs.js`)).status).toBe(200);
   });
 
+  it('answers unknown API paths, /api itself included, with a problem document', async () => {
+    for (const path of ['/api', '/api/', '/api/nope']) {
+      const res = await fetch(`${server.url}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get('content-type'), path).toMatch(/problem\+json/);
+    }
+  });
+
+  it("documents registration's field rules as the server applies them", async () => {
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, { maxLength?: number; pattern?: string }> } }> } }>> };
+    const fields = doc.paths['/api/auth/register']!.post!.requestBody.content['application/json']!.schema.properties;
+    expect(fields.username).toMatchObject({ maxLength: 64, pattern: expect.any(String) });
+    expect(fields.name).toMatchObject({ maxLength: 200 });
+  });
+
   it('answers 404, not 500, for a docs file named like a property every object has', async () => {
     for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
       const res = await fetch(`${server.url}/api/docs/${name}`);

@@ -8,6 +8,7 @@ import { EMAIL_NOT_VERIFIED } from '../../oidc/first-party-grants.js';
 import type { TokenBridge } from '../../oidc/token-bridge.js';
 import type { SettingsService } from '../../settings/settings.service.js';
 import { toUserDto } from '../../users/users.dto.js';
+import { NewUser } from '../../users/users.service.js';
 import type { ApiRegistry } from '../api-routes.js';
 import { MessageOut, TokensOut, UserOut } from '../api-schemas.js';
 import { AppError } from '../problem.js';
@@ -19,14 +20,9 @@ const Scope = z.string().max(200).optional().meta({ description: 'Space-separate
 const Login = z
   .object({ username: z.string().min(1).max(320).optional(), email: z.string().min(1).max(320).optional(), password: z.string().min(1).max(1024), scope: Scope })
   .refine((b) => b.username || b.email, { message: 'username or email is required', path: ['username'] });
-const Register = z.object({
-  email: z.email().max(254),
-  password: z.string().min(1).max(1024),
-  username: z.string().optional(),
-  name: z.string().optional(),
-  givenName: z.string().optional(),
-  familyName: z.string().optional(),
-});
+// The account's fields as registration checks them, so the document shows the same rules; the
+// password's strength is judged by the policy, which answers WEAK_PASSWORD with its reason.
+const Register = NewUser.pick({ email: true, username: true, name: true, givenName: true, familyName: true }).extend({ password: z.string().min(1).max(1024) });
 const Refresh = z.object({ refresh_token: z.string().min(1).max(2000), scope: Scope });
 const ResetPassword = z.object({ token: z.string().min(1).max(200), password: z.string().min(1).max(1024) });
 

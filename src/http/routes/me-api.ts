@@ -7,7 +7,7 @@ import type { FederatedAccounts } from '../../federation/federated-accounts.js';
 import { ProfileUpdate } from '../../users/users.service.js';
 import { toUserDto } from '../../users/users.dto.js';
 import type { ApiRegistry } from '../api-routes.js';
-import { ActivityOut, IdentitiesOut, MeOut } from '../api-schemas.js';
+import { ActivityOut, IdentitiesOut, MeOut, MessageOut } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
 
 const ChangePassword = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) });
@@ -87,11 +87,12 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   );
 
   api.define(
-    { ...common, method: 'post', path: '/api/me/verification', summary: 'Email the confirmation link again', responses: { 202: { description: 'Sent (or already confirmed)' } } },
+    { ...common, method: 'post', path: '/api/me/verification', summary: 'Email the confirmation link again', responses: { 202: { description: 'Sent (or already confirmed)', schema: MessageOut } } },
     async (ctx) => {
       const { user } = me(ctx);
       if (!user.emailVerified) await deps.accounts.sendVerification(user, requestMeta(ctx));
       ctx.status = 202;
+      ctx.body = { message: user.emailVerified ? 'This address is already confirmed.' : `We sent a confirmation link to ${user.email}.` };
     },
   );
 
