@@ -1,41 +1,59 @@
+import { PageQuery, type Paging } from '../db/paged-ids.js';
 import type { Db } from '../db/prisma.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
 
 type SessionPayload = { uid?: string; loginTs?: number; authorizations?: Record<string, { grantId?: string; persistsLogout?: boolean }> };
 type GrantPayload = { clientId?: string; openid?: { scope?: string }; resources?: Record<string, string>; iat?: number };
 
+// Sessions read at a time when filtering them by app.
+const SCAN_BATCH = 500;
+
+type SessionRow = { id: string; uid: string | null; accountId: string | null; expiresAt: Date | null; payload: unknown };
+const toSession = (r: SessionRow) => {
+  const p = r.payload as SessionPayload;
+  return { id: r.id, uid: r.uid, userId: r.accountId, signedInAt: p.loginTs ? new Date(p.loginTs * 1000) : null, expiresAt: r.expiresAt, clients: Object.keys(p.authorizations ?? {}) };
+};
+
 /** Browser sessions and grants (consents) as stored by the provider, for admins and the account page. */
 export function createSessionsService(prisma: Db, audit: Audit) {
-  const live = { OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] };
+  const live = () => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] });
 
   return {
-    async listSessions(filter: { userId?: string; clientId?: string } = {}, take = 100) {
-      const rows = await prisma.oidcPayload.findMany({
-        where: { model: 'Session', ...(filter.userId ? { accountId: filter.userId } : { accountId: { not: null } }), ...live },
-        orderBy: { expiresAt: 'desc' },
-        // Which clients a session signed in to lives in its payload: filter those after reading.
-        take: filter.clientId ? take * 10 : take,
-      });
-      const sessions = rows.map((r) => {
-        const p = r.payload as SessionPayload;
-        return {
-          id: r.id,
-          uid: r.uid,
-          userId: r.accountId,
-          signedInAt: p.loginTs ? new Date(p.loginTs * 1000) : null,
-          expiresAt: r.expiresAt,
-          clients: Object.keys(p.authorizations ?? {}),
-        };
-      });
-      return (filter.clientId ? sessions.filter((s) => s.clients.includes(filter.clientId!)) : sessions).slice(0, take);
+    /**
+     * A page of live browser sessions, newest-expiring first. Which apps a session signed in to is
+     * in its payload: filtered by app, the sessions are read in batches and the matches paged.
+     */
+    async listSessions(filter: { userId?: string; clientId?: string } = {}, paging: Paging = {}) {
+      const { page, pageSize } = PageQuery.parse(paging);
+      const where = { model: 'Session', accountId: filter.userId ?? { not: null }, ...live() };
+      const orderBy = [{ expiresAt: 'desc' as const }, { id: 'asc' as const }];
+      if (!filter.clientId) {
+        const [total, rows] = await Promise.all([prisma.oidcPayload.count({ where }), prisma.oidcPayload.findMany({ where, orderBy, skip: (page - 1) * pageSize, take: pageSize })]);
+        return { items: rows.map(toSession), total, page, pageSize };
+      }
+      const items: ReturnType<typeof toSession>[] = [];
+      let total = 0;
+      for (let skip = 0; ; skip += SCAN_BATCH) {
+        const rows = await prisma.oidcPayload.findMany({ where, orderBy, skip, take: SCAN_BATCH });
+        for (const session of rows.map(toSession)) {
+          if (!session.clients.includes(filter.clientId)) continue;
+          total += 1;
+          if (total > (page - 1) * pageSize && items.length < pageSize) items.push(session);
+        }
+        if (rows.length < SCAN_BATCH) break;
+      }
+      return { items, total, page, pageSize };
     },
 
-    async listGrants(filter: { userId?: string; clientId?: string }, take = 100) {
-      const rows = await prisma.oidcPayload.findMany({
-        where: { model: 'Grant', ...(filter.userId ? { accountId: filter.userId } : {}), ...(filter.clientId ? { clientId: filter.clientId } : {}), ...live },
-        take,
-      });
-      return rows.map((r) => {
+    /** A page of live grants (consents), newest-expiring first. */
+    async listGrants(filter: { userId?: string; clientId?: string }, paging: Paging = {}) {
+      const { page, pageSize } = PageQuery.parse(paging);
+      const where = { model: 'Grant', ...(filter.userId ? { accountId: filter.userId } : {}), ...(filter.clientId ? { clientId: filter.clientId } : {}), ...live() };
+      const [total, rows] = await Promise.all([
+        prisma.oidcPayload.count({ where }),
+        prisma.oidcPayload.findMany({ where, orderBy: [{ expiresAt: 'desc' }, { id: 'asc' }], skip: (page - 1) * pageSize, take: pageSize }),
+      ]);
+      const items = rows.map((r) => {
         const p = r.payload as GrantPayload;
         return {
           id: r.id,
@@ -47,6 +65,7 @@ export function createSessionsService(prisma: Db, audit: Audit) {
           expiresAt: r.expiresAt,
         };
       });
+      return { items, total, page, pageSize };
     },
 
     /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sqltag as sql } from '@prisma/client/runtime/client';
-import { pageOfIds } from '../db/paged-ids.js';
+import { PageQuery, pageOfIds } from '../db/paged-ids.js';
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
 import { AppError } from '../http/problem.js';
@@ -62,11 +62,8 @@ export const NewClient = ClientFields.extend({
 export type NewClient = z.input<typeof NewClient>;
 export const ClientPatch = ClientFields.partial().strict();
 export type ClientPatch = z.input<typeof ClientPatch>;
-// Paged as /api/users is (UserQuery): the offset stays within Prisma's 32 bits.
-export const AppUserQuery = z.object({
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
-});
+// Paged as every list is (PageQuery).
+export const AppUserQuery = PageQuery;
 
 type Metadata = Record<string, unknown> & {
   grant_types?: string[];

@@ -1,5 +1,13 @@
 import { sqltag as sql, type Sql } from '@prisma/client/runtime/client';
+import { z } from 'zod';
 import type { Db } from './prisma.js';
+
+/** The page a list is asked for, the same on every list: an offset Prisma's query engine keeps in 32 bits, or it would wrap to another page. */
+export const PageQuery = z.object({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+});
+export type Paging = z.input<typeof PageQuery>;
 
 /**
  * One page of the ids a raw `FROM … WHERE …` fragment selects, in `order`, and how many it selects

@@ -1,6 +1,6 @@
 import { sqltag as sql } from '@prisma/client/runtime/client';
 import { z } from 'zod';
-import { pageOfIds } from '../db/paged-ids.js';
+import { PageQuery, pageOfIds } from '../db/paged-ids.js';
 import type { Db } from '../db/prisma.js';
 import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
 import type { Provider } from '../db/url.js';
@@ -13,12 +13,7 @@ import { assertPasswordAccepted } from '../passwords/password-policy.js';
 import { deleteUserRows, guardLastAdmin } from './last-admin.js';
 import { NewUser, ProfileUpdate, normalizeLogin, userAuditView, type User, type UsersService } from './users.service.js';
 
-export const UserQuery = z.object({
-  search: z.string().trim().max(200).optional(),
-  // Prisma's query engine keeps an offset in 32 bits: a larger one would wrap to another page.
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
-  pageSize: z.coerce.number().int().min(1).max(100).default(20),
-});
+export const UserQuery = PageQuery.extend({ search: z.string().trim().max(200).optional() });
 
 const Flags = z.object({
   isAdmin: z.boolean(),

@@ -187,6 +187,26 @@ describe('/api/sessions', () => {
     expect(resumed.url.startsWith(REDIRECT_URI) && new URL(resumed.url).searchParams.has('code')).toBe(false);
   });
 
+  it('pages sessions and grants, with the total, also when filtered by app', async () => {
+    const u = await makeUser();
+    const rp = await relyingParty(server, fixtures.trusted);
+    for (let i = 0; i < 3; i += 1) await signIn(rp, { login: u.username });
+    const get = async (path: string) => json(await call('GET', path, t.admin));
+    for (const filter of [`userId=${u.id}`, `userId=${u.id}&clientId=${fixtures.trusted.clientId}`]) {
+      const first = await get(`/api/sessions?${filter}&pageSize=2`);
+      expect(first).toMatchObject({ total: 3, page: 1, pageSize: 2 });
+      expect(first.items).toHaveLength(2);
+      const second = await get(`/api/sessions?${filter}&pageSize=2&page=2`);
+      expect(second.items).toHaveLength(1);
+      expect(second.items[0].id).not.toBe(first.items[0].id);
+      expect(second.items[0].id).not.toBe(first.items[1].id);
+    }
+    const grants = await get(`/api/grants?userId=${u.id}&pageSize=1`);
+    expect(grants.items).toHaveLength(1);
+    expect(grants.total).toBeGreaterThanOrEqual(1);
+    await expectProblem(await call('GET', '/api/sessions?pageSize=101', t.admin), 400, 'VALIDATION_FAILED');
+  });
+
   it('filters sessions by client', async () => {
     const viaNotes = await browser(fixtures.confidential);
     const viaConsole = await browser();

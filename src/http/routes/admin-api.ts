@@ -4,6 +4,7 @@ import type { Audit } from '../../audit/audit.service.js';
 import { fieldChanges } from '../../audit/changes.js';
 import { actorId, isAdmin, type Principal } from '../../auth/principal.js';
 import type { SessionsService } from '../../auth/sessions.service.js';
+import { PageQuery } from '../../db/paged-ids.js';
 import { Settings, SettingsPatch, type SettingsService } from '../../settings/settings.service.js';
 import type { ApiRegistry } from '../api-routes.js';
 import { AuditEventOut, page } from '../api-schemas.js';
@@ -22,7 +23,7 @@ const AuditQuery = z.object({
   page: z.coerce.number().int().min(1).max(1_000_000).default(1),
   pageSize: z.coerce.number().int().min(1).max(200).default(50),
 });
-const SessionQuery = z.object({ userId: z.string().optional(), clientId: z.string().optional() });
+const SessionQuery = PageQuery.extend({ userId: z.string().optional(), clientId: z.string().optional() });
 
 function admin(ctx: { state: Record<string, unknown> }): Principal {
   const p = ctx.state.principal as Principal;
@@ -59,10 +60,12 @@ export function defineAdminApi(api: ApiRegistry, deps: { settings: SettingsServi
 
   const SessionOut = z.object({ id: z.string(), userId: z.string().nullable(), signedInAt: z.iso.datetime().nullable(), expiresAt: z.iso.datetime().nullable(), clients: z.array(z.string()) });
   api.define(
-    { ...common, tag: 'Sessions', method: 'get', path: '/api/sessions', summary: 'Active browser sessions', query: SessionQuery, responses: { 200: { description: 'Sessions', schema: z.object({ items: z.array(SessionOut) }) } } },
+    { ...common, tag: 'Sessions', method: 'get', path: '/api/sessions', summary: 'Active browser sessions, latest expiry first', query: SessionQuery, responses: { 200: { description: 'A page of sessions', schema: page(SessionOut, 'SessionPage') } } },
     async (ctx, { query }) => {
       admin(ctx);
-      ctx.body = { items: (await deps.sessions.listSessions(query)).map(({ uid: _uid, ...s }) => s) };
+      const { userId, clientId, ...paging } = query;
+      const found = await deps.sessions.listSessions({ userId, clientId }, paging);
+      ctx.body = { ...found, items: found.items.map(({ uid: _uid, ...s }) => s) };
     },
   );
 
@@ -74,10 +77,11 @@ export function defineAdminApi(api: ApiRegistry, deps: { settings: SettingsServi
 
   const GrantOut = z.object({ id: z.string(), userId: z.string().nullable(), clientId: z.string().nullable(), scope: z.string(), resources: z.array(z.string()), createdAt: z.iso.datetime().nullable(), expiresAt: z.iso.datetime().nullable() });
   api.define(
-    { ...common, tag: 'Sessions', method: 'get', path: '/api/grants', summary: "Users' grants (consents) to apps", query: SessionQuery, responses: { 200: { description: 'Grants', schema: z.object({ items: z.array(GrantOut) }) } } },
+    { ...common, tag: 'Sessions', method: 'get', path: '/api/grants', summary: "Users' grants (consents) to apps, latest expiry first", query: SessionQuery, responses: { 200: { description: 'A page of grants', schema: page(GrantOut, 'GrantPage') } } },
     async (ctx, { query }) => {
       admin(ctx);
-      ctx.body = { items: await deps.sessions.listGrants(query) };
+      const { userId, clientId, ...paging } = query;
+      ctx.body = await deps.sessions.listGrants({ userId, clientId }, paging);
     },
   );
 

@@ -40,7 +40,8 @@ const SETTING_MESSAGES = Object.fromEntries(
 
 const EVENT_LABELS = new Set<string>(AUDIT_EVENTS);
 const AUDIT_PAGE_SIZE = 50;
-const LIST_SIZE = 200;
+// The most a list on the sessions page shows (the API pages through them all).
+const LIST_SIZE = 100;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A same-console page to come back to after a revoke, or `fallback`. */
@@ -73,12 +74,15 @@ export function adminOpsPages(router: Router, deps: AdminDeps, kit: Kit, adminOn
   }
 
   async function renderSessions(ctx: Context, problem?: FormProblem) {
-    const [list, grants, appList] = await Promise.all([sessions.listSessions(undefined, LIST_SIZE), sessions.listGrants({}, LIST_SIZE), apps.list(adminOf(ctx).principal)]);
+    const paging = { pageSize: LIST_SIZE };
+    const [sessionPage, grantPage, appList] = await Promise.all([sessions.listSessions(undefined, paging), sessions.listGrants({}, paging), apps.list(adminOf(ctx).principal)]);
+    const [list, grants] = [sessionPage.items, grantPage.items];
     await kit.page(ctx, 'sessions', 'sessions', {
       title: 'Sessions',
       sessions: list,
       grants,
-      limit: LIST_SIZE,
+      sessionTotal: sessionPage.total,
+      grantTotal: grantPage.total,
       userEmails: await emails([...list.map((s) => s.userId), ...grants.map((g) => g.userId)]),
       appNames: Object.fromEntries(appList.map((a) => [a.clientId, a.name])),
       notice: noticeOf(ctx),

@@ -68,7 +68,7 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
     // Staff may edit ordinary users only (the service's rule); the page offers no more than that.
     const mayEdit = admin.isAdmin || staffMayManage(user);
     const [userSessions, grants, appList] = admin.isAdmin
-      ? await Promise.all([sessions.listSessions({ userId: id }), sessions.listGrants({ userId: id }), apps.list(admin.principal)])
+      ? await Promise.all([sessions.listSessions({ userId: id }, { pageSize: 100 }).then((p) => p.items), sessions.listGrants({ userId: id }, { pageSize: 100 }).then((p) => p.items), apps.list(admin.principal)])
       : [[], [], []];
     await kit.page(ctx, 'user', 'users', {
       title: user.email,
