@@ -37,8 +37,10 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
       ...(contentTypes ? { requestBody: { required: true, content: contentTypes } } : {}),
       responses: {
         ...(r.body || r.query ? { 400: problemResponse('Invalid input') } : {}),
-        ...(r.body ? { 415: problemResponse('The body is of a content type this operation does not read') } : {}),
+        ...(r.method !== 'get' ? { 415: problemResponse('The body is of a content type this operation does not read') } : {}),
+        ...(r.body ? { 413: problemResponse('The body is larger than 64 kB') } : {}),
         ...(r.auth === 'bearer' ? { 401: problemResponse('Missing or invalid token'), 403: problemResponse('Not allowed') } : {}),
+        ...(pathParams.length ? { 404: problemResponse('No such resource, or not one the caller may see') } : {}),
         // A route's own word on a status wins; its errors are problem details like the rest.
         ...Object.fromEntries(
           Object.entries(r.responses).map(([status, res]) => [

@@ -146,6 +146,17 @@ describe('API documentation', () => {
     }
   });
 
+  it('documents the error statuses operations answer: 404 for a resource, 409 for a conflict, 413 for a body, 429 for a throttle', async () => {
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path]![method]!.responses);
+    expect(statuses('/api/users/{id}', 'get')).toContain('404');
+    expect(statuses('/api/users/{id}', 'delete')).toEqual(expect.arrayContaining(['404', '409']));
+    expect(statuses('/api/apps', 'post')).toEqual(expect.arrayContaining(['409', '413', '415']));
+    expect(statuses('/api/auth/login', 'post')).toEqual(expect.arrayContaining(['401', '403', '429']));
+    expect(statuses('/api/auth/register', 'post')).toEqual(expect.arrayContaining(['403', '409', '429']));
+    expect(statuses('/api/auth/forgot-password', 'post')).toContain('429');
+  });
+
   it("documents registration's field rules as the server applies them", async () => {
     const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, { maxLength?: number; pattern?: string }> } }> } }>> };
     const fields = doc.paths['/api/auth/register']!.post!.requestBody.content['application/json']!.schema.properties;

@@ -32,7 +32,7 @@ export function defineAppsApi(api: ApiRegistry, deps: { apps: Apps; guard: Middl
   });
 
   api.define(
-    { ...common, use: [...deps.guard, deps.mayCreate], method: 'post', path: '/api/apps', summary: 'Create an app; a confidential app\'s secret is shown once', body: AppInput, responses: { 201: { description: 'Created', schema: AppOut.extend({ clientSecret: z.string().optional() }) } } },
+    { ...common, use: [...deps.guard, deps.mayCreate], method: 'post', path: '/api/apps', summary: 'Create an app; a confidential app\'s secret is shown once', body: AppInput, responses: { 409: { description: 'The owner already has an app of this name' }, 201: { description: 'Created', schema: AppOut.extend({ clientSecret: z.string().optional() }) } } },
     async (ctx, { body }) => {
       const { client, clientSecret } = await apps.create(principal(ctx), body, requestMeta(ctx));
       ctx.status = 201;
@@ -44,7 +44,7 @@ export function defineAppsApi(api: ApiRegistry, deps: { apps: Apps; guard: Middl
     ctx.body = await apps.authorize(principal(ctx), params.id!, 'read');
   });
 
-  api.define({ ...common, ...access('update'), method: 'patch', path: '/api/apps/:id', summary: 'Edit an app', body: AppPatch, responses: one }, async (ctx, { params, body }) => {
+  api.define({ ...common, ...access('update'), method: 'patch', path: '/api/apps/:id', summary: 'Edit an app', body: AppPatch, responses: { ...one, 409: { description: 'The owner already has an app of this name' } } }, async (ctx, { params, body }) => {
     ctx.body = await apps.update(principal(ctx), params.id!, body, requestMeta(ctx));
   });
 

@@ -50,7 +50,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   }
 
   api.define(
-    { method: 'post', path: '/api/auth/register', tag, auth: 'none', summary: 'Create an account; a confirmation link is emailed', body: Register, responses: { 201: { description: 'Created', schema: z.object({ user: UserOut, verificationEmailSent: z.boolean() }) } } },
+    { method: 'post', path: '/api/auth/register', tag, auth: 'none', summary: 'Create an account; a confirmation link is emailed', body: Register, responses: { 403: { description: 'Registration is closed' }, 409: { description: 'The email address or username is taken' }, 429: { description: 'Too many attempts or requests; see Retry-After' }, 201: { description: 'Created', schema: z.object({ user: UserOut, verificationEmailSent: z.boolean() }) } } },
     async (ctx, { body }) => {
       if (!deps.settings.snapshot().registrationOpen) throw new AppError('REGISTRATION_CLOSED');
       const user = await accounts.register(body, requestMeta(ctx));
@@ -60,7 +60,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   );
 
   api.define(
-    { method: 'post', path: '/api/auth/login', tag, auth: 'none', form: true, summary: 'Sign in with a password (first-party apps)', body: Login, responses: tokensResponse },
+    { method: 'post', path: '/api/auth/login', tag, auth: 'none', form: true, summary: 'Sign in with a password (first-party apps)', body: Login, responses: { ...tokensResponse, 401: { description: 'Wrong login or password' }, 403: { description: 'The email address is not confirmed yet (when the settings require it)' }, 429: { description: 'Too many attempts or requests; see Retry-After' } } },
     async (ctx, { body }) => {
       const params = { grant_type: PASSWORD_GRANT, username: (body.username ?? body.email)!, password: body.password };
       await tokens(ctx, { ...params, ...(body.scope ? { scope: body.scope } : {}) }, new AppError('INVALID_CREDENTIALS'));
@@ -95,7 +95,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   );
 
   api.define(
-    { method: 'post', path: '/api/auth/forgot-password', tag, auth: 'none', summary: 'Email a password-reset link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut } } },
+    { method: 'post', path: '/api/auth/forgot-password', tag, auth: 'none', summary: 'Email a password-reset link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut }, 429: { description: 'Too many attempts or requests; see Retry-After' } } },
     async (ctx, { body }) => {
       await accounts.requestPasswordReset(body.email, requestMeta(ctx), answered(ctx));
       ctx.status = 202;
@@ -112,7 +112,7 @@ export function defineAuthApi(api: ApiRegistry, deps: { accounts: AccountFlows; 
   );
 
   api.define(
-    { method: 'post', path: '/api/auth/magic-link', tag, auth: 'none', summary: 'Email a sign-in link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut } } },
+    { method: 'post', path: '/api/auth/magic-link', tag, auth: 'none', summary: 'Email a sign-in link (same answer for any address)', body: Email, responses: { 202: { description: 'Accepted', schema: MessageOut }, 429: { description: 'Too many attempts or requests; see Retry-After' } } },
     async (ctx, { body }) => {
       await accounts.requestMagicLink(body.email, requestMeta(ctx), answered(ctx));
       ctx.status = 202;

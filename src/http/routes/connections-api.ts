@@ -23,7 +23,7 @@ export function defineConnectionsApi(api: ApiRegistry, deps: { connections: Conn
   });
 
   api.define(
-    { ...common, method: 'post', path: '/api/connections', summary: 'Add a global upstream login provider; apps choose to offer it', body: ConnectionInput, responses: { 201: { description: 'Created', schema: ConnectionOut } } },
+    { ...common, method: 'post', path: '/api/connections', summary: 'Add a global upstream login provider; apps choose to offer it', body: ConnectionInput, responses: { 201: { description: 'Created', schema: ConnectionOut }, 409: { description: 'The slug is taken, or the server has no key to store a client secret with' } } },
     async (ctx, { body }) => {
       const created = await connections.create(body);
       await audit.record('admin.connection_created', { actorId: actorId(principal(ctx)), detail: { connectionId: created.id, slug: created.slug }, ...requestMeta(ctx) });

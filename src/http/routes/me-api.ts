@@ -41,6 +41,8 @@ const me = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as U
 export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; audit: Audit; federated: FederatedAccounts; requireUser: Middleware }) {
   const common = { tag: 'Me', auth: 'bearer' as const, use: [deps.requireUser] };
   const user = { 200: { description: 'The user, and the address it moves to once confirmed', schema: MeOut } };
+  // An edit may ask for an address or username another account holds, or get a wrong current password once too often.
+  const edited = { ...user, 409: { description: 'The email address or username is taken' }, 429: { description: 'Too many attempts or requests; see Retry-After' } };
 
   api.define({ ...common, method: 'get', path: '/api/me', summary: 'The signed-in user', responses: user }, async (ctx) => {
     const { user: self } = me(ctx);
@@ -52,10 +54,10 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
     ctx.body = { ...toUserDto(edited.user), pendingEmail: edited.pendingEmail ?? (await deps.accounts.pendingEmail(edited.user.id)) ?? null };
   };
   api.define(
-    { ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password, and the account moves to it when the link mailed there is followed)', body: ProfileEdit, responses: user },
+    { ...common, method: 'patch', path: '/api/me', summary: 'Edit the profile (a new email takes the current password, and the account moves to it when the link mailed there is followed)', body: ProfileEdit, responses: edited },
     (ctx, { body }) => editProfile(ctx, body),
   );
-  api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: user }, (ctx, { body }) => editProfile(ctx, body));
+  api.define({ ...common, method: 'put', path: '/api/me', summary: 'Replace the profile', body: ProfileReplace, responses: edited }, (ctx, { body }) => editProfile(ctx, body));
 
   api.define(
     {
@@ -78,7 +80,7 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   );
 
   api.define(
-    { ...common, method: 'post', path: '/api/me/password', summary: 'Change the password; other sessions and refresh tokens are revoked', body: ChangePassword, responses: { 204: { description: 'Changed' } } },
+    { ...common, method: 'post', path: '/api/me/password', summary: 'Change the password; other sessions and refresh tokens are revoked', body: ChangePassword, responses: { 204: { description: 'Changed' }, 429: { description: 'Too many attempts or requests; see Retry-After' } } },
     async (ctx, { body }) => {
       const { user, grantId } = me(ctx);
       await deps.accounts.changePassword(user, body.currentPassword, body.newPassword, requestMeta(ctx), { grantId });
@@ -87,7 +89,7 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   );
 
   api.define(
-    { ...common, method: 'post', path: '/api/me/verification', summary: 'Email the confirmation link again', responses: { 202: { description: 'Sent (or already confirmed)', schema: MessageOut } } },
+    { ...common, method: 'post', path: '/api/me/verification', summary: 'Email the confirmation link again', responses: { 202: { description: 'Sent (or already confirmed)', schema: MessageOut }, 429: { description: 'Too many attempts or requests; see Retry-After' } } },
     async (ctx) => {
       const { user } = me(ctx);
       if (!user.emailVerified) await deps.accounts.sendVerification(user, requestMeta(ctx));

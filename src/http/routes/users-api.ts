@@ -23,7 +23,7 @@ export function defineUsersApi(api: ApiRegistry, deps: { usersAdmin: UsersAdmin;
   );
 
   api.define(
-    { ...common, method: 'post', path: '/api/users', summary: 'Create a user (roles and active flag: admins only)', body: AdminNewUser, responses: { 201: { description: 'Created', schema: UserOut } } },
+    { ...common, method: 'post', path: '/api/users', summary: 'Create a user (roles and active flag: admins only)', body: AdminNewUser, responses: { 201: { description: 'Created', schema: UserOut }, 409: { description: 'The email address or username is taken' } } },
     async (ctx, { body }) => {
       ctx.status = 201;
       ctx.body = toUserDto(await usersAdmin.create(principal(ctx), body, requestMeta(ctx)));
@@ -35,21 +35,21 @@ export function defineUsersApi(api: ApiRegistry, deps: { usersAdmin: UsersAdmin;
   });
 
   api.define(
-    { ...common, method: 'patch', path: '/api/users/:id', summary: 'Edit a user; disabling ends their sessions at once', body: AdminUserPatch, responses: one },
+    { ...common, method: 'patch', path: '/api/users/:id', summary: 'Edit a user; disabling ends their sessions at once', body: AdminUserPatch, responses: { ...one, 409: { description: 'The email address or username is taken, or the change would leave no active admin' } } },
     async (ctx, { params }) => {
       ctx.body = toUserDto(await usersAdmin.update(principal(ctx), params.id!, ctx.request.body, false, requestMeta(ctx)));
     },
   );
 
   api.define(
-    { ...common, method: 'put', path: '/api/users/:id', summary: 'Replace a user\'s profile (omitted names are cleared; roles kept unless given)', body: AdminUserReplace, responses: one },
+    { ...common, method: 'put', path: '/api/users/:id', summary: 'Replace a user\'s profile (omitted names are cleared; roles kept unless given)', body: AdminUserReplace, responses: { ...one, 409: { description: 'The email address or username is taken, or the change would leave no active admin' } } },
     async (ctx, { params }) => {
       ctx.body = toUserDto(await usersAdmin.update(principal(ctx), params.id!, ctx.request.body, true, requestMeta(ctx)));
     },
   );
 
   api.define(
-    { ...common, method: 'delete', path: '/api/users/:id', summary: 'Delete a user and revoke everything they hold (admins)', responses: { 204: { description: 'Deleted' } } },
+    { ...common, method: 'delete', path: '/api/users/:id', summary: 'Delete a user and revoke everything they hold (admins)', responses: { 204: { description: 'Deleted' }, 409: { description: 'The last active admin' } } },
     async (ctx, { params }) => {
       await usersAdmin.delete(principal(ctx), params.id!, requestMeta(ctx));
       ctx.status = 204;
