@@ -40,6 +40,8 @@ export function createApiRegistry() {
     router[route.method](route.path, ...(route.use ?? []), async (ctx) => {
       // For metrics: the provider, called in-process by some routes, would overwrite Koa's own label.
       ctx.state.route = route.path;
+      // Forms are read for the routes that say so (OAuth2 password forms); the rest take JSON only.
+      if (!route.form && ctx.request.is('urlencoded')) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json.');
       assertStorable(ctx.query);
       assertStorable(ctx.request.body);
       const body = (route.body ? route.body.parse(ctx.request.body ?? {}) : undefined) as Infer<B>;

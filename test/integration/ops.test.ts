@@ -157,6 +157,14 @@ describe('API documentation', () => {
     expect(statuses('/api/auth/forgot-password', 'post')).toContain('429');
   });
 
+  it('reads a form body only where documented (sign-in): elsewhere 415, as the document says', async () => {
+    const form = (path: string, body: string) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const refused = await form('/api/auth/register', 'email=form%40example.com&password=violet+harbour+lantern+4');
+    expect(refused.status).toBe(415);
+    expect((await refused.json()).code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect((await form('/api/auth/login', `username=form-user&password=${encodeURIComponent(PASSWORD)}`)).status).not.toBe(415);
+  });
+
   it("documents registration's field rules as the server applies them", async () => {
     const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: Record<string, { maxLength?: number; pattern?: string }> } }> } }>> };
     const fields = doc.paths['/api/auth/register']!.post!.requestBody.content['application/json']!.schema.properties;
