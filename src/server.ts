@@ -14,7 +14,7 @@ import { lowerHashPriority } from './passwords/hash-priority.js';
 export type RunningServer = { url: string; server: Server; close(): Promise<void> } & Awaited<ReturnType<typeof createDeps>>;
 
 // How long a shutdown waits for requests under way to be answered before cutting them off.
-export const SHUTDOWN_DRAIN_MS = 10_000;
+const SHUTDOWN_DRAIN_MS = 10_000;
 
 /**
  * Stops taking connections and lets the requests under way finish: a rolling restart must not cut
