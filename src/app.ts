@@ -5,6 +5,7 @@ import { HttpMethodEnum, koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Deps } from './deps.js';
 import { providerOf } from './db/url.js';
+import { AppError } from './http/problem.js';
 import { createProvider } from './oidc/provider.js';
 import { interactionRoutes } from './oidc/interactions.js';
 import { hideFirstPartyGrants } from './oidc/discovery-filter.js';
@@ -65,6 +66,10 @@ export function createApp(deps: Deps) {
     adminPageRoutes({ ...deps, csrf, provider }),
     async (ctx, next) => (ctx.path.startsWith('/api/') && (ctx.method !== 'DELETE' || ctx.path === '/api/me') ? apiBody(ctx, next) : next()),
     api.routes,
+    // Nothing answered: a page in the site's layout (the error handler's), not Koa's bare text.
+    () => {
+      throw new AppError('NOT_FOUND', 'There is no page at this address.');
+    },
   ] as Koa.Middleware[]);
   // The provider parses its own bodies: nothing before it may read request bodies of /o. Its
   // writes of one request, and those of the interaction pages, are applied together at the end.
