@@ -22,7 +22,7 @@ export function csrfProtection(options: { publicOrigin: string; secure: boolean 
       const origin = ctx.get('origin');
       const token = (ctx.request.body as Record<string, unknown> | undefined)?._csrf;
       if ((origin && origin !== options.publicOrigin) || typeof token !== 'string' || !tokens.verify(secret, token)) {
-        throw new AppError('CSRF_FAILED');
+        throw new AppError('CSRF_FAILED', 'The form was open too long, or was sent from another site. Open it again and send it once more.');
       }
     }
     ctx.state.csrfToken = tokens.create(secret);

@@ -27,6 +27,15 @@ export function toAppError(err: unknown): AppError {
 }
 
 /** Errors outside /o: problem+json for API callers, the error page for browsers. */
+/** The page a form posted to `path` is opened on: the sign-in's own page, the account page, the console, or the same address. */
+function formPage(path: string) {
+  const signIn = /^\/interaction\/[^/]+/.exec(path)?.[0];
+  if (signIn) return signIn;
+  if (path.startsWith('/account/')) return '/account';
+  if (path.startsWith('/admin/')) return '/admin';
+  return path;
+}
+
 export function errorHandler(views: Views, logger: Logger): Middleware {
   return async (ctx, next) => {
     try {
@@ -42,7 +51,9 @@ export function errorHandler(views: Views, logger: Logger): Middleware {
         return;
       }
       ctx.type = 'html';
-      ctx.body = await views.render('error', { title: 'Error', heading: appError.title, message: appError.detail ?? appError.title });
+      // Reloading would send the expired form again: link to where it can be opened afresh.
+      const back = appError.code === 'CSRF_FAILED' && ctx.method === 'POST' ? formPage(ctx.path) : undefined;
+      ctx.body = await views.render('error', { title: 'Error', heading: appError.title, message: appError.detail ?? appError.title, back });
     }
   };
 }

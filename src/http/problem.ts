@@ -1,7 +1,7 @@
 // One catalog of application errors: a stable code, its HTTP status and a human title.
 export const ERRORS = {
   VALIDATION_FAILED: { status: 400, title: 'The request is not valid' },
-  CSRF_FAILED: { status: 403, title: 'The form expired or came from another site; reload the page and try again' },
+  CSRF_FAILED: { status: 403, title: 'This form expired' },
   NOT_FOUND: { status: 404, title: 'Not found' },
   EMAIL_TAKEN: { status: 409, title: 'An account with this email already exists' },
   USERNAME_TAKEN: { status: 409, title: 'This username is taken' },

@@ -145,7 +145,7 @@ describe('forms', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(res.status).toBe(403);
-    expect(await res.text()).toContain('The form expired or came from another site');
+    expect(await res.text()).toContain('This form expired');
     const anonymous = await createUserAgent().request(url('/admin/settings'), { method: 'POST', body: new URLSearchParams({ accessTokenTtl: '60' }) });
     expect(anonymous.status).toBe(403);
     expect((await server.users.findById(plainId))!.active).toBe(true);

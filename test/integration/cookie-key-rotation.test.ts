@@ -91,6 +91,6 @@ describe('cookie key rotation', () => {
     server = await restartWith(NEW);
     const answer = await agent.submit(page, '/login', { login: 'kim@example.com', password: PASSWORD });
     expect(answer.status).toBe(403);
-    expect(answer.html).toContain('The form expired or came from another site');
+    expect(answer.html).toContain('This form expired');
   });
 });

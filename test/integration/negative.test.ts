@@ -155,7 +155,7 @@ describe('the login page', () => {
     const { action } = findForm(page.html, '/login');
     const res = await agent.request(new URL(action, page.url).toString(), form({ login: 'ada', password: PASSWORD }));
     expect(res.status).toBe(403);
-    expect(await res.text()).toContain('reload the page');
+    expect(await res.text()).toContain('Open the form again');
   });
 
   it('rejects a form posted from another origin', async () => {
