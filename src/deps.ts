@@ -105,7 +105,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     return loadCookieKeys(tx, config.oidc.cookieKeys);
   });
   const cookieKeys = cookieKeyRing(cookieKeyValues);
-  const jwks = await loadSigningJwks(prisma, config.keyRefreshSeconds);
+  const { jwks, version: jwksVersion } = await loadSigningJwks(prisma, config.keyRefreshSeconds);
 
   const settings = createSettings(prisma, settingsDefaults(config));
   await settings.init();
@@ -161,6 +161,7 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     clientCache,
     ...services,
     jwks,
+    jwksVersion,
     cookieKeys,
     audit,
     tokens,

@@ -66,14 +66,16 @@ export async function startServer(config: Config, logger = createLogger(config),
   // Keys rotated by `latch keys rotate` (or by another instance) are published within this
   // interval, and sign once every process publishes them (see activationDelayMs).
   const refresh = config.keyRefreshSeconds;
-  let keysVersion = await signingKeysVersion(deps.prisma, refresh);
+  let keysVersion = deps.jwksVersion;
   const keyWatch = setInterval(() => {
     signingKeysVersion(deps.prisma, refresh)
       .then(async (version) => {
         if (version === keysVersion) return;
-        reloadKeys(await loadSigningJwks(deps.prisma, refresh));
-        // Only once published: a reload that failed is tried again at the next check.
-        keysVersion = version;
+        const loaded = await loadSigningJwks(deps.prisma, refresh);
+        reloadKeys(loaded.jwks);
+        // The version of what was loaded, once published: a reload that failed is tried again at
+        // the next check, and a key that activated since the check is noticed at the next.
+        keysVersion = loaded.version;
         logger.info({ keys: version }, 'signing keys changed; now publishing the new set');
       })
       .catch((err) => logger.warn({ err }, 'could not check signing keys'));

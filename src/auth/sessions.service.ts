@@ -25,7 +25,7 @@ export function createSessionsService(prisma: Db, audit: Audit) {
      */
     async listSessions(filter: { userId?: string; clientId?: string } = {}, paging: Paging = {}) {
       const { page, pageSize } = PageQuery.parse(paging);
-      const where = { model: 'Session', accountId: filter.userId ?? { not: null }, ...live() };
+      const where = { model: 'Session', accountId: filter.userId ? filter.userId : { not: null }, ...live() };
       const orderBy = [{ expiresAt: 'desc' as const }, { id: 'asc' as const }];
       if (!filter.clientId) {
         const [total, rows] = await Promise.all([prisma.oidcPayload.count({ where }), prisma.oidcPayload.findMany({ where, orderBy, skip: (page - 1) * pageSize, take: pageSize })]);

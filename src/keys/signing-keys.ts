@@ -64,21 +64,32 @@ function signingKids(rows: KeyRow[], now: number, refreshSeconds: number): Set<s
   return kids;
 }
 
-/** Identifies the published keys and the signing ones: changes when a key is added, activates or expires. */
-export async function signingKeysVersion(prisma: Db, refreshSeconds: number): Promise<string> {
-  const rows = await prisma.signingKey.findMany({ select: { kid: true, alg: true, createdAt: true, retiresAt: true }, orderBy: { kid: 'asc' } });
-  const now = Date.now();
+/** Identifies the published keys and the signing ones at `now`: changes when a key is added, activates or expires. */
+function versionOf(rows: KeyRow[], now: number, refreshSeconds: number) {
   const signing = signingKids(rows, now, refreshSeconds);
   return rows
     .filter((r) => live(r, now))
-    .map((r) => `${r.kid}${signing.has(r.kid) ? ':signing' : ''}`)
+    .map((r) => r.kid + (signing.has(r.kid) ? ':signing' : ''))
+    .sort()
     .join(',');
 }
 
-/** The private JWKS for oidc-provider: the signing keys first (the provider signs with the first of an algorithm), the others after. */
-export async function loadSigningJwks(prisma: Db, refreshSeconds: number): Promise<{ keys: JWK[] }> {
+/** The version of the key set as it stands now (see versionOf): a cheap check for a change. */
+export async function signingKeysVersion(prisma: Db, refreshSeconds: number): Promise<string> {
+  const rows = await prisma.signingKey.findMany({ select: { kid: true, alg: true, createdAt: true, retiresAt: true } });
+  return versionOf(rows, Date.now(), refreshSeconds);
+}
+
+/**
+ * The private JWKS for oidc-provider (the signing keys first: the provider signs with the first of
+ * an algorithm, the others after), and the version of that very set: read together, so a key that
+ * activates between two reads cannot leave a process signing with the old one, sure it has the new.
+ */
+export async function loadSigningJwks(prisma: Db, refreshSeconds: number): Promise<{ jwks: { keys: JWK[] }; version: string }> {
   await prisma.signingKey.deleteMany({ where: { retiresAt: { lt: new Date() } } });
   const rows = await prisma.signingKey.findMany({ orderBy: { createdAt: 'desc' } });
-  const signing = signingKids(rows, Date.now(), refreshSeconds);
-  return { keys: [...rows.filter((r) => signing.has(r.kid)), ...rows.filter((r) => !signing.has(r.kid))].map((r) => r.jwk as JWK) };
+  const now = Date.now();
+  const signing = signingKids(rows, now, refreshSeconds);
+  const keys = [...rows.filter((r) => signing.has(r.kid)), ...rows.filter((r) => !signing.has(r.kid))].map((r) => r.jwk as JWK);
+  return { jwks: { keys }, version: versionOf(rows, now, refreshSeconds) };
 }

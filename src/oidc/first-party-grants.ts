@@ -53,7 +53,7 @@ async function issueTokens(ctx: KoaContextWithOIDC, deps: FirstPartyDeps, accoun
   const refreshes = client!.grantTypeAllowed('refresh_token');
   const { refreshTokenTtl, accessTokenTtl } = deps.settings();
   // expiresIn is the provider's own constructor option for every token model; its types omit it for Grant.
-  const grant = new provider.Grant({ accountId, clientId: client!.clientId, expiresIn: refreshes ? refreshTokenTtl : accessTokenTtl } as ConstructorParameters<typeof provider.Grant>[0]);
+  const grant = new provider.Grant({ accountId, clientId: client!.clientId, expiresIn: refreshes ? Math.max(refreshTokenTtl, accessTokenTtl) : accessTokenTtl } as ConstructorParameters<typeof provider.Grant>[0]);
   grant.addOIDCScope(scope);
   const grantId = await grant.save();
   const authTime = Math.floor(Date.now() / 1000);

@@ -205,6 +205,10 @@ describe('/api/sessions', () => {
     expect(grants.items).toHaveLength(1);
     expect(grants.total).toBeGreaterThanOrEqual(1);
     await expectProblem(await call('GET', '/api/sessions?pageSize=101', t.admin), 400, 'VALIDATION_FAILED');
+    // An empty filter (a blank form field) filters nothing.
+    const all = await get('/api/sessions?pageSize=1');
+    expect(await get('/api/sessions?userId=&pageSize=1')).toMatchObject({ total: all.total });
+    expect(all.total).toBeGreaterThanOrEqual(3);
   });
 
   it('filters sessions by client', async () => {

@@ -152,6 +152,41 @@ describe('two instances, one database', () => {
     }
   });
 
+  it('switch to a rotated key at an instance that started while the key activated', async () => {
+    const { kids } = await rotateSigningKeys(a.prisma, 3600, 1);
+    // Its start reads the keys, then (slowly, past the new keys' activation) the settings.
+    let slow = true;
+    const slowSettings = (db: Db) =>
+      db.$extends({
+        query: {
+          setting: {
+            async findMany({ args, query }) {
+              if (slow) {
+                slow = false;
+                await new Promise((r) => setTimeout(r, 2500));
+              }
+              return query(args);
+            },
+          },
+        },
+      }) as unknown as Db;
+    const c = await start(await freePort(), { instrumentDb: slowSettings });
+    try {
+      const kidAt = async () => {
+        const res = await fetch(`${c.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'sam@example.com', password: PASSWORD }) });
+        return decodeProtectedHeader(((await res.json()) as { id_token: string }).id_token).kid!;
+      };
+      let kid = await kidAt();
+      for (let i = 0; i < 30 && !kids.includes(kid); i += 1) {
+        await new Promise((r) => setTimeout(r, 100));
+        kid = await kidAt();
+      }
+      expect(kids).toContain(kid);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('apply a client change made at one on the other within the cache bound', async () => {
     const secret = await a.clients.rotateSecret(client.clientId);
     const ok = async (instance: RunningServer, clientSecret: string) =>
