@@ -90,6 +90,32 @@ describe('registration page', () => {
   });
 });
 
+describe("from an app's sign-in page", () => {
+  it('creating an account or asking for a reset leads back to that sign-in, not to the account page', async () => {
+    const { relyingParty, authorizationRequest } = await import('../support/oidc.js');
+    const app = await server.clients.create({ name: 'Notes from home', redirectUris: ['http://127.0.0.1:9/callback'] });
+    const agent = createUserAgent();
+    const login = await agent.navigate((await authorizationRequest(await relyingParty(server, app))).url);
+    const signin = /\/interaction\/([^/]+)$/.exec(login.url)![1]!;
+
+    const registerLink = /href="(\/register\?signin=[^"]+)"/.exec(login.html)![1]!;
+    const register = await agent.navigate(url(registerLink.replace(/&amp;/g, '&')));
+    expect(register.html).toContain(`href="/interaction/${signin}">Sign in</a>`);
+    const done = await agent.submit(register, '/register', { email: 'from-notes@example.com', password: STRONG });
+    expectPage(done, 201, 'Check your inbox', `href="/interaction/${signin}"`, 'Continue signing in');
+    const back = await agent.navigate(url(`/interaction/${signin}`));
+    expectPage(back, 200, 'Notes from home');
+
+    const forgotLink = /href="(\/forgot-password\?signin=[^"]+)"/.exec(login.html)![1]!;
+    const forgot = await agent.navigate(url(forgotLink.replace(/&amp;/g, '&')));
+    const sent = await agent.submit(forgot, '/forgot-password', { email: 'from-notes@example.com' });
+    expectPage(sent, 200, 'Check your inbox', `href="/interaction/${signin}"`);
+
+    // Only a sign-in's id is taken: anything else leads to the account page, as before.
+    expectPage(await agent.navigate(url('/register?signin=..%2F..%2Fadmin')), 200, 'href="/account">Sign in</a>');
+  });
+});
+
 describe('CSRF', () => {
   it('refuses every page form posted without _csrf with 403', async () => {
     const agent = createUserAgent();
@@ -366,8 +392,8 @@ describe('closed registration', () => {
     const login = await agent.navigate(`${closed.url}/account`);
     expect(login.html).toContain('Email or username');
     expect(login.html).not.toContain('Create an account');
-    expect(login.html).not.toContain('href="/register"');
+    expect(login.html).not.toContain('href="/register');
     // ...which the open server's login page has.
-    expect((await createUserAgent().navigate(url('/account'))).html).toContain('<a href="/register">Create an account</a>');
+    expect((await createUserAgent().navigate(url('/account'))).html).toMatch(/<a href="\/register\?signin=[\w-]+">Create an account<\/a>/);
   });
 });

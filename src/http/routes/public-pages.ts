@@ -62,11 +62,23 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
     }
   }
 
+  /**
+   * The sign-in these pages were opened from (its uid: ?signin= on the way in, a hidden field in
+   * their forms), so that they lead back to it and its app, not to the account page.
+   */
+  const signinOf = (ctx: Context) => {
+    const uid = ctx.method === 'POST' ? field(ctx, 'signin') : ctx.query.signin;
+    return typeof uid === 'string' && /^[\w-]{1,64}$/.test(uid) ? uid : undefined;
+  };
+  const backTo = (signin: string | undefined) => (signin ? `/interaction/${signin}` : '/account');
+
   // Registration.
   const renderRegister = (ctx: Context, values: Record<string, string> = {}, problem?: FormProblem) =>
     renderPage(ctx, views, 'register', {
       title: 'Create an account',
       values: { email: '', username: '', name: '', ...values },
+      signin: signinOf(ctx),
+      back: backTo(signinOf(ctx)),
       error: problem?.message,
       fields: problem?.fields ?? {},
     }, problem?.status);
@@ -95,7 +107,7 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
           title: 'Check your inbox',
           heading: 'Check your inbox',
           message: `We sent a link to ${user.email}. Open it to confirm your email address.`,
-          link: { href: '/account', label: 'Go to your account' },
+          link: signinOf(ctx) ? { href: backTo(signinOf(ctx)), label: 'Continue signing in' } : { href: '/account', label: 'Go to your account' },
         }, 201);
       },
       (problem) => renderRegister(ctx, values, problem),
@@ -104,7 +116,7 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
 
   // Forgotten password: the same answer whether or not the address has an account.
   const renderForgot = (ctx: Context, email = '', error?: string, status?: number) =>
-    renderPage(ctx, views, 'forgot-password', { title: 'Forgot your password?', email, error }, status);
+    renderPage(ctx, views, 'forgot-password', { title: 'Forgot your password?', email, error, signin: signinOf(ctx), back: backTo(signinOf(ctx)) }, status);
 
   router.get('/forgot-password', noStore, csrf, (ctx) => renderForgot(ctx));
 
@@ -120,7 +132,7 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
           title: 'Check your inbox',
           heading: 'Check your inbox',
           message: `If an account exists for this address, we sent it a link to choose a new password. The link expires in ${Math.round(config.accounts.ttl.resetPassword / 60)} minutes.`,
-          link: { href: '/account', label: 'Back to sign in' },
+          link: { href: backTo(signinOf(ctx)), label: 'Back to sign in' },
         });
       },
       (problem) => renderForgot(ctx, email, problem.message, problem.status),
