@@ -300,7 +300,7 @@ describe('lists and actions', () => {
 
     const { agent } = await signedIn('root');
     const sessions = await agent.navigate(url('/admin/sessions'));
-    expectPage(sessions, 200, 'browsing@example.com', 'Latch account');
+    expectPage(sessions, 200, 'browsing@example.com', 'Latch account', 'aria-label="Revoke the session of browsing@example.com, signed in ');
     const browsingId = await userId('browsing@example.com');
     const userPage = await agent.navigate(url(`/admin/users/${browsingId}`));
     const sessionAction = /action="(\/admin\/sessions\/[^"]+\/revoke)"/.exec(userPage.html)![1]!;
