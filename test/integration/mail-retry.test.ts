@@ -3,21 +3,29 @@ import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 import { startTestServer, type TestServer } from '../support/server.js';
 
-// A real SMTP server that refuses the first deliveries with a temporary error, then accepts.
+/** A real SMTP server that hands each message's recipient to `answer`, which says what to reply (or, returning false, never replies). */
+function smtpServer(answer: (to: string) => Error | undefined | false) {
+  return new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      stream.resume();
+      stream.on('end', () => {
+        const reply = answer(session.envelope.rcptTo[0]!.address);
+        if (reply !== false) callback(reply);
+      });
+    },
+  });
+}
+
+// One that refuses the first deliveries with a temporary error, then accepts.
 let refuse = true;
 const delivered: string[] = [];
-const smtp = new SMTPServer({
-  authOptional: true,
-  disabledCommands: ['STARTTLS', 'AUTH'],
-  logger: false,
-  onData(stream, session, callback) {
-    stream.resume();
-    stream.on('end', () => {
-      if (refuse) return callback(Object.assign(new Error('mailbox busy, try later'), { responseCode: 451 }));
-      delivered.push(session.envelope.rcptTo[0]!.address);
-      callback();
-    });
-  },
+const smtp = smtpServer((to) => {
+  if (refuse) return Object.assign(new Error('mailbox busy, try later'), { responseCode: 451 });
+  delivered.push(to);
+  return undefined;
 });
 let server: TestServer;
 
@@ -93,18 +101,9 @@ describe('a mail server that stops answering', () => {
     // Takes the message, then never answers it, the first time.
     let stall = true;
     const received: string[] = [];
-    const silent = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onData(stream, session, callback) {
-        stream.resume();
-        stream.on('end', () => {
-          received.push(session.envelope.rcptTo[0]!.address);
-          if (stall) return;
-          callback();
-        });
-      },
+    const silent = smtpServer((to) => {
+      received.push(to);
+      return stall ? false : undefined;
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.server.address() as AddressInfo;
