@@ -57,7 +57,7 @@ export function createApp(deps: Deps) {
   const site = compose<Koa.Context>([
     staticRoutes(),
     healthRoutes(deps.prisma, providerOf(config.db.url)),
-    opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument, startedAt: deps.startedAt }),
+    opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument }),
     (ctx, next) => (ctx.path.startsWith('/interaction/') ? deps.unitOfWork.middleware(ctx, next) : next()),
     interactionRoutes({ provider, csrf, preauth, federatedLogin, ...deps }),
     federationPageRoutes({ ...deps, provider, csrf, preauth, federatedLogin }),

@@ -15,8 +15,8 @@ export type ApiRoute<B extends Schema = Schema, Q extends Schema = Schema> = {
   path: string;
   summary: string;
   tag: string;
-  /** Who may call it, for the docs; enforcement is the `use` middleware and the services. */
-  auth: 'none' | 'bearer';
+  /** Who may call it, for the docs (`service`: the status token's header); enforcement is the `use` middleware and the services. */
+  auth: 'none' | 'bearer' | 'service';
   body?: B;
   /** Also accepted as an HTML form body (OAuth2 password forms). */
   form?: boolean;

@@ -18,7 +18,7 @@ const Problem = z
 const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: Problem } } });
 
 /** The OpenAPI 3.1 document of every registered /api route, from the schemas that validate them. */
-export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; version: string; serverUrl: string }) {
+export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; version: string; serverUrl: string; serviceTokenHeader: string }) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const path = r.path.replace(/:(\w+)/g, '{$1}');
@@ -29,7 +29,7 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
       summary: r.summary,
       tags: [r.tag],
       operationId: `${r.method}${path.replace(/[{}]/g, '').replace(/\/(\w)/g, (_, c: string) => c.toUpperCase()).replace(/[^A-Za-z0-9]/g, '')}`,
-      security: r.auth === 'bearer' ? [{ bearer: [] }] : [],
+      security: r.auth === 'bearer' ? [{ bearer: [] }] : r.auth === 'service' ? [{ serviceToken: [] }] : [],
       requestParams: {
         ...(pathParams.length ? { path: z.object(Object.fromEntries(pathParams.map((p) => [p, z.string()]))) } : {}),
         ...(r.query ? { query: r.query } : {}),
@@ -40,6 +40,7 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
         ...(r.method !== 'get' ? { 415: problemResponse('The body is of a content type this operation does not read') } : {}),
         ...(r.body ? { 413: problemResponse('The body is larger than 64 kB') } : {}),
         ...(r.auth === 'bearer' ? { 401: problemResponse('Missing or invalid token'), 403: problemResponse('Not allowed') } : {}),
+        ...(r.auth === 'service' ? { 401: problemResponse('Missing or wrong service token') } : {}),
         ...(pathParams.length ? { 404: problemResponse('No such resource, or not one the caller may see') } : {}),
         // A route's own word on a status wins; its errors are problem details like the rest.
         ...Object.fromEntries(
@@ -66,6 +67,7 @@ export function buildOpenApiDocument(routes: ApiRoute[], info: { title: string; 
           scheme: 'bearer',
           description: 'An access token from /api/auth/login (or a trusted client), a client-credentials token with the latch:admin scope, or an app API key (latch_…)',
         },
+        serviceToken: { type: 'apiKey', in: 'header', name: info.serviceTokenHeader, description: 'SERVICE_API_TOKEN, for monitoring' },
       },
     },
     paths: paths as never,

@@ -28,6 +28,11 @@ describe('operations endpoints', () => {
     const res = await fetch(`${server.url}/api/status`, { headers: { 'x-status-key': SERVICE_TOKEN } });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'ok', service: 'latch', version: expect.any(String) });
+    // Documented with the header it reads, so the interactive docs can call it.
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as OpenAPIV3_1.Document;
+    expect(doc.paths!['/api/status']!.get!.security).toEqual([{ serviceToken: [] }]);
+    expect(doc.components!.securitySchemes!.serviceToken).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-Status-Key' });
+    expect(Object.keys(doc.paths!['/api/status']!.get!.responses!)).toEqual(expect.arrayContaining(['200', '401']));
   });
 
   it('/healthz and /readyz report the process and the database with its migrations', async () => {

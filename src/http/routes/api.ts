@@ -9,6 +9,7 @@ import { defineAdminApi } from './admin-api.js';
 import { defineAppsApi } from './apps-api.js';
 import { defineAuthApi } from './auth-api.js';
 import { defineMeApi } from './me-api.js';
+import { defineStatusApi } from './status-api.js';
 import { defineUsersApi } from './users-api.js';
 import { defineAppConnectionsApi, defineConnectionsApi } from './connections-api.js';
 import { createAppConnections } from '../../federation/app-connections.js';
@@ -30,9 +31,10 @@ export function createApi(deps: Deps, provider: Provider, callProvider: TokenBri
   defineAppConnectionsApi(api, { appConnections: createAppConnections({ ...deps, publicUrl: deps.config.http.publicUrl }), guard: [anyPrincipal] });
   defineAdminApi(api, { ...deps, guard: [anyPrincipal, requireRole(isAdmin, 'Admins only.')] });
   defineConnectionsApi(api, { ...deps, publicUrl: deps.config.http.publicUrl, guard: [anyPrincipal, requireRole(isAdmin, 'Admins only.')] });
+  defineStatusApi(api, { status: deps.config.ops.status, startedAt: deps.startedAt });
 
   let document: object | undefined;
   const openApiDocument = () =>
-    (document ??= buildOpenApiDocument(api.routes, { title: `${deps.config.product.name} API`, version: '1', serverUrl: deps.config.http.publicUrl }));
+    (document ??= buildOpenApiDocument(api.routes, { title: `${deps.config.product.name} API`, version: '1', serverUrl: deps.config.http.publicUrl, serviceTokenHeader: deps.config.ops.status.header }));
   return { routes: api.middleware(), registered: api.routes, openApiDocument };
 }

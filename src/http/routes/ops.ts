@@ -1,31 +1,19 @@
 import Router from '@koa/router';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Metrics } from '../../metrics/metrics.js';
+import { matchesConfiguredSecret } from '../configured-secret.js';
 import { AppError } from '../problem.js';
-import { fromRoot } from '../../paths.js';
-
-const VERSION = (JSON.parse(readFileSync(fromRoot('package.json'), 'utf8')) as { version: string }).version;
-
-/** Constant-time comparison of a presented secret with the configured one. */
-function secretMatches(presented: string | undefined, expected: string | undefined) {
-  if (!presented || !expected) return false;
-  const digest = (v: string) => createHash('sha256').update(v).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
-}
 
 type Deps = {
   metrics: Metrics;
   openApiDocument: () => object;
-  status: { header: string; token?: string };
   metricsToken?: string;
   homeUrl?: string;
-  startedAt: Date;
 };
 
-/** GET /, /api/status, /metrics, /api/openapi.json and the interactive docs at /api/docs. */
+/** GET /, /metrics, /api/openapi.json and the interactive docs at /api/docs. */
 export function opsRoutes(deps: Deps) {
   const router = new Router();
   // The docs UI files are read when first asked for (about 1.5 MB nobody may ever request).
@@ -41,15 +29,9 @@ export function opsRoutes(deps: Deps) {
 
   router.get('/', (ctx) => ctx.redirect(deps.homeUrl ?? '/account'));
 
-  router.get('/api/status', (ctx) => {
-    if (!secretMatches(ctx.get(deps.status.header), deps.status.token)) throw new AppError('UNAUTHENTICATED', `Send the service token in the ${deps.status.header} header.`);
-    ctx.set('cache-control', 'no-store');
-    ctx.body = { status: 'ok', service: 'latch', version: VERSION, startedAt: deps.startedAt, uptimeSeconds: Math.round(process.uptime()) };
-  });
-
   router.get('/metrics', async (ctx) => {
     const bearer = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'))?.[1];
-    if (!secretMatches(bearer, deps.metricsToken)) {
+    if (!matchesConfiguredSecret(bearer, deps.metricsToken)) {
       ctx.set('www-authenticate', 'Bearer realm="metrics"');
       throw new AppError('UNAUTHENTICATED', deps.metricsToken ? 'Send METRICS_TOKEN as a bearer token.' : 'Set METRICS_TOKEN to enable /metrics.');
     }
