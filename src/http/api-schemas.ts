@@ -38,12 +38,10 @@ export const TokensOut = z
 
 export const MessageOut = z.object({ message: z.string() }).meta({ id: 'Message' });
 
-export const ActivityOut = z
-  .object({ items: z.array(z.object({ event: z.string(), at: date, ip: z.string().nullable(), userAgent: z.string().nullable() })) })
-  .meta({ id: 'Activity' });
-
 export const page = <T extends z.ZodType>(item: T, id: string) =>
   z.object({ items: z.array(item), total: z.number().int(), page: z.number().int(), pageSize: z.number().int() }).meta({ id });
+
+export const ActivityOut = page(z.object({ event: z.string(), at: date, ip: z.string().nullable(), userAgent: z.string().nullable() }), 'ActivityPage');
 
 export const AppOut = z
   .object({

@@ -79,6 +79,8 @@ type Row = {
   expected: Partial<Record<Who, number>>;
   /** Builds the request for one caller; `after` reads the effect back when the call was allowed. */
   prepare?: (who: Who) => Promise<Prepared>;
+  /** Its credential is not a bearer token, so its 401 sends no Bearer challenge. */
+  notBearer?: true;
 };
 
 const OK = 200;
@@ -291,6 +293,9 @@ const ROUTES: Row[] = [
     },
   },
 
+  // Monitoring: the service token's header only (ops.test.ts); no bearer token, an admin's included, opens it.
+  { method: 'GET', path: '/api/status', expected: { anon: 401, user: 401, keyA: 401, admin: 401, service: 401 }, notBearer: true },
+
   // Self-service: only a user's first-party token.
   { method: 'GET', path: '/api/me', expected: selfOnly(OK) },
   { method: 'PATCH', path: '/api/me', expected: selfOnly(OK), prepare: freshSelf('/api/me', { familyName: 'Patched' }, (t) => async () => expect((await json(await call('GET', '/api/me', t))).familyName).toBe('Patched')) },
@@ -332,7 +337,7 @@ describe.each(ROUTES.map((row) => [`${row.method} ${row.path}`, row] as const))(
     if (status >= 400) {
       expect(res.headers.get('content-type')).toContain('application/problem+json');
       expect((await json(res)).code).toBe({ 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN', 404: 'CLIENT_NOT_FOUND' }[status]);
-      if (status === 401) expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      if (status === 401 && !row.notBearer) expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
       return;
     }
     await prepared.after?.(res);

@@ -217,10 +217,14 @@ describe('/api/me', () => {
     const { access_token } = await newUserSession('act@example.com');
     await call('POST', '/auth/login', undefined, { username: 'act@example.com', password: 'wrong wrong' });
     await call('POST', '/me/password', access_token, { currentPassword: PASSWORD, newPassword: 'sunny plains garage 7' });
-    const { items } = await (await call('GET', '/me/activity', access_token)).json();
-    expect(items.map((i: { event: string }) => i.event)).toEqual(['password.changed', 'login.failure', 'login.success']);
-    expect(items[0]).toMatchObject({ ip: expect.stringMatching(/127\.0\.0\.1/), userAgent: expect.any(String) });
-    expect((await call('GET', '/me/activity?limit=abc', access_token)).status).toBe(400);
+    const activity = await (await call('GET', '/me/activity', access_token)).json();
+    expect(activity.items.map((i: { event: string }) => i.event)).toEqual(['password.changed', 'login.failure', 'login.success']);
+    expect(activity.items[0]).toMatchObject({ ip: expect.stringMatching(/127\.0\.0\.1/), userAgent: expect.any(String) });
+    // Paged like every list: the older events on the next page, with the total.
+    expect(activity).toMatchObject({ total: 3, page: 1, pageSize: 20 });
+    const second = await (await call('GET', '/me/activity?pageSize=2&page=2', access_token)).json();
+    expect(second).toMatchObject({ total: 3, page: 2, pageSize: 2, items: [{ event: 'login.success' }] });
+    for (const q of ['pageSize=abc', 'pageSize=101', 'page=0']) expect((await call('GET', `/me/activity?${q}`, access_token)).status, q).toBe(400);
   });
 
   it('deletes the account only with the current password: a stolen token alone cannot', async () => {

@@ -14,15 +14,7 @@ import { requestMeta } from '../request-meta.js';
 // PostgreSQL has no year 0 (1 BC): a filter from 0000 would fail the query.
 const Instant = z.iso.datetime().refine((v) => !v.startsWith('0000'), 'Use a year from 0001 on');
 
-const AuditQuery = z.object({
-  userId: z.string().optional(),
-  event: z.string().max(100).optional(),
-  from: Instant.optional(),
-  to: Instant.optional(),
-  // Prisma's query engine keeps an offset in 32 bits: a larger one would wrap to another page.
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
-  pageSize: z.coerce.number().int().min(1).max(200).default(50),
-});
+const AuditQuery = PageQuery.extend({ userId: z.string().optional(), event: z.string().max(100).optional(), from: Instant.optional(), to: Instant.optional() });
 const SessionQuery = PageQuery.extend({ userId: z.string().optional(), clientId: z.string().optional() });
 
 function admin(ctx: { state: Record<string, unknown> }): Principal {

@@ -4,6 +4,7 @@ import type { AccountFlows } from '../../accounts/account-flows.js';
 import type { Audit } from '../../audit/audit.service.js';
 import type { Principal } from '../../auth/principal.js';
 import type { FederatedAccounts } from '../../federation/federated-accounts.js';
+import { PageQuery } from '../../db/paged-ids.js';
 import { ProfileUpdate } from '../../users/users.service.js';
 import { toUserDto } from '../../users/users.dto.js';
 import type { ApiRegistry } from '../api-routes.js';
@@ -25,7 +26,6 @@ const ProfileReplace = ProfileUpdate.required({ email: true }).extend({
   name: ProfileUpdate.shape.name.default(null),
   currentPassword: CurrentPassword,
 });
-const ActivityQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
 export const toActivityDto = (e: { event: string; ip: string | null; userAgent: string | null; createdAt: Date }) => ({
   event: e.event,
@@ -99,9 +99,10 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   );
 
   api.define(
-    { ...common, method: 'get', path: '/api/me/activity', summary: 'Recent security activity', query: ActivityQuery, responses: { 200: { description: 'Newest first', schema: ActivityOut } } },
+    { ...common, method: 'get', path: '/api/me/activity', summary: 'Security activity, newest first', query: PageQuery, responses: { 200: { description: 'A page of events', schema: ActivityOut } } },
     async (ctx, { query }) => {
-      ctx.body = { items: (await deps.audit.listForUser(me(ctx).user.id, query.limit)).map(toActivityDto) };
+      const found = await deps.audit.search({ userId: me(ctx).user.id, ...query });
+      ctx.body = { ...found, items: found.items.map(toActivityDto) };
     },
   );
 
