@@ -30,13 +30,19 @@ const auditView = (app: ClientSummary) => ({
 export const mayManageOwnApps = (owner: OwnerRoles) => owner.active && (owner.isAdmin || owner.isDeveloper);
 
 /**
- * Whether an app may use the latch:admin scope, given its owner's roles (null: no user owns it).
- * The owner holds the app's secret from its creation, so their app's client-credentials tokens
- * would make them an admin: only an app no user owns, or whose owner is an active admin, may.
- * Checked when the scope is given (here) and when such a token calls /api (require-principal), for
- * apps given it earlier and owners who lose the admin role later.
+ * Whether an app may hold a privilege, given its owner's roles (null: no user owns it). The
+ * privileges are the latch:admin scope (its client-credentials tokens manage Latch) and being
+ * trusted (its users' tokens act as them at /api, and they are not asked to consent). The owner
+ * holds the app's secret from its creation, so either would give them an admin's power: only an app
+ * no user owns, or whose owner is an active admin, may. Checked when the privilege is given (here)
+ * and when it is used (require-principal for the scope; the stores' client read for trust, which
+ * counts an app as trusted only while this holds), for apps given it earlier and owners who lose
+ * the admin role later.
  */
-export const mayUseAdminScope = (owner: OwnerRoles | null | undefined) => owner === null || Boolean(owner?.active && owner.isAdmin);
+export const mayHoldPrivileges = (owner: OwnerRoles | null | undefined) => owner === null || Boolean(owner?.active && owner.isAdmin);
+
+/** Whether the app holds a privilege (see mayHoldPrivileges). */
+const privileged = (app: { trusted?: boolean; scopes?: string[] }) => app.trusted === true || Boolean(app.scopes?.includes(ADMIN_SCOPE));
 
 // API keys act for their app only, and cannot delete it.
 type Action = 'read' | 'update' | 'revoke' | 'delete';
@@ -51,18 +57,21 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
     if (app.scopes?.includes(ADMIN_SCOPE)) throw new AppError('FORBIDDEN', `Only admins may give an app the ${ADMIN_SCOPE} scope.`);
   }
 
-  function assertOwnerMayUseAdminScope(owner: OwnerRoles | null | undefined) {
-    if (mayUseAdminScope(owner)) return;
-    const message = `Only an app owned by an admin (or by no one) may have the ${ADMIN_SCOPE} scope: its owner holds its secret and would act as an admin. Register a separate app for this, or make the owner an admin first.`;
-    throw new AppError('FORBIDDEN', message, [{ path: 'scopes', message }]);
+  /** Refuses a privilege (see mayHoldPrivileges) to an app whose owner may not hold it. */
+  function assertOwnerMayHold(owner: OwnerRoles | null | undefined, app: { trusted?: boolean; scopes?: string[] }) {
+    if (!privileged(app) || mayHoldPrivileges(owner)) return;
+    const [what, path] = app.scopes?.includes(ADMIN_SCOPE) ? [`have the ${ADMIN_SCOPE} scope`, 'scopes'] : ['be trusted', 'trusted'];
+    const message = `Only an app owned by an admin (or by no one) may ${what}: its owner holds its secret and would act as an admin. Register a separate app for this, or make the owner an admin first.`;
+    throw new AppError('FORBIDDEN', message, [{ path, message }]);
   }
 
   /**
    * The app's credentials (its secret, API keys) are as strong as the app: for an app with the
-   * latch:admin scope they manage Latch, so only admins may mint them, not its key or owner.
+   * latch:admin scope they manage Latch, and a trusted app's signs users in to /api without asking
+   * them, so only admins may mint them, not its key or owner.
    */
   function assertMayMintCredentials(actor: Principal, app: ClientSummary) {
-    if (!isAdmin(actor) && app.scopes.includes(ADMIN_SCOPE)) throw new AppError('FORBIDDEN', `Only admins may rotate the secret of, or create API keys for, an app with the ${ADMIN_SCOPE} scope.`);
+    if (!isAdmin(actor) && privileged(app)) throw new AppError('FORBIDDEN', `Only admins may rotate the secret of, or create API keys for, an app that is trusted or has the ${ADMIN_SCOPE} scope.`);
   }
 
   /**
@@ -92,8 +101,8 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       if (!isDeveloper(actor) || actor.kind === 'apiKey') throw new AppError('FORBIDDEN', 'Only developers and admins may create apps.');
       const data = AppInput.parse(input);
       assertPrivilegesOk(actor, data);
-      // The creator owns the app (a latch:admin client owns none); assertPrivilegesOk let only admins this far.
-      if (data.scopes.includes(ADMIN_SCOPE)) assertOwnerMayUseAdminScope(actor.kind === 'user' ? actor.user : null);
+      // The creator owns the app (a service's own client owns none); assertPrivilegesOk let only admins this far.
+      assertOwnerMayHold(actor.kind === 'user' ? actor.user : null, data);
       const created = await clients.create({ ...data, ownerId: actor.kind === 'user' ? actor.user.id : undefined });
       await audit.record('admin.app_created', { actorId: actorId(actor), detail: { clientId: created.clientId }, ...meta });
       return created;
@@ -110,8 +119,10 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       const before = await authorize(actor, clientId, 'update');
       const changes = AppPatch.parse(patch);
       assertPrivilegesOk(actor, changes);
-      // An admin may give the scope, but not to an app a developer owns.
-      if (changes.scopes?.includes(ADMIN_SCOPE)) assertOwnerMayUseAdminScope(await apiKeys.ownerRoles(clientId));
+      // Its redirect URIs decide where users' tokens go without their consent: admins only.
+      if (before.trusted && !isAdmin(actor)) throw new AppError('FORBIDDEN', 'Only admins may change a trusted app.');
+      // An admin may give a privilege, but not to an app a developer owns.
+      if (privileged(changes)) assertOwnerMayHold(await apiKeys.ownerRoles(clientId), changes);
       const app = await clients.update(clientId, changes);
       const detail = { clientId, fields: Object.keys(changes), changes: fieldChanges(auditView(before), auditView(app)) };
       await audit.record('admin.app_updated', { actorId: actorId(actor), detail, ...meta });

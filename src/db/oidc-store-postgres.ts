@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
-import { keyOf, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
+import { keyOf, EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 import { sideBatch, sideStatement, takeCounters, type SideWrite } from './postgres-side-writes.js';
 import { epochMs, iso } from './postgres-time.js';
 
@@ -226,7 +226,7 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
     async findClient(clientId): Promise<ClientRecord | undefined> {
       const [row] = await query<{ metadata: Record<string, unknown>; trusted: boolean; resources: string }>(
         'oidc_client',
-        'SELECT metadata, trusted, resources FROM clients WHERE client_id = $1',
+        `SELECT metadata, ${EFFECTIVE_TRUST} AS trusted, resources FROM clients c WHERE client_id = $1`,
         [clientId],
       );
       return row;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
-import { type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
+import { EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
@@ -78,7 +78,7 @@ export function createSqliteOidcStore(
   const purge = db.prepare<[string, number]>('DELETE FROM oidc_payloads WHERE rowid IN (SELECT rowid FROM oidc_payloads WHERE expires_at < ? LIMIT ?)');
   const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
-  const client = db.prepare<[string], { metadata: string; trusted: number; resources: string }>('SELECT metadata, trusted, resources FROM clients WHERE client_id = ?');
+  const client = db.prepare<[string], { metadata: string; trusted: number; resources: string }>(`SELECT metadata, ${EFFECTIVE_TRUST} AS trusted, resources FROM clients c WHERE client_id = ?`);
 
   const account = db.prepare<[string], { id: string; email: string; email_verified: number; username: string | null; name: string | null; given_name: string | null; family_name: string | null; picture: string | null; active: number; updated_at: string }>(
     'SELECT id, email, email_verified, username, name, given_name, family_name, picture, active, updated_at FROM users WHERE id = ?',

@@ -63,6 +63,14 @@ export type StoreWrite =
 
 export type ClientRecord = { metadata: Record<string, unknown>; trusted: boolean; resources: string };
 
+/**
+ * A client row's `trusted`, as the provider and /api act on it (`c` names the clients row): only
+ * while no user owns the app or its owner is an active admin (apps.service's mayHoldPrivileges), so
+ * an app trusted before that rule, or whose owner lost the role, asks for consent again and its
+ * users' tokens stop working at /api, within the client cache's lifetime.
+ */
+export const EFFECTIVE_TRUST = '(c.trusted AND (c.owner_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = c.owner_id AND u.active AND u.is_admin)))';
+
 /** What an OIDC account needs of a user: its claims and whether it may act at all. */
 export type AccountRecord = {
   id: string;

@@ -2,7 +2,7 @@ import type { Middleware } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { ApiKeysService } from '../clients/api-keys.service.js';
-import { mayUseAdminScope } from '../clients/apps.service.js';
+import { mayHoldPrivileges } from '../clients/apps.service.js';
 import { ADMIN_SCOPE } from '../clients/clients.service.js';
 import { findWithGrant } from '../oidc/adapter.js';
 import type { Principal } from '../auth/principal.js';
@@ -60,7 +60,7 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
     if (!client || !registered.includes(ADMIN_SCOPE) || !(service.scope ?? '').split(' ').includes(ADMIN_SCOPE)) return 'forbidden';
     // And its owner, who holds its secret, must be an admin now (none for an app no user owns):
     // this covers tokens issued before the owner lost the role, and apps given the scope earlier.
-    if (!mayUseAdminScope(await deps.apiKeys.ownerRoles(service.clientId))) return 'forbidden';
+    if (!mayHoldPrivileges(await deps.apiKeys.ownerRoles(service.clientId))) return 'forbidden';
     return { kind: 'service', clientId: service.clientId };
   }
   return undefined;

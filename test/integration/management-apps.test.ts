@@ -105,8 +105,10 @@ describe('creating apps', () => {
     const unchanged = await json(await read(app.clientId));
     expect(unchanged).toMatchObject({ trusted: false, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], scopes: ['openid', 'profile', 'email', 'offline_access'] });
 
-    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, privileged)).status).toBe(200);
-    expect(await json(await read(app.clientId))).toMatchObject(privileged);
+    // An admin may allow the password grant; trust needs an admin owner too ('trusted apps' below).
+    const byAdmin = await makeApp('trusted' in privileged ? t.admin : t.dev);
+    expect((await call('PATCH', `/api/apps/${byAdmin.clientId}`, t.admin, privileged)).status).toBe(200);
+    expect(await json(await read(byAdmin.clientId))).toMatchObject(privileged);
   });
 
   it('refuses scopes the provider does not have (400): they would break every sign-in of the app', async () => {
@@ -298,7 +300,7 @@ describe('the latch:admin scope', () => {
     expect(await server.users.findById(ids.dev)).toMatchObject({ isAdmin: false });
 
     // Other settings of the app an admin may still change; and an admin's own app may have the scope.
-    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { trusted: true })).status).toBe(200);
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { grantTypes: ['client_credentials', 'authorization_code'] })).status).toBe(200);
     const own = await makeApp(t.admin, { grantTypes: ['client_credentials'] });
     expect((await call('PATCH', `/api/apps/${own.clientId}`, t.admin, { scopes: ['latch:admin'] })).status).toBe(200);
     const service = await tokenRequest(own.clientId, own.clientSecret, 'latch:admin');
@@ -354,6 +356,65 @@ describe('the latch:admin scope', () => {
     await expectProblem(await call('GET', '/api/users', granted.token), 403, 'FORBIDDEN');
     await expectProblem(await call('PATCH', `/api/users/${ids.dev}`, granted.token, { isAdmin: true }), 403, 'FORBIDDEN');
     expect(await server.users.findById(ids.dev)).toMatchObject({ isAdmin: false });
+  });
+});
+
+// A trusted app skips consent and its users' tokens act as them at /api: whoever holds its secret
+// acts as every user who signs in to it, admins included, so it holds the rule latch:admin does.
+describe('trusted apps', () => {
+  /** Signs `username` in to the app through the code flow; whether they were asked, and the tokens. */
+  async function signInAs(app: App, username: string) {
+    const flow = await signIn(await relyingParty(server, app), { login: username });
+    return { sawConsent: flow.sawConsent, tokens: await flow.tokens() };
+  }
+
+  it("may not be a developer's: an admin may not mark one trusted (403, naming the field), only an app of an admin", async () => {
+    const app = await makeApp(t.dev);
+    const refused = await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { trusted: true });
+    await expectProblem(refused.clone(), 403, 'FORBIDDEN');
+    expect(await json(refused)).toMatchObject({ detail: expect.stringMatching(/owned by an admin \(or by no one\) may be trusted/), errors: [{ path: 'trusted' }] });
+    expect(await json(await read(app.clientId))).toMatchObject({ trusted: false });
+
+    const own = await makeApp(t.admin, { trusted: true });
+    const admin = await makeUser({ isAdmin: true });
+    const signedIn = await signInAs(own, admin.username);
+    expect(signedIn.sawConsent).toBe(false);
+    expect((await call('GET', '/api/users', signedIn.tokens.access_token)).status).toBe(200);
+  });
+
+  it('cannot be pointed elsewhere or given new credentials by its API key: only admins change it', async () => {
+    const app = await makeApp(t.admin, { trusted: true });
+    const key = await makeKey(app.clientId, t.admin);
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, key, { redirectUris: ['https://attacker.example/cb'] }), 403, 'FORBIDDEN');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/secret`, key), 403, 'FORBIDDEN');
+    await expectProblem(await call('POST', `/api/apps/${app.clientId}/api-keys`, key), 403, 'FORBIDDEN');
+    expect(await json(await read(app.clientId))).toMatchObject({ redirectUris: [REDIRECT_URI] });
+    // The key still reads its app; an admin still changes it.
+    expect((await call('GET', `/api/apps/${app.clientId}`, key)).status).toBe(200);
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { redirectUris: [REDIRECT_URI, 'https://app.example/cb'] })).status).toBe(200);
+  });
+
+  it("counts only while no developer owns it: a developer's app trusted before this rule asks for consent, and its tokens get 403 at /api", async () => {
+    const app = await makeApp(t.dev);
+    await server.clients.update(app.clientId, { trusted: true });
+    const admin = await makeUser({ isAdmin: true });
+    const signedIn = await signInAs(app, admin.username);
+    expect(signedIn.sawConsent).toBe(true);
+    await expectProblem(await call('GET', '/api/users', signedIn.tokens.access_token), 403, 'FORBIDDEN');
+    await expectProblem(await call('GET', '/api/me', signedIn.tokens.access_token), 403, 'FORBIDDEN');
+  });
+
+  it('stops counting when its owner is no longer an admin, within the client cache (5 s), for tokens issued before too', async () => {
+    const owner = await makeUser({ isAdmin: true, isDeveloper: true });
+    const app = await makeApp(await login(owner.username), { trusted: true });
+    const user = await makeUser();
+    const before = await signInAs(app, user.username);
+    expect(before.sawConsent).toBe(false);
+    expect((await call('GET', '/api/me', before.tokens.access_token)).status).toBe(200);
+
+    expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isAdmin: false })).status).toBe(200);
+    await expect.poll(async () => (await call('GET', '/api/me', before.tokens.access_token)).status, { timeout: 8000, interval: 250 }).toBe(403);
+    expect((await signInAs(app, (await makeUser()).username)).sawConsent).toBe(true);
   });
 });
 
