@@ -17,6 +17,14 @@ function unauthenticated(ctx: Parameters<Middleware>[0]): never {
 }
 
 /**
+ * Whether a token is bound to a key its holder must prove (DPoP, RFC 9449; or a TLS client
+ * certificate, RFC 8705). /api does not check such proofs, so it refuses these tokens rather than
+ * take them as bearer tokens, which would make a stolen one as good as the proof it lacks (RFC 9449
+ * section 7.1).
+ */
+const senderConstrained = (token: { jkt?: unknown; 'x5t#S256'?: unknown }) => Boolean(token.jkt || token['x5t#S256']);
+
+/**
  * Whether a token that ends with its browser session (signed in without offline_access) still has
  * it: the session is live, of the same account, and holds the token's grant for its client. The
  * provider checks the same before introspection and userinfo answer, so a session ended by an
@@ -33,7 +41,7 @@ async function sessionHolds(provider: Provider, token: AdapterPayload, read: Ada
  * access token from a first-party (trusted) client, or a client-credentials token of a client an
  * admin registered with the latch:admin scope. Third-party apps' user tokens are refused (403).
  */
-export async function resolvePrincipal(deps: Deps, authorization: string): Promise<Principal | 'forbidden' | undefined> {
+export async function resolvePrincipal(deps: Deps, authorization: string): Promise<Principal | 'forbidden' | 'sender-constrained' | undefined> {
   const value = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
   if (!value) return undefined;
 
@@ -41,6 +49,7 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
   if (appId) return { kind: 'apiKey', clientId: appId };
 
   const { token, grant, session } = (await findWithGrant(deps.provider.AccessToken, value)) ?? {};
+  if (token && senderConstrained(token)) return 'sender-constrained';
   if (token?.accountId && token.clientId) {
     // Live only with the grant it was issued under, as introspection and userinfo require: a grant
     // revoked on a replayed refresh token or code ends the tokens the winning request wrote after.
@@ -53,6 +62,7 @@ export async function resolvePrincipal(deps: Deps, authorization: string): Promi
   }
 
   const service = await deps.provider.ClientCredentials.find(value);
+  if (service && senderConstrained(service)) return 'sender-constrained';
   if (service?.clientId) {
     const client = await deps.provider.Client.find(service.clientId);
     // The scope must be both granted in the token and registered on the client by an admin.
@@ -71,6 +81,10 @@ export function requirePrincipal(deps: Deps, options: { usersOnly?: boolean } = 
   return async (ctx, next) => {
     const principal = await resolvePrincipal(deps, ctx.get('authorization'));
     if (!principal) unauthenticated(ctx);
+    if (principal === 'sender-constrained') {
+      ctx.set('www-authenticate', 'Bearer realm="latch", error="invalid_token", error_description="sender-constrained tokens are not accepted here"');
+      throw new AppError('UNAUTHENTICATED', 'This token is bound to a key (DPoP or a client certificate), and /api takes bearer tokens only: request one without DPoP.');
+    }
     if (principal === 'forbidden') throw new AppError('FORBIDDEN', 'This token was issued to a third-party application, or lacks the latch:admin scope, or its app is owned by a user who is not an admin.');
     if (options.usersOnly && principal.kind !== 'user') throw new AppError('FORBIDDEN', 'This call needs a user token.');
     ctx.state.principal = principal;

@@ -368,6 +368,32 @@ describe('credentials', () => {
     expect((await call('GET', '/api/users', t.access_token)).status).toBe(200);
   });
 
+  // A stolen DPoP-bound token must be useless without its key (RFC 9449 section 7.1); /api checks no
+  // proofs, so it takes no such token, an admin's included.
+  it('refuses DPoP-bound tokens presented as bearer tokens (401 invalid_token), user and service alike', async () => {
+    const adminUser = await server.users.findById(ids.admin);
+    const rp = await relyingParty(server, fixtures.trusted);
+    const flow = await signIn(rp, { login: adminUser!.username! });
+    const DPoP = oidc.getDPoPHandle(rp, await oidc.randomDPoPKeyPair());
+    const { verifier, state, nonce } = flow.request;
+    const bound = await oidc.authorizationCodeGrant(rp, new URL(flow.callbackUrl), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }, undefined, { DPoP });
+    expect(bound.token_type).toBe('dpop');
+
+    const robot = await serviceClient('Bound robot');
+    const robotRp = await relyingParty(server, robot.client);
+    const boundService = await oidc.clientCredentialsGrant(robotRp, { scope: 'latch:admin' }, { DPoP: oidc.getDPoPHandle(robotRp, await oidc.randomDPoPKeyPair()) });
+    expect(boundService.token_type).toBe('dpop');
+
+    for (const token of [bound.access_token, boundService.access_token]) {
+      const res = await call('GET', '/api/users', token);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
+      expect((await json(res)).detail).toMatch(/bound to a key/);
+    }
+    // The same sign-in without DPoP manages Latch as before.
+    expect((await call('GET', '/api/users', robot.token)).status).toBe(200);
+  });
+
   it('issues a client-credentials token with latch:admin to a client registered with that scope', async () => {
     await expect(serviceToken('Another robot')).resolves.toEqual(expect.any(String));
   });

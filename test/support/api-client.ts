@@ -68,7 +68,7 @@ export function createApiClient(getServer: () => TestServer, options: { user?: R
     const server = getServer();
     const robot = await server.clients.create({ name, grantTypes: ['client_credentials'], scopes: ['latch:admin'] });
     const token = (await oidc.clientCredentialsGrant(await relyingParty(server, robot), { scope: 'latch:admin' })).access_token;
-    return { token, clientId: robot.clientId };
+    return { token, clientId: robot.clientId, client: robot };
   }
 
   return { next, unique, call, json, expectProblem, login, makeUser, makeApp, makeKey, serviceClient };
