@@ -163,7 +163,7 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
 
     async users(actor: Principal, clientId: string, query?: z.input<typeof AppUserQuery>) {
       await authorize(actor, clientId, 'read');
-      return clients.users(clientId, query);
+      return clients.users(clientId, query, { asConsented: !isAdmin(actor) });
     },
   };
 }

@@ -237,21 +237,42 @@ export function createClientsService(prisma: Db, onChange: (clientId: string) =>
     /** Revokes every grant and token of the client (users must consent again); the client stays. */
     revokeAll: (clientId: string) => prisma.oidcPayload.deleteMany({ where: { clientId } }),
 
-    /** Users who have granted the client access, with their last sign-in: a page, by email. */
-    async users(clientId: string, query: z.input<typeof AppUserQuery> = {}) {
+    /**
+     * Users who have granted the client access, with their last sign-in: a page, by email. With
+     * `asConsented`, as the app's owner and keys may see them: each user's email only if a live
+     * grant of theirs to the app holds the `email` scope, and name and username only with `profile`,
+     * what they agreed to share with it (an admin sees everything, as on /api/users); oldest account
+     * first then, as the order of hidden addresses would tell something of them.
+     */
+    async users(clientId: string, query: z.input<typeof AppUserQuery> = {}, options: { asConsented: boolean }) {
       const { page, pageSize } = AppUserQuery.parse(query);
+      const now = new Date();
       const from = sql`
         FROM users u
         WHERE EXISTS (SELECT 1 FROM oidc_payloads g WHERE g.model = 'Grant' AND g.client_id = ${clientId} AND g.account_id = u.id
-          AND (g.expires_at IS NULL OR g.expires_at > ${new Date()}))`;
-      const { ids, total } = await pageOfIds(prisma, { id: sql`u.id`, from, order: sql`u.email, u.id`, page, pageSize });
-      const items = ids.length
-        ? await prisma.user.findMany({
-            where: { id: { in: ids } },
-            select: { id: true, email: true, name: true, username: true, lastLoginAt: true },
-            orderBy: [{ email: 'asc' }, { id: 'asc' }],
-          })
-        : [];
+          AND (g.expires_at IS NULL OR g.expires_at > ${now}))`;
+      const order = options.asConsented ? sql`u.created_at, u.id` : sql`u.email, u.id`;
+      const { ids, total } = await pageOfIds(prisma, { id: sql`u.id`, from, order, page, pageSize });
+      if (!ids.length) return { items: [], total, page, pageSize };
+      const [users, grants] = await Promise.all([
+        prisma.user.findMany({ where: { id: { in: ids } }, select: { id: true, email: true, name: true, username: true, lastLoginAt: true }, orderBy: options.asConsented ? [{ createdAt: 'asc' }, { id: 'asc' }] : [{ email: 'asc' }, { id: 'asc' }] }),
+        options.asConsented
+          ? prisma.oidcPayload.findMany({ where: { model: 'Grant', clientId, accountId: { in: ids }, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] }, select: { accountId: true, payload: true } })
+          : [],
+      ]);
+      if (!options.asConsented) return { items: users, total, page, pageSize };
+      const granted = new Map<string, Set<string>>();
+      for (const g of grants) {
+        const scope = (g.payload as { openid?: { scope?: unknown } } | null)?.openid?.scope;
+        const set = granted.get(g.accountId!) ?? new Set<string>();
+        for (const s of typeof scope === 'string' ? scope.split(' ') : []) set.add(s);
+        granted.set(g.accountId!, set);
+      }
+      const items = users.map((u) => {
+        const scopes = granted.get(u.id);
+        const profile = Boolean(scopes?.has('profile'));
+        return { id: u.id, email: scopes?.has('email') ? u.email : null, name: profile ? u.name : null, username: profile ? u.username : null, lastLoginAt: u.lastLoginAt };
+      });
       return { items, total, page, pageSize };
     },
   };

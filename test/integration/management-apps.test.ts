@@ -451,6 +451,30 @@ describe('secrets, users and revocation', () => {
     expect((await json(await call('GET', `/api/apps/${(await makeApp(t.dev)).clientId}/users`, t.dev))).items).toEqual([]);
   });
 
+  it("shows its owner and keys only what each user agreed to share with the app; admins see all", async () => {
+    const app = await makeApp(t.dev);
+    const [quiet, mailOnly] = [await makeUser({}, { name: 'Quiet Person' }), await makeUser({}, { name: 'Mail Person' })];
+    const rp = await relyingParty(server, app);
+    await signIn(rp, { login: quiet.username, params: { scope: 'openid' } });
+    await signIn(rp, { login: mailOnly.username, params: { scope: 'openid email' } });
+    const key = await makeKey(app.clientId, t.dev);
+
+    for (const token of [t.dev, key]) {
+      const { items } = await json(await call('GET', `/api/apps/${app.clientId}/users`, token));
+      expect(items).toEqual([
+        { id: quiet.id, email: null, name: null, username: null, lastLoginAt: expect.any(String) },
+        { id: mailOnly.id, email: mailOnly.email, name: null, username: null, lastLoginAt: expect.any(String) },
+      ]);
+    }
+    const { items } = await json(await call('GET', `/api/apps/${app.clientId}/users`, t.admin));
+    expect(items).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: quiet.id, email: quiet.email, name: 'Quiet Person', username: quiet.username }),
+        expect.objectContaining({ id: mailOnly.id, email: mailOnly.email, name: 'Mail Person' }),
+      ]),
+    );
+  });
+
   it('POST /revoke ends every grant and token of the app; the app stays', async () => {
     const app = await makeApp(t.dev);
     const { tokens } = await signInTo(app);

@@ -7,7 +7,15 @@ import type { ApiRegistry } from '../api-routes.js';
 import { ApiKeyOut, AppOut, page } from '../api-schemas.js';
 import { requestMeta } from '../request-meta.js';
 
-const AppUserOut = z.object({ id: z.string(), email: z.string(), name: z.string().nullable(), username: z.string().nullable(), lastLoginAt: z.iso.datetime().nullable() }).meta({ id: 'AppUser' });
+const AppUserOut = z
+  .object({
+    id: z.string(),
+    email: z.string().nullable().meta({ description: "null unless the user granted the app the email scope (admins see every user's)" }),
+    name: z.string().nullable().meta({ description: 'null unless the user granted the app the profile scope (admins see every user\'s)' }),
+    username: z.string().nullable().meta({ description: 'as name' }),
+    lastLoginAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'AppUser' });
 
 const principal = (ctx: { state: Record<string, unknown> }) => ctx.state.principal as Principal;
 
@@ -88,7 +96,7 @@ export function defineAppsApi(api: ApiRegistry, deps: { apps: Apps; guard: Middl
       ...access('read'),
       method: 'get',
       path: '/api/apps/:id/users',
-      summary: 'Users who granted the app access, with their last sign-in; by email, paged',
+      summary: 'Users who granted the app access, with their last sign-in, and their email, name and username as far as they consented to share them; oldest account first, paged',
       query: AppUserQuery,
       responses: { 200: { description: 'A page of users', schema: page(AppUserOut, 'AppUserPage') } },
     },
