@@ -49,6 +49,22 @@ export type RequestMeta = { ip?: string; userAgent?: string };
 
 /** Events are written through the hot path store (every sign-in writes one); read through Prisma. */
 export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent'>, logger: Logger) {
+  /** The audit log for admins: filters by user, event and time, newest first, paged by cursor-free offsets. */
+  async function search(filter: { userId?: string; event?: string; from?: Date; to?: Date; page?: number; pageSize?: number }) {
+    const pageSize = Math.min(filter.pageSize ?? 50, 200);
+    const page = Math.max(filter.page ?? 1, 1);
+    const where = {
+      ...(filter.userId ? { userId: filter.userId } : {}),
+      ...(filter.event ? { event: filter.event } : {}),
+      ...(filter.from || filter.to ? { createdAt: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lte: filter.to } : {}) } } : {}),
+    };
+    const [total, items] = await Promise.all([
+      prisma.auditEvent.count({ where }),
+      prisma.auditEvent.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], skip: (page - 1) * pageSize, take: pageSize }),
+    ]);
+    return { items, total, page, pageSize };
+  }
+
   return {
     /** Records an event; an audit failure is logged, never turned into a failed login. */
     async record(event: AuditEventName, input: { userId?: string | null; actorId?: string | null; detail?: object } & RequestMeta) {
@@ -81,25 +97,17 @@ export function createAudit(prisma: Db, store: Pick<OidcStore, 'insertAuditEvent
         { signal },
       ),
 
-    /** The audit log for admins: filters by user, event and time, newest first, paged by cursor-free offsets. */
-    async search(filter: { userId?: string; event?: string; from?: Date; to?: Date; page?: number; pageSize?: number }) {
-      const pageSize = Math.min(filter.pageSize ?? 50, 200);
-      const page = Math.max(filter.page ?? 1, 1);
-      const where = {
-        ...(filter.userId ? { userId: filter.userId } : {}),
-        ...(filter.event ? { event: filter.event } : {}),
-        ...(filter.from || filter.to ? { createdAt: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lte: filter.to } : {}) } } : {}),
-      };
-      const [total, items] = await Promise.all([
-        prisma.auditEvent.count({ where }),
-        prisma.auditEvent.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], skip: (page - 1) * pageSize, take: pageSize }),
-      ]);
-      return { items, total, page, pageSize };
-    },
+    search,
 
-    /** A user's own recent security activity, newest first. */
-    listForUser: (userId: string, take = 50) =>
-      prisma.auditEvent.findMany({ where: { userId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: Math.min(take, 200) }),
+    /**
+     * A user's own security activity, newest first, a page at a time. Where someone else (an admin,
+     * staff) acted on the account, the user sees what was done and when, not that person's IP
+     * address or browser.
+     */
+    async activityOf(userId: string, paging: { page?: number; pageSize?: number } = {}) {
+      const found = await search({ userId, ...paging });
+      return { ...found, items: found.items.map((e) => (e.actorId && e.actorId !== userId ? { ...e, ip: null, userAgent: null } : e)) };
+    },
   };
 }
 

@@ -227,6 +227,25 @@ describe('/api/me', () => {
     for (const q of ['pageSize=abc', 'pageSize=101', 'page=0']) expect((await call('GET', `/me/activity?${q}`, access_token)).status, q).toBe(400);
   });
 
+  it("shows what an admin did to the account and when, but not the admin's IP address or browser", async () => {
+    const { access_token } = await newUserSession('watched@example.com');
+    const me = await (await call('GET', '/me', access_token)).json();
+    await server.users.create({ email: 'boss@example.com', password: PASSWORD, emailVerified: true, isAdmin: true });
+    const boss = (await (await call('POST', '/auth/login', undefined, { username: 'boss@example.com', password: PASSWORD })).json()).access_token;
+    const edit = await fetch(`${server.url}/api/users/${me.id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${boss}`, 'user-agent': 'AdminWorkstation/1.0 (corp-laptop-42)' },
+      body: JSON.stringify({ familyName: 'Edited' }),
+    });
+    expect(edit.status).toBe(200);
+    const { items } = await (await call('GET', '/me/activity', access_token)).json();
+    expect(items[0]).toEqual({ event: 'admin.user_updated', at: expect.any(String), ip: null, userAgent: null });
+    // The user's own sign-in keeps its details.
+    expect(items.find((i: { event: string }) => i.event === 'login.success')).toMatchObject({ ip: expect.stringMatching(/127\.0\.0\.1/), userAgent: expect.any(String) });
+    // And the account page shows no trace of the admin's browser either.
+    expect(JSON.stringify(await server.audit.activityOf(me.id))).not.toContain('corp-laptop-42');
+  });
+
   it('deletes the account only with the current password: a stolen token alone cannot', async () => {
     const { access_token } = await newUserSession('stay@example.com');
     // Missing or wrong: a 400 naming the field.

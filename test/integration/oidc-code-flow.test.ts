@@ -175,8 +175,8 @@ describe('RP-initiated logout', () => {
     const done = await flow.agent.submit(confirm, /session\/end\/confirm$/, { logout: 'yes' }, POST_LOGOUT_URI);
     expect(done.url).toBe(`${POST_LOGOUT_URI}?state=bye`);
     // The provider's end_session event is recorded without holding up the redirect.
-    await expect.poll(async () => (await server.audit.listForUser(fixtures.user.id))[0]?.event).toBe('logout');
-    const events = await server.audit.listForUser(fixtures.user.id);
+    await expect.poll(async () => (await server.audit.activityOf(fixtures.user.id)).items[0]?.event).toBe('logout');
+    const events = (await server.audit.activityOf(fixtures.user.id)).items;
     expect(events[0]).toMatchObject({ event: 'logout', detail: { via: 'browser', client: fixtures.confidential.clientId } });
 
     // Its access token ended with it, at once.

@@ -90,7 +90,7 @@ export function accountPageRoutes({ config, provider, views, users, audit, accou
   }
 
   async function renderAccount(ctx: Context, user: User, extra: { section?: Section; problem?: FormProblem; values?: Record<string, string>; notice?: string } = {}) {
-    const activity = await audit.listForUser(user.id, 20);
+    const activity = (await audit.activityOf(user.id, { pageSize: 20 })).items;
     const identities = (await federated.listForUser(user.id)).map((i) => ({
       id: i.id,
       connection: i.connection,

@@ -101,7 +101,7 @@ export function defineMeApi(api: ApiRegistry, deps: { accounts: AccountFlows; au
   api.define(
     { ...common, method: 'get', path: '/api/me/activity', summary: 'Security activity, newest first', query: PageQuery, responses: { 200: { description: 'A page of events', schema: ActivityOut } } },
     async (ctx, { query }) => {
-      const found = await deps.audit.search({ userId: me(ctx).user.id, ...query });
+      const found = await deps.audit.activityOf(me(ctx).user.id, query);
       ctx.body = { ...found, items: found.items.map(toActivityDto) };
     },
   );
