@@ -24,3 +24,9 @@ export function fieldChanges<T extends Record<string, unknown>>(before: T, after
   }
   return changes;
 }
+
+/**
+ * A new record's values as changes from nothing, so the audit log shows what it was created with
+ * (roles, trust, scopes) in the same lines as an edit; fields left empty are left out.
+ */
+export const createdWith = <T extends Record<string, unknown>>(view: T) => fieldChanges({} as T, view);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
-import { fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
+import { createdWith, fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
 import { actorId, isAdmin, isDeveloper, type Principal } from '../auth/principal.js';
 import { AppError } from '../http/problem.js';
 import type { ApiKeysService, OwnerRoles } from './api-keys.service.js';
@@ -104,7 +104,7 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       // The creator owns the app (a service's own client owns none); assertPrivilegesOk let only admins this far.
       assertOwnerMayHold(actor.kind === 'user' ? actor.user : null, data);
       const created = await clients.create({ ...data, ownerId: actor.kind === 'user' ? actor.user.id : undefined });
-      await audit.record('admin.app_created', { actorId: actorId(actor), detail: { clientId: created.clientId }, ...meta });
+      await audit.record('admin.app_created', { actorId: actorId(actor), detail: { clientId: created.clientId, changes: createdWith(auditView(created.client)) }, ...meta });
       return created;
     },
 

@@ -5,7 +5,7 @@ import type { Db } from '../db/prisma.js';
 import { ACCESS_LINKS, type OneTimeTokens } from '../tokens/one-time-tokens.js';
 import type { Provider } from '../db/url.js';
 import type { Audit, RequestMeta } from '../audit/audit.service.js';
-import { fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
+import { createdWith, fieldChanges, SECRET_CHANGED } from '../audit/changes.js';
 import { actorId, isAdmin, isStaff, type Principal } from '../auth/principal.js';
 import { revokeUserSessions } from '../auth/revoke-sessions.js';
 import { AppError } from '../http/problem.js';
@@ -102,7 +102,7 @@ export function createUsersAdmin(deps: { prisma: Db; provider: Provider; users: 
       const user = await users.create({ ...data, isAdmin: data.isAdmin, isStaff: data.isStaff, emailVerified: data.emailVerified });
       const extra = { isDeveloper: data.isDeveloper, active: data.active };
       const created = Object.values(extra).some((v) => v !== undefined) ? await prisma.user.update({ where: { id: user.id }, data: extra }) : user;
-      await audit.record('admin.user_created', { userId: user.id, actorId: actorId(actor), ...meta });
+      await audit.record('admin.user_created', { userId: user.id, actorId: actorId(actor), detail: { changes: createdWith(userAuditView(created)) }, ...meta });
       return created;
     },
 

@@ -109,6 +109,17 @@ describe('/api/audit', () => {
     expect((await call('GET', '/api/audit?from=0001-01-01T00:00:00Z', t.admin)).status).toBe(200);
   });
 
+  it('records what a user or an app was created with: roles, trust and scopes, as an edit would', async () => {
+    const boss = await json(await call('POST', '/api/users', t.admin, { username: unique('boss'), email: `${unique('boss')}@example.com`, password: PASSWORD, isAdmin: true, isStaff: true, emailVerified: true }));
+    const [userEvent] = (await audit(`event=admin.user_created&userId=${boss.id}`)).items;
+    expect(userEvent!.detail).toEqual({ changes: expect.objectContaining({ isAdmin: { from: null, to: true }, isStaff: { from: null, to: true }, emailVerified: { from: null, to: true }, active: { from: null, to: true } }) });
+    expect(JSON.stringify(userEvent)).not.toContain(PASSWORD);
+
+    const robot = await json(await call('POST', '/api/apps', t.admin, { name: unique('Robot '), grantTypes: ['client_credentials'], scopes: ['latch:admin'] }));
+    const appEvent = (await audit('event=admin.app_created')).items.find((e) => (e.detail as { clientId?: string }).clientId === robot.clientId);
+    expect(appEvent!.detail).toMatchObject({ changes: { scopes: { from: null, to: ['latch:admin'] }, grantTypes: { from: null, to: ['client_credentials'] }, trusted: { from: null, to: false } } });
+  });
+
   it('answers a page past the last with no items, and refuses a page number past a million', async () => {
     expect(await audit('page=1000000&pageSize=100')).toMatchObject({ items: [], page: 1000000 });
     await expectProblem(await call('GET', '/api/audit?page=900719925474099', t.admin), 400, 'VALIDATION_FAILED');
