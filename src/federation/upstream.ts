@@ -139,6 +139,18 @@ export function profileFrom(claims: Record<string, unknown>, mapping: Record<Cla
   return profile;
 }
 
+/**
+ * The callback without its RFC 9207 `iss`, for a plain OAuth 2 server: its issuer identifier is not
+ * configured (the one its configuration holds is made up from its authorization endpoint), so a
+ * server that sends one (Keycloak, Latch itself) would fail every sign-in on the comparison. A
+ * response is tied to its connection by the callback path and the state cookie instead.
+ */
+function withoutIssuer(callbackUrl: URL) {
+  const url = new URL(callbackUrl);
+  url.searchParams.delete('iss');
+  return url;
+}
+
 /** The upstream leg of a federated sign-in, on openid-client: authorization code with PKCE. */
 export function createUpstream(deps: { connections: ConnectionsService; timeoutSeconds: number }) {
   // Discovery and client set-up, once per version of a connection (an edit makes a new key).
@@ -249,7 +261,7 @@ export function createUpstream(deps: { connections: ConnectionsService; timeoutS
     async complete(c: Connection, callbackUrl: URL, pending: PendingAuthorization): Promise<UpstreamProfile> {
       try {
         const config = await configurationFor(c);
-        const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
+        const tokens = await oidc.authorizationCodeGrant(config, isOidcKind(c) ? callbackUrl : withoutIssuer(callbackUrl), {
           pkceCodeVerifier: pending.codeVerifier,
           expectedState: pending.state,
           expectedNonce: pending.nonce,

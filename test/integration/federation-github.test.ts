@@ -92,6 +92,22 @@ describe('sign in with a github connection', () => {
     expect((await server.users.findById(identity!.userId))!.email).toBe('grace@example.com');
   });
 
+  // A plain OAuth 2 server's issuer is not configured, so an RFC 9207 `iss` cannot be checked; it
+  // used to be compared with one made up from the authorization URL and fail every sign-in.
+  it('signs in, and records a refusal as declined, with a server that sends an iss on its callback', async () => {
+    upstream.githubUser = { id: 4343, login: 'iss-sender', name: 'Iss Sender', email: 'iss@example.com', emails: [{ email: 'iss@example.com', primary: true, verified: true }] };
+    upstream.misbehave = { sendIss: `${upstream.url}/realms/corp` };
+    const signedIn = await continueWithGitHub();
+    expect(new URL(signedIn.callbackUrl).searchParams.get('iss')).toBe(`${upstream.url}/realms/corp`);
+    expect((await finish(signedIn.agent, signedIn.callbackUrl)).url.startsWith(REDIRECT_URI)).toBe(true);
+    expect(await server.users.findByLogin('iss@example.com')).toMatchObject({ name: 'Iss Sender' });
+
+    upstream.misbehave = { sendIss: `${upstream.url}/realms/corp`, deny: true };
+    const declined = await continueWithGitHub();
+    expect((await declined.agent.navigate(declined.callbackUrl)).html).toContain('You declined to sign in with GitHub.');
+    expect((await server.audit.search({ event: 'federated.failure' })).items[0]!.detail).toMatchObject({ reason: 'denied' });
+  });
+
   it('ends on a clear page when the user declines at GitHub, and writes it to the audit log', async () => {
     upstream.misbehave = { deny: true };
     const { agent, callbackUrl } = await continueWithGitHub();

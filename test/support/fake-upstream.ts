@@ -17,6 +17,8 @@ export type FakeOidcUser = { sub: string; email?: string; email_verified?: boole
 export type OversizedEndpoint = 'discovery' | 'jwks' | 'token' | 'userinfo' | 'github-user' | 'github-emails';
 export type Misbehaviour = {
   deny?: boolean;
+  /** The authorization response carries this RFC 9207 `iss` (as Keycloak's and oidc-provider's do). */
+  sendIss?: string;
   wrongNonce?: boolean;
   wrongIssuer?: boolean;
   wrongAudience?: boolean;
@@ -223,6 +225,7 @@ export async function startFakeUpstream(options: { clientId?: string; clientSecr
       back.searchParams.set('code', code);
     }
     if (state !== null) back.searchParams.set('state', state);
+    if (upstream.misbehave.sendIss) back.searchParams.set('iss', upstream.misbehave.sendIss);
     res.writeHead(302, { location: back.href });
     res.end();
   }
