@@ -8,8 +8,12 @@ import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
 import { UpstreamError, setupFault, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 
 // Between leaving for the upstream and its callback: state, nonce and PKCE verifier, bound to the
-// pending sign-in. Signed, HttpOnly, sent only to /callback, single use.
-const STATE_COOKIE = 'latch.upstream';
+// pending sign-in. Signed, HttpOnly, sent only to /callback, single use. One cookie per sign-in,
+// named by its state: two sign-ins started in one browser (two tabs) each find their own, and a
+// callback with a state of no sign-in (a stale tab, or one an attacker sends the browser to)
+// leaves the pending ones alone.
+const STATE_COOKIE = 'latch.upstream.';
+const stateCookie = (state: unknown) => (typeof state === 'string' && /^[A-Za-z0-9_-]{16,128}$/.test(state) ? STATE_COOKIE + state : undefined);
 const STATE_SECONDS = 10 * 60;
 // A local account matched the upstream's email: what to link once the user proves that account.
 const LINK_COOKIE = 'latch.link';
@@ -71,7 +75,7 @@ export function createFederatedLogin(deps: {
       try {
         const request = await upstream.authorizationRequest(connection, callbackUrl(deps.publicUrl, connection.slug));
         const { url, ...pending } = request;
-        writeJson(ctx, STATE_COOKIE, '/callback', STATE_SECONDS, { ...pending, connectionId: connection.id, interactionUid } satisfies Omit<StateCookie, 'exp'>);
+        writeJson(ctx, stateCookie(pending.state)!, '/callback', STATE_SECONDS, { ...pending, connectionId: connection.id, interactionUid } satisfies Omit<StateCookie, 'exp'>);
         return url;
       } catch (err) {
         if (err instanceof UpstreamError) await audit.record('federated.failure', { detail: { connection: connection.slug, reason: err.reason }, ...requestMeta(ctx) });
@@ -83,11 +87,13 @@ export function createFederatedLogin(deps: {
     async callback(ctx: Context, slug: string): Promise<CallbackOutcome> {
       const connection = await connections.findBySlug(slug);
       if (!connection) return failure(ctx, null, 'unknown_connection', 'This sign-in provider does not exist.');
-      const pending = readJson<StateCookie>(ctx, STATE_COOKIE);
-      clear(ctx, STATE_COOKIE, '/callback');
-      if (!pending || pending.connectionId !== connection.id)
+      const name = stateCookie(ctx.query.state);
+      const pending = name ? readJson<StateCookie>(ctx, name) : undefined;
+      if (!name || !pending || pending.state !== ctx.query.state)
         return failure(ctx, connection, 'state_missing', `This ${connection.name} sign-in was not started in this browser, or took too long. Start again from the app.`);
-      if (ctx.query.state !== pending.state)
+      clear(ctx, name, '/callback');
+      // Started for another connection: an answer meant for one provider, delivered to another's callback.
+      if (pending.connectionId !== connection.id)
         return failure(ctx, connection, 'state_mismatch', `This ${connection.name} sign-in could not be matched to the one you started. Start again.`, pending.interactionUid);
       if (!connection.enabled) return failure(ctx, connection, 'unknown_connection', `Sign-in with ${connection.name} is turned off.`, pending.interactionUid);
 

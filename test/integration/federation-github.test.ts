@@ -138,14 +138,18 @@ describe('sign in with a github connection', () => {
     expect(answers[0]!.bytesWritten).toBeLessThan(OVERSIZED_BYTES);
   });
 
-  it('refuses a tampered state, and a callback not started in this browser', async () => {
+  it('refuses a tampered state without ending the sign-in it was sent to, a replay, and a callback not started in this browser', async () => {
+    upstream.githubUser = { id: 5151, login: 'tabs', name: 'Tab User', email: 'tabs@example.com', emails: [{ email: 'tabs@example.com', primary: true, verified: true }] };
     const { agent, callbackUrl } = await continueWithGitHub();
-    const tampered = new URL(callbackUrl);
-    tampered.searchParams.set('state', 'forged');
-    const page = await agent.navigate(tampered.toString());
-    expect(page.status).toBe(400);
-    expect(page.html).toContain('could not be matched');
-    // The state cookie is single use: replaying the genuine callback fails too.
+    for (const state of ['forged', 'x'.repeat(43), '../../etc']) {
+      const tampered = new URL(callbackUrl);
+      tampered.searchParams.set('state', state);
+      const page = await agent.navigate(tampered.toString());
+      expect(page.status, state).toBe(400);
+      expect(page.html, state).toContain('was not started in this browser');
+    }
+    // The genuine answer still completes its sign-in; its state cookie is single use.
+    expect((await finish(agent, callbackUrl)).url.startsWith(REDIRECT_URI)).toBe(true);
     const replay = await agent.navigate(callbackUrl);
     expect(replay.status).toBe(400);
 
@@ -154,6 +158,19 @@ describe('sign in with a github connection', () => {
     expect(stranger.status).toBe(400);
     expect(stranger.html).toContain('was not started in this browser');
     expect(await server.users.count()).toBeGreaterThan(0);
+  });
+
+  it('completes two sign-ins started in one browser (two tabs), each back to its own app', async () => {
+    upstream.githubUser = { id: 5252, login: 'two-tabs', name: 'Two Tabs', email: 'two-tabs@example.com', emails: [{ email: 'two-tabs@example.com', primary: true, verified: true }] };
+    await server.connections.offer(fixtures.trusted.clientId, github.id);
+    const agent = createUserAgent();
+    const first = await continueWithGitHub(agent);
+    const second = await continueWithGitHub(agent, fixtures.trusted.clientId, fixtures.trusted.clientSecret);
+    for (const tab of [first, second]) {
+      const done = await finish(agent, tab.callbackUrl);
+      expect(done.url.startsWith(REDIRECT_URI)).toBe(true);
+      expect(new URL(done.url).searchParams.get('state')).toBe(tab.request.state);
+    }
   });
 
   it("does not offer an app's connection on another app's login page, nor start it there", async () => {
