@@ -27,6 +27,7 @@ import { adminPageRoutes } from './http/routes/admin-pages.js';
 import { createApi } from './http/routes/api.js';
 import { federationPageRoutes } from './http/routes/federation-pages.js';
 import { createFederatedLogin } from './federation/federated-login.js';
+import { oauthFailures } from './oidc/unavailable.js';
 
 /** The map of the system: every middleware and mount, in order. */
 export function createApp(deps: Deps) {
@@ -42,7 +43,9 @@ export function createApp(deps: Deps) {
   const oidc: Koa.Middleware = (ctx, next) => mounted(ctx, next);
   const preauth = createPreauthenticatedLogin(provider, { secure: config.http.secureCookies, accountLoginPath: '/account/login' });
   const federatedLogin = createFederatedLogin({ ...deps, preauth, publicUrl: config.http.publicUrl, secure: config.http.secureCookies });
-  const api = createApi(deps, provider, createTokenBridge(oidc));
+  // A unit of work as at /o: the tokens a first-party call is given are stored together, and a
+  // call that fails gives back the refresh token it consumed.
+  const api = createApi(deps, provider, createTokenBridge(compose<Koa.Context>([deps.unitOfWork.middleware, oidc] as Koa.Middleware[])));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
   // DELETE too, for one route only: deleting one's own account carries the current password.
   const bodyMethods = [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE];
@@ -73,13 +76,13 @@ export function createApp(deps: Deps) {
   ] as Koa.Middleware[]);
   // The provider parses its own bodies: nothing before it may read request bodies of /o. Its
   // writes of one request, and those of the interaction pages, are applied together at the end.
-  const openIdProvider = compose<Koa.Context>([deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
-
-  app.use(requestTelemetry(deps.logger, deps.metrics));
   // The authorization and end-session endpoints answer with redirects and pages only, some of
   // them with an inline script (form_post, a sign-out without a session) whose hash the provider
   // adds to the policy it finds set.
   const documentsOnly = (path: string) => path === '/o/auth' || path.startsWith('/o/auth/') || path === '/o/session/end' || path.startsWith('/o/session/end/');
+  const openIdProvider = compose<Koa.Context>([oauthFailures(deps.logger, documentsOnly), deps.unitOfWork.middleware, hideFirstPartyGrants(), oidc] as Koa.Middleware[]);
+
+  app.use(requestTelemetry(deps.logger, deps.metrics));
   app.use(securityHeaders({ documentsOnly }));
   app.use(errorHandler(deps.views, deps.logger));
   app.use(rejectNulInUrl());

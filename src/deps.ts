@@ -77,7 +77,9 @@ export async function createDeps(config: Config, logger: Logger = createLogger(c
     commitWindowMs: config.db.commitWindowMs,
     othersAtWork: gauge.othersAtWork,
     asyncTokenCommit: config.db.asyncTokenCommit,
-    onError: (err) => logger.warn({ err }, 'a background database connection failed; it will be replaced'),
+    timeoutSeconds: config.db.timeoutSeconds,
+    // The error alone: pg passes the whole client, whose internals fill kilobytes of a log line.
+    onError: (err) => logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'a background database connection failed; it will be replaced'),
   });
   const rawStore = (options.instrumentStore ?? ((s) => s))(store);
   const tokenCache = cacheTokenReads(rawStore);

@@ -21,6 +21,7 @@ export const Env = z.object({
     .default('file:./data/latch.db'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   DATABASE_COMMIT_WINDOW_MS: z.coerce.number().int().min(0).max(50).default(3),
+  DATABASE_TIMEOUT: z.coerce.number().int().min(1).max(600).default(10),
   DATABASE_ASYNC_TOKEN_COMMIT: z.stringbool().default(true),
   COOKIE_KEYS: z
     .string()
@@ -117,7 +118,7 @@ function toConfig(env: Env) {
       proxyHops: env.TRUST_PROXY,
       secureCookies: publicUrl.startsWith('https://'),
     },
-    db: { url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, commitWindowMs: env.DATABASE_COMMIT_WINDOW_MS, asyncTokenCommit: env.DATABASE_ASYNC_TOKEN_COMMIT },
+    db: { url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, commitWindowMs: env.DATABASE_COMMIT_WINDOW_MS, asyncTokenCommit: env.DATABASE_ASYNC_TOKEN_COMMIT, timeoutSeconds: env.DATABASE_TIMEOUT },
     oidc: {
       issuer: `${publicUrl}/o`,
       cookieKeys: env.COOKIE_KEYS,

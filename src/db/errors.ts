@@ -17,3 +17,33 @@ export function violatedFields(err: unknown): string {
   const meta = (err as { meta?: { target?: unknown; driverAdapterError?: unknown } }).meta;
   return JSON.stringify(meta ?? {}) + String((err as Error).message ?? '');
 }
+
+// PostgreSQL's classes and codes of a database that cannot serve now: connection exceptions (08),
+// insufficient resources (53), shutdowns and restarts (57P01-57P03), a statement cancelled by
+// DATABASE_TIMEOUT (57014), a lock not granted (55P03), and a read-only server (25006, a standby
+// after failover). Node's network errors, SQLite's busy, locked, full, read-only and I/O errors,
+// and Prisma's connection and pool-timeout codes are the same to a client.
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123]$|57014$|55P03$|25006$)/;
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+const UNAVAILABLE_SQLITE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN)/;
+// pg's own words for a connection lost or never got, which carry no code.
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed/i;
+
+/**
+ * Whether a failure is the database's being unreachable, overloaded or locked rather than a fault
+ * of the request or of Latch: the client should try again shortly (503), and nothing it sent was
+ * wrong. Looks through the error's causes and Prisma's driver-adapter wrapping.
+ */
+export function databaseUnavailable(err: unknown): boolean {
+  let e = err as { code?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } } | undefined;
+  for (let depth = 0; e && typeof e === 'object' && depth < 8; depth += 1) {
+    const driver = e.meta?.driverAdapterError?.cause;
+    for (const code of [e.code, (e as { originalCode?: unknown }).originalCode, driver?.originalCode, driver?.code]) {
+      if (typeof code !== 'string') continue;
+      if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLITE.test(code) || (/^[0-9A-Z]{5}$/.test(code) && UNAVAILABLE_SQLSTATE.test(code))) return true;
+    }
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}

@@ -4,6 +4,7 @@ import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { keyOf, EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 import { sideBatch, sideStatement, takeCounters, type SideWrite } from './postgres-side-writes.js';
 import { epochMs, iso } from './postgres-time.js';
+import { postgresTimeouts } from './postgres-timeouts.js';
 
 // Times go in and out as postgres-time.ts says. Statements are named, so each connection prepares them once.
 const LIVE = '(expires_at IS NULL OR expires_at > $3::timestamp)';
@@ -105,18 +106,20 @@ export type PostgresStoreOptions = {
   othersAtWork?: GroupCommitOptions<unknown>['othersAtWork'];
   /** Whether the batches that need not wait for the WAL flush (mayCommitUnflushed) do not. */
   asyncTokenCommit: boolean;
+  /** DATABASE_TIMEOUT (see postgresTimeouts). */
+  timeoutSeconds: number;
 };
 // Such commits are short (no flush to wait for): two connections keep up with a core's grants.
 export const UNFLUSHED_CONNECTIONS = 2;
 /** How those connections show in pg_stat_activity. */
 export const UNFLUSHED_APPLICATION_NAME = 'latch-async-token-commit';
 
-export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, othersAtWork, asyncTokenCommit }: PostgresStoreOptions): OidcStore {
+export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, othersAtWork, asyncTokenCommit, timeoutSeconds }: PostgresStoreOptions): OidcStore {
   // A pool hands a new connection out once `onConnect` has settled, so the settings come before
   // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
   // server that refuses a setting keeps its default.
   const connect = (prepare: (client: pg.ClientBase) => Promise<unknown>, size: number, name?: string) => {
-    const p = new pg.Pool({ connectionString: url, max: size, application_name: name, onConnect: (client) => prepare(client).then(noop, noop) });
+    const p = new pg.Pool({ connectionString: url, max: size, application_name: name, ...postgresTimeouts(timeoutSeconds), onConnect: (client) => prepare(client).then(noop, noop) });
     // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
     // replaces the connection on next use. Without a listener the process would crash.
     p.on('error', onIdleError);
@@ -205,7 +208,10 @@ export function createPostgresOidcStore(url: string, { max, onIdleError, commitW
       const name = column === 'uid' ? 'oidc_find_uid' : 'oidc_find_user_code';
       return toLive((await query<PayloadRow>(name, `${SELECT} WHERE model = $1 AND ${column} = $2 AND ${LIVE} LIMIT 1`, [model, value, now()]))[0]);
     },
-    consume: (model, id, keepUntil) => consume(model, id, now(), iso(keepUntil)!),
+    consume: (model, id, keepUntil, at) => consume(model, id, at ? iso(at)! : now(), iso(keepUntil)!),
+    async unconsume(model, id, at, expiresAt) {
+      await query('oidc_unconsume', 'UPDATE oidc_payloads SET consumed_at = NULL, expires_at = $4::timestamp WHERE model = $1 AND id = $2 AND consumed_at = $3::timestamp', [model, id, iso(at), iso(expiresAt)]);
+    },
     async purgeExpired(before, limit) {
       const rows = await query<{ n: number }>(
         'oidc_purge',

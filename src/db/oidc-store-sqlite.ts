@@ -75,6 +75,9 @@ export function createSqliteOidcStore(
   const consumeRow = db.prepare<{ at: string; keep: string; model: string; id: string }>(
     'UPDATE oidc_payloads SET consumed_at = @at, expires_at = CASE WHEN expires_at IS NULL OR expires_at > @keep THEN @keep ELSE expires_at END WHERE model = @model AND id = @id AND consumed_at IS NULL',
   );
+  const unconsumeRow = db.prepare<{ at: string; expiresAt: string | null; model: string; id: string }>(
+    'UPDATE oidc_payloads SET consumed_at = NULL, expires_at = @expiresAt WHERE model = @model AND id = @id AND consumed_at = @at',
+  );
   const purge = db.prepare<[string, number]>('DELETE FROM oidc_payloads WHERE rowid IN (SELECT rowid FROM oidc_payloads WHERE expires_at < ? LIMIT ?)');
   const destroy = db.prepare('DELETE FROM oidc_payloads WHERE model = ? AND id = ?');
   const revoke = db.prepare('DELETE FROM oidc_payloads WHERE grant_id = ? AND model IN (SELECT value FROM json_each(?))');
@@ -174,10 +177,14 @@ export function createSqliteOidcStore(
     findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
     // Like the grouped writes, it waits out a hold for the log's restart.
-    async consume(model, id, keepUntil) {
+    async consume(model, id, keepUntil, at) {
       await commits.released();
       checkpointer.wake();
-      return consumeRow.run({ at: now(), keep: toText(keepUntil)!, model, id }).changes === 1;
+      return consumeRow.run({ at: at ? toText(at)! : now(), keep: toText(keepUntil)!, model, id }).changes === 1;
+    },
+    async unconsume(model, id, at, expiresAt) {
+      await commits.released();
+      unconsumeRow.run({ at: toText(at)!, expiresAt: toText(expiresAt), model, id });
     },
     // A batch goes with a group, so it waits, like any write, while the log restarts: run beside
     // the groups, purges grew the log to 42 MB against 20-26 MB.

@@ -129,7 +129,12 @@ export interface OidcStore {
    * Marks the row consumed unless it already is, atomically: true for the one caller that
    * consumed it. A consumed row is kept (for replay detection) until `keepUntil` at most.
    */
-  consume(model: string, id: string, keepUntil: Date): Promise<boolean>;
+  consume(model: string, id: string, keepUntil: Date, at?: Date): Promise<boolean>;
+  /**
+   * Undoes the consume made `at` (see consume), restoring the row's expiry, if the row is still as
+   * that consume left it: for a request that failed before storing what it exchanged the row for.
+   */
+  unconsume(model: string, id: string, at: Date, expiresAt: Date | null): Promise<void>;
   destroy(model: string, id: string): Promise<void>;
   revokeByGrantId(grantId: string, models: readonly string[]): Promise<void>;
   /** Deletes up to `limit` rows that expired before `before`; returns how many. */
@@ -172,9 +177,11 @@ export type OidcStoreOptions = {
   onError?: (err: Error) => void;
   /** PostgreSQL: commits that only issue access tokens do not wait for the WAL flush (see oidc-store-postgres.ts). */
   asyncTokenCommit?: boolean;
+  /** PostgreSQL: DATABASE_TIMEOUT, seconds (see postgres-timeouts.ts). */
+  timeoutSeconds?: number;
 };
 
-export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, othersAtWork, onError = () => {}, asyncTokenCommit = false }: OidcStoreOptions): Promise<OidcStore> {
+export async function createOidcStore(provider: Provider, url: string, { poolSize, commitWindowMs = GROUP_COMMIT_WINDOW_MS, othersAtWork, onError = () => {}, asyncTokenCommit = false, timeoutSeconds = 10 }: OidcStoreOptions): Promise<OidcStore> {
   if (provider === 'sqlite') return (await import('./oidc-store-sqlite.js')).createSqliteOidcStore(url, { onError, commitWindowMs, othersAtWork });
-  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, { max: poolSize, onIdleError: onError, commitWindowMs, othersAtWork, asyncTokenCommit });
+  return (await import('./oidc-store-postgres.js')).createPostgresOidcStore(url, { max: poolSize, onIdleError: onError, commitWindowMs, othersAtWork, asyncTokenCommit, timeoutSeconds });
 }

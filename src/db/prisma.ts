@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
+import { postgresTimeouts } from './postgres-timeouts.js';
 
 /**
  * The Prisma client type. Both generated clients (sqlite, postgresql) come from one schema and
@@ -8,7 +9,7 @@ import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
  */
 export type Db = PrismaClient;
 
-export async function createPrisma(db: { url: string; poolSize: number }): Promise<Db> {
+export async function createPrisma(db: { url: string; poolSize: number; timeoutSeconds?: number }): Promise<Db> {
   if (providerOf(db.url) === 'sqlite') {
     const [{ PrismaClient }, { PrismaBetterSQLite3 }] = await Promise.all([
       import('../generated/sqlite/client.js'),
@@ -26,6 +27,6 @@ export async function createPrisma(db: { url: string; poolSize: number }): Promi
     import('../generated/postgresql/client.js'),
     import('@prisma/adapter-pg'),
   ]);
-  const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url, max: db.poolSize }) });
+  const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url, max: db.poolSize, ...postgresTimeouts(db.timeoutSeconds ?? 10) }) });
   return client as unknown as Db;
 }

@@ -113,8 +113,8 @@ export function cacheTokenReads(store: OidcStore, ttlMs = TOKEN_CACHE_MS, maxEnt
       await store.destroy(model, id);
       written(model, id);
     },
-    async consume(model, id, keepUntil) {
-      const consumed = await store.consume(model, id, keepUntil);
+    async consume(model, id, keepUntil, at) {
+      const consumed = await store.consume(model, id, keepUntil, at);
       written(model, id);
       return consumed;
     },

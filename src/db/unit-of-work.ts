@@ -14,6 +14,10 @@ class RequestWork {
   state: 'open' | 'committed' | 'failed' = 'open';
   // Rows read with another row (a token's grant and session), each handed out once; null: absent.
   readonly readAhead = new Map<string, LiveRow | null>();
+  // The rows this request consumed in the store, with the time it did and the expiry they had.
+  readonly consumed: { model: string; id: string; at: Date; expiresAt: Date | null }[] = [];
+  // The expiry (payload `exp`) of each row read, for a consume to be undone.
+  readonly expiries = new Map<string, Date | null>();
   private loader?: DataLoader<RowKey, FoundRow | undefined>;
 
   constructor(private readonly store: OidcStore) {}
@@ -49,6 +53,23 @@ class RequestWork {
 
   add(w: StoreWrite) {
     this.writes.set(keyOf(w.model, w.id), w);
+  }
+
+  /** The row was read: remembers its expiry (a consume shortens it). */
+  saw(key: string, row: LiveRow | undefined) {
+    if (row) this.expiries.set(key, typeof row.payload.exp === 'number' ? new Date(row.payload.exp * 1000) : null);
+    return row;
+  }
+
+  /**
+   * The request failed after it consumed codes or refresh tokens, so the tokens they were
+   * exchanged for were never stored: gives them back, so that the client's retry is not taken for
+   * a replay (which revokes the grant and signs the user out). Best effort: if the store is down,
+   * they stay consumed, as before.
+   */
+  async undoConsumes() {
+    const undone = this.consumed.splice(0);
+    await Promise.all(undone.map((c) => this.store.unconsume(c.model, c.id, c.at, c.expiresAt).catch(() => {})));
   }
 
   take() {
@@ -122,9 +143,15 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
     ...store,
     upsert: (model, id, json, columns) => hold({ kind: 'upsert', model, id, json, columns }, () => store.upsert(model, id, json, columns)),
     destroy: (model, id) => hold({ kind: 'destroy', model, id }, () => store.destroy(model, id)),
-    async consume(model, id, keepUntil) {
+    async consume(model, id, keepUntil, at = new Date()) {
       const w = heldWrite(model, id);
-      if (!w) return store.consume(model, id, keepUntil);
+      if (!w) {
+        const consumed = await store.consume(model, id, keepUntil, at);
+        const work = held();
+        const key = keyOf(model, id);
+        if (consumed && work?.state === 'open' && work.expiries.has(key)) work.consumed.push({ model, id, at, expiresAt: work.expiries.get(key)! });
+        return consumed;
+      }
       // Written in this request: consume the held row (a destroyed one cannot be).
       if (w.kind === 'destroy' || w.columns.consumedAt) return false;
       const { expiresAt } = w.columns;
@@ -134,12 +161,13 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
     async find(model, id) {
       const work = held();
       if (work?.state !== 'open') return store.find(model, id);
-      const w = work.writes.get(keyOf(model, id));
+      const key = keyOf(model, id);
+      const w = work.writes.get(key);
       if (w) return w.kind === 'upsert' ? pendingRow(w) : undefined;
-      const ahead = work.takeReadAhead(keyOf(model, id));
-      if (ahead !== undefined) return ahead ?? undefined;
+      const ahead = work.takeReadAhead(key);
+      if (ahead !== undefined) return work.saw(key, ahead ?? undefined);
       const row = await work.reads.load({ model, id });
-      return row && { payload: row.payload, consumed: row.consumed };
+      return work.saw(key, row && { payload: row.payload, consumed: row.consumed });
     },
     async findBy(model, column, value) {
       const pending = held();
@@ -172,17 +200,25 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
       await runInRequest(ctx, next);
     } catch (err) {
       pending.state = 'failed';
+      await pending.undoConsumes();
       throw err;
     }
     // The provider answers its own failures (a 5xx page or JSON) instead of throwing: those are
     // failed requests too, and keep nothing.
     if (ctx.status >= 500) {
       pending.state = 'failed';
+      await pending.undoConsumes();
       return;
     }
     pending.state = 'committed';
     const batch = pending.take();
-    if (batch.length) await store.writeBatch(batch);
+    if (!batch.length) return;
+    try {
+      await store.writeBatch(batch);
+    } catch (err) {
+      await pending.undoConsumes();
+      throw err;
+    }
   };
   /** Runs the rest of the request in a unit of work and applies its writes before answering. */
   const middleware: Middleware = async (ctx, next) => {

@@ -1,8 +1,8 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
-import { recordNotFound } from '../db/errors.js';
-import { AppError, toProblem, type ErrorCode } from './problem.js';
+import { databaseUnavailable, recordNotFound } from '../db/errors.js';
+import { AppError, serviceUnavailable, toProblem, type ErrorCode } from './problem.js';
 import type { Views } from './views.js';
 
 // What the lookup that a vanished row passed would answer now.
@@ -23,6 +23,7 @@ export function toAppError(err: unknown): AppError {
   if (status === 413) return new AppError('PAYLOAD_TOO_LARGE');
   if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE');
   if (status && status >= 400 && status < 500) return new AppError('VALIDATION_FAILED', (err as Error).message);
+  if (databaseUnavailable(err)) return serviceUnavailable();
   return new AppError('INTERNAL');
 }
 

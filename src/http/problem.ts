@@ -26,6 +26,7 @@ export const ERRORS = {
   RECENT_SIGN_IN_REQUIRED: { status: 403, title: 'Sign in again to do this' },
   REGISTRATION_CLOSED: { status: 403, title: 'Registration is closed' },
   INTERNAL: { status: 500, title: 'Something went wrong on our side' },
+  SERVICE_UNAVAILABLE: { status: 503, title: 'The service cannot answer for a moment; try again shortly' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -60,3 +61,9 @@ export function toProblem(err: AppError, instance?: string) {
     ...(err.errors ? { errors: err.errors } : {}),
   };
 }
+
+/** Retry-After of a 503 for a database that cannot serve now. */
+export const UNAVAILABLE_RETRY_SECONDS = 5;
+
+/** The answer for a database that cannot serve now (see databaseUnavailable): try again shortly. */
+export const serviceUnavailable = () => new AppError('SERVICE_UNAVAILABLE', undefined, undefined, UNAVAILABLE_RETRY_SECONDS);

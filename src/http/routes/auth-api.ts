@@ -11,7 +11,7 @@ import { toUserDto } from '../../users/users.dto.js';
 import { NewUser } from '../../users/users.service.js';
 import type { ApiRegistry } from '../api-routes.js';
 import { MessageOut, TokensOut, UserOut } from '../api-schemas.js';
-import { AppError } from '../problem.js';
+import { AppError, serviceUnavailable } from '../problem.js';
 import { answered, requestMeta } from '../request-meta.js';
 
 const Email = z.object({ email: z.email().max(254) });
@@ -28,6 +28,9 @@ const ResetPassword = z.object({ token: z.string().min(1).max(200), password: z.
 
 /** Maps the provider's OAuth error for a first-party call to our problem format. */
 function fromOAuthError(status: number, body: Record<string, unknown>, invalidGrant: AppError): AppError {
+  // The provider could not answer (its database, say): the caller's request was not at fault.
+  if (status === 503) return serviceUnavailable();
+  if (status >= 500) return new AppError('INTERNAL');
   if (status === 429) return new AppError('TOO_MANY_ATTEMPTS');
   if (body.error === 'invalid_grant') {
     return body.error_description === EMAIL_NOT_VERIFIED ? new AppError('EMAIL_NOT_VERIFIED') : invalidGrant;

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { createTestDatabase } from '../support/database.js';
+import { PASSWORD, seed } from '../support/oidc.js';
+import { providerOf, sqliteFile } from '../../src/db/url.js';
+
+// What clients get while the database cannot store or serve: an answer they can act on (500, or
+// 503 with Retry-After to try again), in the format of the endpoint, and a sign-in that survives
+// the failure: a refresh whose new tokens were never stored may be sent again.
+
+let server: TestServer;
+let fixtures: Awaited<ReturnType<typeof seed>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+const postgres = () => providerOf(db.url) === 'postgresql';
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // A short bound on PostgreSQL statements, so a held lock fails requests quickly.
+  server = await startTestServer({ DATABASE_TIMEOUT: '1' }, db.url);
+  fixtures = await seed(server);
+});
+afterAll(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+const login = async () => {
+  const res = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: PASSWORD }) });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { access_token: string; refresh_token: string };
+};
+const refreshAtTokenEndpoint = (refreshToken: string) =>
+  fetch(`${server.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'latch-api', refresh_token: refreshToken }) });
+const refreshAtApi = (refreshToken: string) =>
+  fetch(`${server.url}/api/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) });
+const meStatus = async (token: string) => (await fetch(`${server.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+/** Makes the database refuse to store new refresh tokens until the returned function is called. */
+async function refuseNewRefreshTokens() {
+  if (postgres()) {
+    await server.prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_refresh() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`);
+    await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_refresh BEFORE INSERT ON oidc_payloads FOR EACH ROW WHEN (NEW.model = 'RefreshToken') EXECUTE FUNCTION refuse_refresh()`);
+    return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_refresh ON oidc_payloads');
+  }
+  await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_refresh BEFORE INSERT ON oidc_payloads WHEN NEW.model = 'RefreshToken' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+  return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_refresh');
+}
+
+/** Holds a lock on the provider's table from another connection, as a migration or an operator might, until released. */
+async function holdLock() {
+  if (postgres()) {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query('LOCK TABLE oidc_payloads IN ACCESS EXCLUSIVE MODE');
+    return async () => {
+      await client.query('ROLLBACK');
+      await client.end();
+    };
+  }
+  const other = new Database(sqliteFile(db.url));
+  other.exec('BEGIN EXCLUSIVE');
+  return async () => {
+    other.exec('ROLLBACK');
+    other.close();
+  };
+}
+
+describe('when the database refuses what a refresh issued', () => {
+  it('answers 500 in the OAuth format, and the same refresh token works once the database is back: the sign-in is not revoked', async () => {
+    const tokens = await login();
+    const restore = await refuseNewRefreshTokens();
+    let failed: Response;
+    try {
+      failed = await refreshAtTokenEndpoint(tokens.refresh_token);
+    } finally {
+      await restore();
+    }
+    expect(failed.status).toBe(500);
+    expect(failed.headers.get('content-type')).toMatch(/application\/json/);
+    expect(await failed.json()).toMatchObject({ error: 'server_error' });
+
+    // The retry is not a replay: it gets a new pair, and the sign-in goes on.
+    const retried = await refreshAtTokenEndpoint(tokens.refresh_token);
+    expect(retried.status).toBe(200);
+    const next = (await retried.json()) as { access_token: string; refresh_token: string };
+    expect(await meStatus(next.access_token)).toBe(200);
+    expect((await refreshAtTokenEndpoint(next.refresh_token)).status).toBe(200);
+  });
+
+  it('answers /api/auth/refresh with a 500 problem, not a 400 that blames the client, and the retry works', async () => {
+    const tokens = await login();
+    const restore = await refuseNewRefreshTokens();
+    let failed: Response;
+    try {
+      failed = await refreshAtApi(tokens.refresh_token);
+    } finally {
+      await restore();
+    }
+    expect(failed.status).toBe(500);
+    expect(failed.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(await failed.json()).toMatchObject({ code: 'INTERNAL' });
+    expect((await refreshAtApi(tokens.refresh_token)).status).toBe(200);
+  });
+});
+
+describe('when the database is locked by someone else', () => {
+  it('answers 503 with Retry-After, in each endpoint format, and serves again once the lock is gone', { timeout: 30_000 }, async () => {
+    const tokens = await login();
+    const release = await holdLock();
+    let token: Response, api: Response;
+    try {
+      token = await refreshAtTokenEndpoint(tokens.refresh_token);
+      api = await refreshAtApi(tokens.refresh_token);
+    } finally {
+      await release();
+    }
+    expect(token.status).toBe(503);
+    expect(token.headers.get('retry-after')).toBe('5');
+    expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(api.status).toBe(503);
+    expect(api.headers.get('retry-after')).toBe('5');
+    expect(await api.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+
+    // Nothing was lost: the same refresh token still works.
+    const retried = await refreshAtApi(tokens.refresh_token);
+    expect(retried.status).toBe(200);
+    expect(await meStatus(((await retried.json()) as { access_token: string }).access_token)).toBe(200);
+  });
+});
