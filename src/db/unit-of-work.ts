@@ -55,9 +55,9 @@ class RequestWork {
     this.writes.set(keyOf(w.model, w.id), w);
   }
 
-  /** The row was read: remembers its expiry (a consume shortens it). */
-  saw(key: string, row: LiveRow | undefined) {
-    if (row) this.expiries.set(key, typeof row.payload.exp === 'number' ? new Date(row.payload.exp * 1000) : null);
+  /** The row was read: remembers the expiry of one that may be consumed (a consume shortens it). */
+  saw(model: string, key: string, row: LiveRow | undefined) {
+    if (row && CONSUMABLE.has(model)) this.expiries.set(key, typeof row.payload.exp === 'number' ? new Date(row.payload.exp * 1000) : null);
     return row;
   }
 
@@ -84,6 +84,9 @@ class RequestWork {
 // Written at once even in a request: the provider's check-then-save against reuse of a DPoP proof
 // or client assertion must not wait for the end of the request.
 const STRAIGHT_THROUGH = new Set(['ReplayDetection']);
+
+// The models the provider consumes (adapter.consume): single-use codes and rotated refresh tokens.
+const CONSUMABLE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest']);
 
 const epoch = (d: Date) => Math.floor(d.getTime() / 1000);
 
@@ -165,9 +168,9 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
       const w = work.writes.get(key);
       if (w) return w.kind === 'upsert' ? pendingRow(w) : undefined;
       const ahead = work.takeReadAhead(key);
-      if (ahead !== undefined) return work.saw(key, ahead ?? undefined);
+      if (ahead !== undefined) return work.saw(model, key, ahead ?? undefined);
       const row = await work.reads.load({ model, id });
-      return work.saw(key, row && { payload: row.payload, consumed: row.consumed });
+      return work.saw(model, key, row && { payload: row.payload, consumed: row.consumed });
     },
     async findBy(model, column, value) {
       const pending = held();
