@@ -194,7 +194,7 @@ keys
       const { kids, activatesAt, oldKeysRetireAt } = await rotateSigningKeys(prisma, keepFor, config.keyRefreshSeconds);
       await audit('admin.signing_keys_rotated', { detail: { kids, activatesAt, oldKeysRetireAt } });
       console.log(`new signing keys: ${kids.join(', ')}`);
-      console.log(`running servers publish them within KEY_REFRESH_INTERVAL (${config.keyRefreshSeconds} s) and sign with them from ${activatesAt.toISOString()}`);
+      console.log(`running servers publish them within KEY_REFRESH_INTERVAL (${config.keyRefreshSeconds} s) and sign with them from ${activatesAt.toISOString()} (each at its first check after that, within ${config.keyRefreshSeconds} s)`);
       console.log(`previous keys stay published until ${oldKeysRetireAt.toISOString()}`);
     });
   });
