@@ -2,6 +2,7 @@ import 'dotenv/config';
 import cluster, { type Worker } from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config/env.js';
 import { startServer } from './server.js';
+import { createLogger } from './deps.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
 import { gatherWorkerMetrics } from './metrics/cluster-metrics.js';
 import { withoutSecrets } from './db/url.js';
@@ -57,19 +58,20 @@ if (config.http.workers > 1 && cluster.isPrimary) {
   };
   gatherWorkerMetrics((worker) => servingWorkers.has(worker.id));
   for (let i = 0; i < config.http.workers; i += 1) fork();
-  cluster.on('exit', (worker, code) => {
+  const logger = createLogger(config);
+  cluster.on('exit', (worker, code, signal) => {
     servingWorkers.delete(worker.id);
     if (stopping) return;
     if (!serving) {
       // A worker failed while the server was starting (the database unreachable, a migration
       // failing): every other would fail the same way. Stop, as one process would.
-      console.error(`worker ${worker.process.pid} exited (${code}) while starting; stopping`);
+      console.error(`worker ${worker.process.pid} exited (${code ?? signal}) while starting; stopping`);
       process.exitCode = code || 1;
       return stopAll();
     }
     const delayMs = Math.min(30_000, 100 * 2 ** failedInARow);
     failedInARow += 1;
-    console.error(`worker ${worker.process.pid} exited (${code}); starting another in ${delayMs} ms`);
+    logger.error({ pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'a worker exited; starting another');
     setTimeout(() => stopping || fork(), delayMs);
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stopAll);

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/prisma.js';
+import { isUniqueViolation } from '../db/errors.js';
+import { AppError } from '../http/problem.js';
 
 export const NewApiResource = z.object({
   indicator: z.url().refine((u) => !u.includes('#'), 'must not contain a fragment'),
@@ -41,9 +43,11 @@ export function createApiResourcesService(prisma: Db) {
   return {
     async create(input: NewApiResource) {
       const r = NewApiResource.parse(input);
-      await prisma.apiResource.create({
-        data: { indicator: r.indicator, name: r.name, scopes: r.scopes.join(' '), accessTokenTtl: r.accessTokenTtl ?? null, signingAlg: r.signingAlg },
-      });
+      await prisma.apiResource
+        .create({ data: { indicator: r.indicator, name: r.name, scopes: r.scopes.join(' '), accessTokenTtl: r.accessTokenTtl ?? null, signingAlg: r.signingAlg } })
+        .catch((err: unknown) => {
+          throw isUniqueViolation(err) ? new AppError('API_INDICATOR_TAKEN', `An API with the indicator ${r.indicator} is registered already.`) : err;
+        });
       cache = undefined;
     },
     find: async (indicator: string) => (await all()).get(indicator),

@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 const STRONG = 'violet kettle orbit 42';
-const INVALID_LINK = 'This link is invalid, expired or already used';
+const INVALID_LINK = 'This link or token is invalid, expired or already used';
 const url = (path: string) => `${server.url}${path}`;
 const tokenOf = (link: string | undefined) => new URL(link!).searchParams.get('token')!;
 

@@ -99,6 +99,10 @@ describe('latch CLI', () => {
     // Its tokens live a day: the old keys must stay published that long, not ACCESS_TOKEN_TTL.
     const api = await latch(['resources', 'create', '--indicator', 'https://api.example.test', '--name', 'API', '--scope', 'read', '--access-token-ttl', '86400'], { databaseUrl: db.url });
     expect(api.code).toBe(0);
+    // The same indicator again: one line saying so, not the database's error.
+    const again = await latch(['resources', 'create', '--indicator', 'https://api.example.test', '--name', 'Again'], { databaseUrl: db.url });
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe('latch: An API with the indicator https://api.example.test is registered already.');
     const worker = JSON.parse((await latch(['clients', 'create', '--name', 'Batch', '--grant-type', 'client_credentials', '--json'], { databaseUrl: db.url })).stdout);
 
     const before = await startTestServer({}, db.url);

@@ -96,6 +96,8 @@ describe('WORKERS', () => {
     const deadline = Date.now() + 30_000;
     while (listening().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(listening()).toHaveLength(3);
+    // The primary says which worker died and how, as a JSON line like every other.
+    expect(logLines.find((l) => l.msg === 'a worker exited; starting another')).toMatchObject({ pid: victim, signal: 'SIGKILL', level: 50 });
     expect((await fetch(`${issuer}/.well-known/openid-configuration`)).status).toBe(200);
   });
 });
