@@ -6,6 +6,7 @@ import { createLogger } from './deps.js';
 import { contextFrameInUse, currentRuntime } from './context-frame.js';
 import { gatherWorkerMetrics } from './metrics/cluster-metrics.js';
 import { withoutSecrets } from './db/url.js';
+import { databaseUnavailable } from './db/errors.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -78,8 +79,11 @@ if (config.http.workers > 1 && cluster.isPrimary) {
 } else {
   const running = await startServer(config).catch((err: unknown) => {
     // A refused setting found only while starting (a weak ADMIN_PASSWORD): its message, no stack.
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
+    if (err instanceof ConfigError) console.error(err.message);
+    // A database that cannot be reached or opened: which one, and why, on one line.
+    else if (databaseUnavailable(err) || ['3D000', '28P01', '28000'].includes((err as { code?: string }).code ?? '') || ['mkdir', 'open'].includes((err as { syscall?: string }).syscall ?? ''))
+      console.error(`Cannot use the database at ${withoutSecrets(config.db.url)}: ${(err as Error).message || (err as { code?: string }).code}`);
+    else throw err;
     process.exit(1);
   });
   running.logger.info({ issuer: config.oidc.issuer, pid: process.pid, asyncContextFrame: contextFrameInUse(currentRuntime()) }, 'Latch is listening');

@@ -12,7 +12,8 @@ const PG_LOCK_ID = 0x1a7c4;
 // Only the configured database's driver is loaded, as everywhere else (pg took 17 ms of a SQLite start).
 const openSqlite = async (url: string) => new (await import('better-sqlite3')).default(sqliteFile(url), { timeout: 10_000 });
 const connectPostgres = async (url: string) => {
-  const client = new (await import('pg')).default.Client({ connectionString: url });
+  // Bounded, so a host that takes the connection and never answers stops the start with a reason.
+  const client = new (await import('pg')).default.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   await client.connect();
   return client;
 };

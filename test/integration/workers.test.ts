@@ -102,6 +102,26 @@ describe('WORKERS', () => {
   });
 });
 
+describe('a start without its database', () => {
+  it.each([
+    ['a server that refuses connections', 'postgres://latch:secret@127.0.0.1:1/latch', /connect ECONNREFUSED/],
+    ['a file that cannot be made', 'file:/etc/passwd/latch.db', /EEXIST/],
+  ])('stops with one line naming %s and why, without its password or a stack', async (_what, url, reason) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+      env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: url, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', HOST: '127.0.0.1', LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err.trim().split('\n')).toHaveLength(1);
+    expect(err).toMatch(/^Cannot use the database at /);
+    expect(err).toMatch(reason);
+    expect(err).not.toContain('secret');
+  }, 30_000);
+});
+
 describe('WORKERS, when the server cannot start', () => {
   it('stops with a failure, as one process would, instead of starting workers forever', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
