@@ -39,6 +39,9 @@ export function createAppConnections(deps: { apps: Apps; connections: Connection
 
     async create(actor: Principal, clientId: string, input: ConnectionInput, meta: RequestMeta) {
       await authorize(actor, clientId, 'update');
+      // A connection of one app signs users in for that app only; Latch's own pages (its account
+      // and console) offer global connections, which the sessions they start may use everywhere.
+      if (BUILT_IN_CLIENTS.has(clientId)) throw new AppError('FORBIDDEN', "Latch's own clients offer global connections: create one with POST /api/connections, then offer it here.");
       const created = await connections.create(input, clientId);
       await audit.record('admin.connection_created', { actorId: actorId(actor), detail: { connectionId: created.id, slug: created.slug, clientId }, ...meta });
       return dto(created, true);

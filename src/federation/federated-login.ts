@@ -129,7 +129,8 @@ export function createFederatedLogin(deps: {
     async pendingLink(ctx: Context) {
       const link = readJson<PendingLink>(ctx, LINK_COOKIE);
       const connection = link ? await connections.find(link.connectionId).catch(() => null) : null;
-      return link && connection ? { link, connection } : undefined;
+      // A connection turned off since stops the links it left waiting, as it stops its sign-ins.
+      return link && connection?.enabled ? { link, connection } : undefined;
     },
 
     /**

@@ -188,6 +188,8 @@ describe("an app's connections (/api/apps/:id/connections)", () => {
     await expectProblem(await call('PUT', `/api/apps/latch-account/connections/${global.id}`, t.dev), 404, 'CLIENT_NOT_FOUND');
     expect((await call('PUT', `/api/apps/latch-account/connections/${global.id}`, t.admin)).status).toBe(200);
     expect((await call('DELETE', `/api/apps/latch-account/connections/${global.id}`, t.admin)).status).toBe(204);
+    // A connection of its own would make "this app only" sessions that Latch's own pages honour.
+    await expectProblem(await call('POST', '/api/apps/latch-account/connections', t.admin, github()), 403, 'FORBIDDEN');
   });
 });
 

@@ -190,6 +190,22 @@ describe('sign in with a github connection', () => {
 });
 
 describe('linking a GitHub account to an existing local account', () => {
+  it('ends a waiting link when the connection is turned off meanwhile', async () => {
+    upstream.githubUser = { id: 78, login: 'ada-off', name: 'Ada', emails: [{ email: 'ada@example.com', primary: true, verified: true }] };
+    const { agent, callbackUrl } = await continueWithGitHub();
+    const link = await agent.navigate(callbackUrl);
+    expect(link.url).toBe(`${server.url}/link-account`);
+    await server.connections.update(github.id, { enabled: false });
+    try {
+      const refused = await agent.submit(link, '/link-account', { password: PASSWORD });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('Nothing to link');
+      expect(await server.prisma.federatedIdentity.count({ where: { subject: '78' } })).toBe(0);
+    } finally {
+      await server.connections.update(github.id, { enabled: true });
+    }
+  });
+
   it('asks for the local password when GitHub verified the address, then links and signs in', async () => {
     upstream.githubUser = { id: 77, login: 'ada-gh', name: 'Ada', emails: [{ email: 'ada@example.com', primary: true, verified: true }] };
     const { agent, callbackUrl } = await continueWithGitHub();
