@@ -21,7 +21,7 @@ export const Env = z.object({
     .default('file:./data/latch.db'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   DATABASE_COMMIT_WINDOW_MS: z.coerce.number().int().min(0).max(50).default(3),
-  DATABASE_TIMEOUT: z.coerce.number().int().min(1).max(600).default(10),
+  DATABASE_TIMEOUT: z.coerce.number().int().min(0).max(600).default(10),
   DATABASE_ASYNC_TOKEN_COMMIT: z.stringbool().default(true),
   COOKIE_KEYS: z
     .string()

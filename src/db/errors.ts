@@ -27,7 +27,7 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123]$|57014$|55P03$|25006$)/;
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 const UNAVAILABLE_SQLITE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN)/;
 // pg's own words for a connection lost or never got, which carry no code.
-const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|^timeout expired$|Client has encountered a connection error|Connection is closed/i;
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|^timeout expired$|^Query read timeout$|Client has encountered a connection error|Connection is closed/i;
 
 /**
  * Whether a failure is the database's being unreachable, overloaded or locked rather than a fault

@@ -4,7 +4,7 @@ import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { keyOf, EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitRow, type StoreWrite } from './oidc-store.js';
 import { sideBatch, sideStatement, takeCounters, type SideWrite } from './postgres-side-writes.js';
 import { epochMs, iso } from './postgres-time.js';
-import { postgresTimeouts } from './postgres-timeouts.js';
+import { boundedPool } from './postgres-timeouts.js';
 
 // Times go in and out as postgres-time.ts says. Statements are named, so each connection prepares them once.
 const LIVE = '(expires_at IS NULL OR expires_at > $3::timestamp)';
@@ -106,7 +106,7 @@ export type PostgresStoreOptions = {
   othersAtWork?: GroupCommitOptions<unknown>['othersAtWork'];
   /** Whether the batches that need not wait for the WAL flush (mayCommitUnflushed) do not. */
   asyncTokenCommit: boolean;
-  /** DATABASE_TIMEOUT (see postgresTimeouts). */
+  /** DATABASE_TIMEOUT, seconds; 0: unbounded (see postgres-timeouts.ts). */
   timeoutSeconds: number;
 };
 // Such commits are short (no flush to wait for): two connections keep up with a core's grants.
@@ -115,11 +115,9 @@ export const UNFLUSHED_CONNECTIONS = 2;
 export const UNFLUSHED_APPLICATION_NAME = 'latch-async-token-commit';
 
 export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, othersAtWork, asyncTokenCommit, timeoutSeconds }: PostgresStoreOptions): OidcStore {
-  // A pool hands a new connection out once `onConnect` has settled, so the settings come before
-  // its first query (a 'connect' listener's query would run beside it, which pg deprecates). A
-  // server that refuses a setting keeps its default.
+  // Each new connection is prepared before its first query; a server that refuses a setting keeps its default.
   const connect = (prepare: (client: pg.ClientBase) => Promise<unknown>, size: number, name?: string) => {
-    const p = new pg.Pool({ connectionString: url, max: size, application_name: name, ...postgresTimeouts(timeoutSeconds), onConnect: (client) => prepare(client).then(noop, noop) });
+    const p = boundedPool({ connectionString: url, max: size, application_name: name }, timeoutSeconds, prepare);
     // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
     // replaces the connection on next use. Without a listener the process would crash.
     p.on('error', onIdleError);

@@ -1,7 +1,7 @@
 import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
-import { postgresTimeouts } from './postgres-timeouts.js';
+import { boundedPool } from './postgres-timeouts.js';
 
 /**
  * The Prisma client type. Both generated clients (sqlite, postgresql) come from one schema and
@@ -27,6 +27,8 @@ export async function createPrisma(db: { url: string; poolSize: number; timeoutS
     import('../generated/postgresql/client.js'),
     import('@prisma/adapter-pg'),
   ]);
-  const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url, max: db.poolSize, ...postgresTimeouts(db.timeoutSeconds ?? 10) }) });
+  const pool = boundedPool({ connectionString: db.url, max: db.poolSize }, db.timeoutSeconds ?? 10);
+  // disposeExternalPool: $disconnect ends the pool, as it ended the one the adapter made itself.
+  const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
   return client as unknown as Db;
 }

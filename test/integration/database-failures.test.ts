@@ -106,6 +106,14 @@ describe('when the database refuses what a refresh issued', () => {
   });
 });
 
+describe('DATABASE_TIMEOUT', () => {
+  // Set on each connection with SET, not as a startup parameter, which PgBouncer refuses.
+  it.skipIf(!process.env.TEST_DATABASE_URL)('bounds the statements of both pools on PostgreSQL', async () => {
+    const [shown] = await server.prisma.$queryRawUnsafe<{ statement_timeout: string }[]>('SHOW statement_timeout');
+    expect(shown?.statement_timeout).toBe('1s');
+  });
+});
+
 describe('when the database is locked by someone else', () => {
   it('answers 503 with Retry-After, in each endpoint format, and serves again once the lock is gone', { timeout: 30_000 }, async () => {
     const tokens = await login();

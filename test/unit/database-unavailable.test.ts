@@ -18,6 +18,7 @@ describe('databaseUnavailable', () => {
     ["pg's lost connection", new Error('Connection terminated unexpectedly')],
     ["pg-pool's wait", new Error('timeout exceeded when trying to connect')],
     ["pg's connect timeout", new Error('timeout expired')],
+    ["pg's wait for an answer from a silent host", new Error('Query read timeout')],
     ['Prisma cannot reach the server', coded('P1001')],
     ['a cause two levels down', new Error('outer', { cause: new Error('middle', { cause: coded('57P03') }) })],
     ["Prisma's driver-adapter wrapping", Object.assign(new Error('x'), { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: '57P01' } } } })],
