@@ -284,6 +284,9 @@ describe('lists and actions', () => {
     const [event] = (await server.audit.search({ event: 'admin.reset_link_sent', userId: target.id })).items;
     expect(event).toMatchObject({ actorId: await userId('root'), userId: target.id });
     expect(await server.prisma.emailToken.count({ where: { userId: target.id } })).toBe(1);
+    // The user sees that a reset was asked for, not from where: that was the admin's request.
+    await expect.poll(async () => (await server.audit.activityOf(target.id)).items.find((e) => e.event === 'password.reset_requested')).toMatchObject({ ip: null, userAgent: null });
+    expect((await server.audit.activityOf(target.id)).items.every((e) => e.ip === null && e.userAgent === null)).toBe(true);
 
     const disabled = await agent.submit(page, `/admin/users/${target.id}/active`, { confirm: 'on' });
     expectPage(disabled, 200, 'forgot@example.com is disabled');
