@@ -121,8 +121,14 @@ export function createApps(deps: { clients: ClientsService; apiKeys: ApiKeysServ
       assertPrivilegesOk(actor, changes);
       // Its redirect URIs decide where users' tokens go without their consent: admins only.
       if (before.trusted && !isAdmin(actor)) throw new AppError('FORBIDDEN', 'Only admins may change a trusted app.');
-      // An admin may give a privilege, but not to an app a developer owns.
-      if (privileged(changes)) assertOwnerMayHold(await apiKeys.ownerRoles(clientId), changes);
+      // An admin may give a privilege, but not to an app a developer owns. Only what this edit
+      // gives is checked: an app that holds one already (the console sends every field) can still
+      // be edited, and its privilege stays without effect while its owner is no admin.
+      const given = {
+        trusted: changes.trusted === true && !before.trusted,
+        scopes: changes.scopes?.includes(ADMIN_SCOPE) && !before.scopes.includes(ADMIN_SCOPE) ? [ADMIN_SCOPE] : [],
+      };
+      if (privileged(given)) assertOwnerMayHold(await apiKeys.ownerRoles(clientId), given);
       const app = await clients.update(clientId, changes);
       const detail = { clientId, fields: Object.keys(changes), changes: fieldChanges(auditView(before), auditView(app)) };
       await audit.record('admin.app_updated', { actorId: actorId(actor), detail, ...meta });

@@ -337,8 +337,10 @@ describe('the latch:admin scope', () => {
       await expectProblem(await call('PATCH', `/api/users/${owner.id}`, token, { isAdmin: true }), 403, 'FORBIDDEN');
     }
     expect(await server.users.findById(owner.id)).toMatchObject({ isAdmin: false });
-    // Nor may an admin give the scope again while the owner is not an admin.
-    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { scopes: ['latch:admin'] }), 403, 'FORBIDDEN');
+    // An admin may still edit the app (the console sends every field, the scope included), and its
+    // tokens stay powerless.
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { name: unique('Kept '), scopes: ['latch:admin'] })).status).toBe(200);
+    await expectProblem(await call('GET', '/api/users', after.token), 403, 'FORBIDDEN');
 
     // Admin again: the same app's tokens work again (the rule is the owner's role now).
     expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isAdmin: true })).status).toBe(200);
@@ -415,6 +417,12 @@ describe('trusted apps', () => {
     expect((await call('PATCH', `/api/users/${owner.id}`, t.admin, { isAdmin: false })).status).toBe(200);
     await expect.poll(async () => (await call('GET', '/api/me', before.tokens.access_token)).status, { timeout: 8000, interval: 250 }).toBe(403);
     expect((await signInAs(app, (await makeUser()).username)).sawConsent).toBe(true);
+
+    // An admin may still edit it as it is (the console sends `trusted` with every save), but once
+    // trust is taken away it cannot be given again while the owner is no admin.
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { name: unique('Kept '), trusted: true })).status).toBe(200);
+    expect((await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { trusted: false })).status).toBe(200);
+    await expectProblem(await call('PATCH', `/api/apps/${app.clientId}`, t.admin, { trusted: true }), 403, 'FORBIDDEN');
   });
 });
 
