@@ -7,19 +7,22 @@ import type { Connection, ConnectionsService } from './connections.service.js';
 import type { FederatedAccounts, RefusalReason } from './federated-accounts.js';
 import { UpstreamError, setupFault, upstreamsFault, type PendingAuthorization, type Upstream, type UpstreamFailure } from './upstream.js';
 
-// Between leaving for the upstream and its callback: state, nonce and PKCE verifier, bound to the
-// pending sign-in. Signed, HttpOnly, sent only to /callback, single use. One cookie per sign-in,
-// named by its state: two sign-ins started in one browser (two tabs) each find their own, and a
-// callback with a state of no sign-in (a stale tab, or one an attacker sends the browser to)
-// leaves the pending ones alone.
-const STATE_COOKIE = 'latch.upstream.';
-const stateCookie = (state: unknown) => (typeof state === 'string' && /^[A-Za-z0-9_-]{16,128}$/.test(state) ? STATE_COOKIE + state : undefined);
+// Between leaving for the upstream and its callback: state, nonce and PKCE verifier of each
+// pending sign-in of the browser, the latest MAX_PENDING, in one signed, HttpOnly cookie; each
+// entry is used once. Two sign-ins started in one browser (two tabs) each find their own, a callback
+// with a state of none of them (a stale tab, or one an attacker sends the browser to) leaves them
+// alone, and sign-ins started and left do not pile up (a cookie each made the request headers of a
+// browser that pressed the button 30 times too large to be read). Its path is `/`, as the start of a
+// sign-in reads it too.
+const STATE_COOKIE = 'latch.upstreams';
+const MAX_PENDING = 3;
 const STATE_SECONDS = 10 * 60;
 // A local account matched the upstream's email: what to link once the user proves that account.
 const LINK_COOKIE = 'latch.link';
 const LINK_SECONDS = 15 * 60;
 
-type StateCookie = PendingAuthorization & { connectionId: string; interactionUid: string; exp: number };
+type PendingSignIn = PendingAuthorization & { connectionId: string; interactionUid: string; exp: number };
+type StateCookie = { pending: PendingSignIn[]; exp: number };
 export type PendingLink = { connectionId: string; subject: string; email: string; userId: string; emailVerified: boolean; interactionUid: string; exp: number };
 
 export type CallbackOutcome =
@@ -63,6 +66,11 @@ export function createFederatedLogin(deps: {
   const writeJson = (ctx: Context, name: string, path: string, seconds: number, value: object) =>
     ctx.cookies.set(name, Buffer.from(JSON.stringify({ ...value, exp: Math.floor(Date.now() / 1000) + seconds })).toString('base64url'), cookie(path, seconds));
   const clear = (ctx: Context, name: string, path: string) => ctx.cookies.set(name, null, { ...cookie(path, 0), maxAge: undefined });
+  /** The browser's pending upstream sign-ins, oldest first (see STATE_COOKIE). */
+  const pendingSignIns = (ctx: Context) => {
+    const list = readJson<StateCookie>(ctx, STATE_COOKIE)?.pending;
+    return Array.isArray(list) ? list : [];
+  };
 
   async function failure(ctx: Context, connection: Connection | null, reason: FailureReason, message: string, interactionUid?: string): Promise<CallbackOutcome> {
     await audit.record('federated.failure', { detail: { connection: connection?.slug ?? ctx.params?.slug, reason }, ...requestMeta(ctx) });
@@ -75,7 +83,10 @@ export function createFederatedLogin(deps: {
       try {
         const request = await upstream.authorizationRequest(connection, callbackUrl(deps.publicUrl, connection.slug));
         const { url, ...pending } = request;
-        writeJson(ctx, stateCookie(pending.state)!, '/callback', STATE_SECONDS, { ...pending, connectionId: connection.id, interactionUid } satisfies Omit<StateCookie, 'exp'>);
+        const now = Date.now() / 1000;
+        const others = pendingSignIns(ctx).filter((p) => p.exp > now).slice(1 - MAX_PENDING);
+        const added: PendingSignIn = { ...pending, connectionId: connection.id, interactionUid, exp: Math.floor(now) + STATE_SECONDS };
+        writeJson(ctx, STATE_COOKIE, '/', STATE_SECONDS, { pending: [...others, added] } satisfies Omit<StateCookie, 'exp'>);
         return url;
       } catch (err) {
         if (err instanceof UpstreamError) await audit.record('federated.failure', { detail: { connection: connection.slug, reason: err.reason }, ...requestMeta(ctx) });
@@ -87,11 +98,13 @@ export function createFederatedLogin(deps: {
     async callback(ctx: Context, slug: string): Promise<CallbackOutcome> {
       const connection = await connections.findBySlug(slug);
       if (!connection) return failure(ctx, null, 'unknown_connection', 'This sign-in provider does not exist.');
-      const name = stateCookie(ctx.query.state);
-      const pending = name ? readJson<StateCookie>(ctx, name) : undefined;
-      if (!name || !pending || pending.state !== ctx.query.state)
+      const all = pendingSignIns(ctx);
+      const pending = all.find((p) => p.state === ctx.query.state && p.exp > Date.now() / 1000);
+      if (!pending)
         return failure(ctx, connection, 'state_missing', `This ${connection.name} sign-in was not started in this browser, or took too long. Start again from the app.`);
-      clear(ctx, name, '/callback');
+      const rest = all.filter((p) => p !== pending);
+      if (rest.length) writeJson(ctx, STATE_COOKIE, '/', STATE_SECONDS, { pending: rest });
+      else clear(ctx, STATE_COOKIE, '/');
       // Started for another connection: an answer meant for one provider, delivered to another's callback.
       if (pending.connectionId !== connection.id)
         return failure(ctx, connection, 'state_mismatch', `This ${connection.name} sign-in could not be matched to the one you started. Start again.`, pending.interactionUid);

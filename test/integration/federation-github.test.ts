@@ -173,6 +173,18 @@ describe('sign in with a github connection', () => {
     }
   });
 
+  it('keeps the last three sign-ins a browser started and left, so its cookies stay small', async () => {
+    upstream.githubUser = { id: 5353, login: 'many', name: 'Many Tabs', email: 'many@example.com', emails: [{ email: 'many@example.com', primary: true, verified: true }] };
+    const agent = createUserAgent();
+    const started: string[] = [];
+    for (let i = 0; i < 8; i += 1) started.push((await continueWithGitHub(agent)).callbackUrl);
+    expect((await agent.jar.getCookieString(`${server.url}/callback/github`)).length).toBeLessThan(3000);
+    // The oldest are forgotten; the latest still complete.
+    expect((await agent.navigate(started[0]!)).html).toContain('was not started in this browser');
+    expect((await finish(agent, started[7]!)).url.startsWith(REDIRECT_URI)).toBe(true);
+    expect((await finish(agent, started[6]!)).url.startsWith(REDIRECT_URI)).toBe(true);
+  });
+
   it("does not offer an app's connection on another app's login page, nor start it there", async () => {
     const own = await server.connections.create({ kind: 'github', slug: 'notes-github', name: 'Notes GitHub', clientId: upstream.clientId, clientSecret: upstream.clientSecret, ...upstream.github }, fixtures.confidential.clientId);
     const rp = await relyingParty(server, fixtures.spa);
