@@ -117,7 +117,8 @@ export const UNFLUSHED_APPLICATION_NAME = 'latch-async-token-commit';
 export function createPostgresOidcStore(url: string, { max, onIdleError, commitWindowMs, othersAtWork, asyncTokenCommit, timeoutSeconds }: PostgresStoreOptions): OidcStore {
   // Each new connection is prepared before its first query; a server that refuses a setting keeps its default.
   const connect = (prepare: (client: pg.ClientBase) => Promise<unknown>, size: number, name?: string) => {
-    const p = boundedPool({ connectionString: url, max: size, application_name: name }, timeoutSeconds, prepare);
+    // Single statements only (a group commit is one statement), so a silent host is bounded too.
+    const p = boundedPool({ connectionString: url, max: size, application_name: name }, timeoutSeconds, { singleStatements: true, prepare });
     // An idle connection can be cut (database restart, failover): pg reports it here, and the pool
     // replaces the connection on next use. Without a listener the process would crash.
     p.on('error', onIdleError);
