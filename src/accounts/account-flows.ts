@@ -165,9 +165,10 @@ export function createAccountFlows(d: Deps) {
     pendingEmail: async (userId: string) => (await d.tokens.pending(userId, 'email-change'))?.email,
 
     /** Same answer, in the same time, whether or not the address has an account; the link is sent once `answered` settles (see linkIfAccountAfterAnswer). */
-    async requestPasswordReset(email: string, meta: RequestMeta, answered: Promise<unknown> = Promise.resolve()) {
+    async requestPasswordReset(email: string, meta: RequestMeta, answered: Promise<unknown> = Promise.resolve(), options: { recordAs?: RequestMeta } = {}) {
       await throttled('reset-password', email, meta);
-      linkIfAccountAfterAnswer('reset-password', email, meta, answered);
+      // `recordAs`: the request details the user's own event keeps, when the request is not theirs (an admin's).
+      linkIfAccountAfterAnswer('reset-password', email, options.recordAs ?? meta, answered);
     },
 
     /** Checks a reset token without using it, for the reset form. */

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { PASSWORD } from '../support/oidc.js';
+import { throttleKey } from '../../src/auth/throttle-counters.js';
 import { createUserAgent, findForm, type Page } from '../support/user-agent.js';
 
 /**
@@ -287,6 +288,9 @@ describe('lists and actions', () => {
     // The user sees that a reset was asked for, not from where: that was the admin's request.
     await expect.poll(async () => (await server.audit.activityOf(target.id)).items.find((e) => e.event === 'password.reset_requested')).toMatchObject({ ip: null, userAgent: null });
     expect((await server.audit.activityOf(target.id)).items.every((e) => e.ip === null && e.userAgent === null)).toBe(true);
+    // Counted against the admin's own address, not one bucket that every admin and staff member would share.
+    expect(await server.prisma.rateLimiterFlexible.findUnique({ where: { key: `mail-ip:reset-password:${throttleKey('unknown')}` } })).toBeNull();
+    expect(await server.prisma.rateLimiterFlexible.count({ where: { key: { startsWith: 'mail-ip:reset-password:' } } })).toBe(1);
 
     const disabled = await agent.submit(page, `/admin/users/${target.id}/active`, { confirm: 'on' });
     expectPage(disabled, 200, 'forgot@example.com is disabled');

@@ -159,10 +159,12 @@ export function adminUserPages(router: Router, deps: AdminDeps, kit: Kit, adminO
         if (!admin.isAdmin && !staffMayManage(user)) throw new AppError('FORBIDDEN', 'Staff may send reset links to ordinary users only.');
         // The flow sends nothing to a disabled account (and says nothing): say it here instead.
         if (!user.active) throw new AppError('VALIDATION_FAILED', 'This user is disabled; enable the account before sending a reset link.');
-        // The user's own reset event carries no request details: they are the admin's, kept in
-        // the admin's event, which the user's activity shows without them.
-        await accounts.requestPasswordReset(user.email, {});
-        await audit.record('admin.reset_link_sent', { userId: user.id, actorId: actorId(admin.principal), ...requestMeta(ctx) });
+        // Throttled by the admin's address, as any request; but the user's own reset event keeps no
+        // request details: they are the admin's, kept in the admin's event, which the user's
+        // activity shows without them.
+        const meta = requestMeta(ctx);
+        await accounts.requestPasswordReset(user.email, meta, undefined, { recordAs: {} });
+        await audit.record('admin.reset_link_sent', { userId: user.id, actorId: actorId(admin.principal), ...meta });
         return withNotice(`/admin/users/${encodeURIComponent(id)}`, 'reset_sent');
       },
       (problem) => renderUser(ctx, id, { problem }),
