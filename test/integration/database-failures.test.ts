@@ -38,7 +38,7 @@ const refreshAtApi = (refreshToken: string) =>
 const meStatus = async (token: string) => (await fetch(`${server.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
 
 /** Makes the database refuse to store new refresh tokens until the returned function is called. */
-async function refuseNewRefreshTokens() {
+async function refuseNewRefreshTokens(): Promise<() => Promise<unknown>> {
   if (postgres()) {
     await server.prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_refresh() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`);
     await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_refresh BEFORE INSERT ON oidc_payloads FOR EACH ROW WHEN (NEW.model = 'RefreshToken') EXECUTE FUNCTION refuse_refresh()`);
@@ -49,7 +49,7 @@ async function refuseNewRefreshTokens() {
 }
 
 /** Holds a lock on the provider's table from another connection, as a migration or an operator might, until released. */
-async function holdLock() {
+async function holdLock(): Promise<() => Promise<unknown>> {
   if (postgres()) {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -68,16 +68,20 @@ async function holdLock() {
   };
 }
 
+/** The answers to `requests`, sent while `failure` lasts; the database recovers before this returns. */
+async function during<T>(failure: () => Promise<() => Promise<unknown>>, requests: () => Promise<T>): Promise<T> {
+  const recover = await failure();
+  try {
+    return await requests();
+  } finally {
+    await recover();
+  }
+}
+
 describe('when the database refuses what a refresh issued', () => {
   it('answers 500 in the OAuth format, and the same refresh token works once the database is back: the sign-in is not revoked', async () => {
     const tokens = await login();
-    const restore = await refuseNewRefreshTokens();
-    let failed: Response;
-    try {
-      failed = await refreshAtTokenEndpoint(tokens.refresh_token);
-    } finally {
-      await restore();
-    }
+    const failed = await during(refuseNewRefreshTokens, () => refreshAtTokenEndpoint(tokens.refresh_token));
     expect(failed.status).toBe(500);
     expect(failed.headers.get('content-type')).toMatch(/application\/json/);
     expect(await failed.json()).toMatchObject({ error: 'server_error' });
@@ -92,13 +96,7 @@ describe('when the database refuses what a refresh issued', () => {
 
   it('answers /api/auth/refresh with a 500 problem, not a 400 that blames the client, and the retry works', async () => {
     const tokens = await login();
-    const restore = await refuseNewRefreshTokens();
-    let failed: Response;
-    try {
-      failed = await refreshAtApi(tokens.refresh_token);
-    } finally {
-      await restore();
-    }
+    const failed = await during(refuseNewRefreshTokens, () => refreshAtApi(tokens.refresh_token));
     expect(failed.status).toBe(500);
     expect(failed.headers.get('content-type')).toMatch(/problem\+json/);
     expect(await failed.json()).toMatchObject({ code: 'INTERNAL' });
@@ -117,14 +115,7 @@ describe('DATABASE_TIMEOUT', () => {
 describe('when the database is locked by someone else', () => {
   it('answers 503 with Retry-After, in each endpoint format, and serves again once the lock is gone', { timeout: 30_000 }, async () => {
     const tokens = await login();
-    const release = await holdLock();
-    let token: Response, api: Response;
-    try {
-      token = await refreshAtTokenEndpoint(tokens.refresh_token);
-      api = await refreshAtApi(tokens.refresh_token);
-    } finally {
-      await release();
-    }
+    const [token, api] = await during(holdLock, async () => [await refreshAtTokenEndpoint(tokens.refresh_token), await refreshAtApi(tokens.refresh_token)]);
     expect(token.status).toBe(503);
     expect(token.headers.get('retry-after')).toBe('5');
     expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
