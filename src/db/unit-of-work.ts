@@ -16,7 +16,7 @@ class RequestWork {
   readonly readAhead = new Map<string, LiveRow | null>();
   // The rows this request consumed in the store, with the time it did and the expiry they had.
   readonly consumed: { model: string; id: string; at: Date; expiresAt: Date | null }[] = [];
-  // The expiry (payload `exp`) of each row read, for a consume to be undone.
+  // The expiry (payload `exp`) of each code or refresh token read, for a consume to be undone.
   readonly expiries = new Map<string, Date | null>();
   private loader?: DataLoader<RowKey, FoundRow | undefined>;
 
