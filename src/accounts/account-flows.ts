@@ -208,10 +208,12 @@ export function createAccountFlows(d: Deps) {
     },
 
     /** Uses a magic link; returns the user to sign in and the login page it was asked from, if any. */
-    async useMagicLink(token: string, meta: RequestMeta) {
+    /** Signs in with an emailed link. `onFailure` is handed what gives the link back, should what it is exchanged for fail to be stored. */
+    async useMagicLink(token: string, meta: RequestMeta, onFailure?: (giveBack: () => Promise<unknown>) => void) {
       const record = await d.tokens.consume('magic-link', token);
       const user = record ? await d.users.findById(record.userId) : null;
       if (!record || !user?.active || !sentToCurrentAddress(record, user)) throw new AppError('INVALID_TOKEN');
+      onFailure?.(() => d.tokens.giveBack(record.tokenHash, record.consumedAt!));
       if (user.passwordUnproven) {
         // Chosen when the address was registered, by someone who never proved it: perhaps not its
         // owner, who proves it now. The password and its sessions end, and so do the links the

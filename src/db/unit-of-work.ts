@@ -18,6 +18,8 @@ class RequestWork {
   readonly consumed: { model: string; id: string; at: Date; expiresAt: Date | null }[] = [];
   // The expiry (payload `exp`) of each code or refresh token read, for a consume to be undone.
   readonly expiries = new Map<string, Date | null>();
+  // What else the request used up outside the provider's store (an emailed link), to give back.
+  readonly undos: (() => Promise<unknown>)[] = [];
   private loader?: DataLoader<RowKey, FoundRow | undefined>;
 
   constructor(private readonly store: OidcStore) {}
@@ -69,7 +71,8 @@ class RequestWork {
    */
   async undoConsumes() {
     const undone = this.consumed.splice(0);
-    await Promise.all(undone.map((c) => this.store.unconsume(c.model, c.id, c.at, c.expiresAt).catch(() => {})));
+    const others = this.undos.splice(0);
+    await Promise.all([...undone.map((c) => this.store.unconsume(c.model, c.id, c.at, c.expiresAt)), ...others.map((undo) => undo())].map((p) => p.catch(() => {})));
   }
 
   take() {
@@ -233,7 +236,17 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
     }
   };
 
-  return { store: scoped, middleware };
+  /**
+   * Gives `undo` the request's failure to undo (see undoConsumes): for single-use things consumed
+   * outside the provider's store, such as an emailed sign-in link exchanged for tokens. Outside a
+   * unit of work it does nothing.
+   */
+  const onFailure = (undo: () => Promise<unknown>) => {
+    const work = held();
+    if (work?.state === 'open') work.undos.push(undo);
+  };
+
+  return { store: scoped, middleware, onFailure };
 }
 
 export type UnitOfWork = ReturnType<typeof createUnitOfWork>;

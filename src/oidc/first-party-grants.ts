@@ -98,7 +98,7 @@ async function issueTokens(ctx: KoaContextWithOIDC, deps: FirstPartyDeps, accoun
  * The password grant (for clients an admin allows it, and the built-in latch-api client) and the
  * magic-link grant (latch-api only). Neither is advertised in discovery.
  */
-type FirstPartyDeps = { authenticate: Authenticate; accounts: AccountFlows; findAccount: FindAccount; settings: () => Settings };
+type FirstPartyDeps = { authenticate: Authenticate; accounts: AccountFlows; findAccount: FindAccount; settings: () => Settings; onFailure: (undo: () => Promise<unknown>) => void };
 
 export function registerFirstPartyGrants(provider: Provider, deps: FirstPartyDeps) {
   provider.registerGrantType(
@@ -129,7 +129,8 @@ export function registerFirstPartyGrants(provider: Provider, deps: FirstPartyDep
       const token = (ctx.oidc.params as Record<string, string | undefined>).token;
       if (!token) throw new errors.InvalidRequest('token is required');
       try {
-        const { user } = await deps.accounts.useMagicLink(token, { ip: ctx.ip, userAgent: ctx.get('user-agent') });
+        // A request that then fails to store the tokens gives the link back, so it still works.
+        const { user } = await deps.accounts.useMagicLink(token, { ip: ctx.ip, userAgent: ctx.get('user-agent') }, deps.onFailure);
         await issueTokens(ctx, deps, user.id, ['email']);
       } catch (err) {
         if (err instanceof AppError) throw new errors.InvalidGrant('invalid, expired or used magic link');

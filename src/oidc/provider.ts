@@ -22,6 +22,7 @@ import { createPageRenderers } from './pages.js';
 import { forwardEvents } from './events.js';
 import { registerFirstPartyGrants } from './first-party-grants.js';
 import { reuseClientInstances } from './client-instances.js';
+import type { UnitOfWork } from '../db/unit-of-work.js';
 
 export type ProviderDeps = {
   config: Config;
@@ -40,6 +41,7 @@ export type ProviderDeps = {
   audit: Audit;
   settings: SettingsService;
   metrics: Metrics;
+  unitOfWork: Pick<UnitOfWork, 'onFailure'>;
 };
 
 export function createProvider(deps: ProviderDeps): Provider {
@@ -93,7 +95,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     return clientSecretMatches(this.clientSecret, actual);
   };
   reuseClientInstances(provider, deps.clientCache);
-  registerFirstPartyGrants(provider, { authenticate: deps.authenticate, accounts: deps.accounts, findAccount, settings: deps.settings.snapshot });
+  registerFirstPartyGrants(provider, { authenticate: deps.authenticate, accounts: deps.accounts, findAccount, settings: deps.settings.snapshot, onFailure: deps.unitOfWork.onFailure });
   forwardEvents(provider, deps.logger, deps.audit);
   provider.on('grant.success', (ctx) => deps.metrics.tokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown')));
   return provider;

@@ -77,6 +77,9 @@ export function createOneTimeTokens(prisma: Db, provider: Provider) {
       return count === 1 ? prisma.emailToken.findUnique({ where: { tokenHash } }) : null;
     },
 
+    /** Makes a token used at `consumedAt` usable again (its use failed before it took effect), unless used since. */
+    giveBack: (tokenHash: string, consumedAt: Date) => prisma.emailToken.updateMany({ where: { tokenHash, consumedAt }, data: { consumedAt: null } }),
+
     /** Drops a user's unused tokens, of the given purposes or all (after a password reset, say). */
     revokeAll: (userId: string, purposes?: TokenPurpose[]) =>
       prisma.emailToken.deleteMany({ where: { userId, consumedAt: null, ...(purposes ? { purpose: { in: purposes } } : {}) } }),

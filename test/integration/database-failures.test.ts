@@ -104,6 +104,20 @@ describe('when the database refuses what a refresh issued', () => {
   });
 });
 
+describe('when the database refuses what an emailed sign-in link was exchanged for', () => {
+  it('answers 500 and gives the link back: it still signs the user in once the database is back', async () => {
+    const token = await server.tokens.issue('magic-link', { userId: fixtures.user.id, email: fixtures.user.email, ttlSeconds: 900 });
+    const verify = () => fetch(`${server.url}/api/auth/magic-link/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const failed = await during(refuseNewRefreshTokens, verify);
+    expect(failed.status).toBe(500);
+    const retried = await verify();
+    expect(retried.status).toBe(200);
+    expect(await meStatus(((await retried.json()) as { access_token: string }).access_token)).toBe(200);
+    // Single use as ever once it worked.
+    expect((await verify()).status).toBe(400);
+  });
+});
+
 describe('DATABASE_TIMEOUT', () => {
   // Set on each connection with SET, not as a startup parameter, which PgBouncer refuses.
   it.skipIf(!process.env.TEST_DATABASE_URL)('bounds the statements of both pools on PostgreSQL', async () => {
