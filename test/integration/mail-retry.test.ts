@@ -21,6 +21,20 @@ function smtpServer(answer: (to: string) => Error | undefined | false) {
 
 // One that refuses the first deliveries with a temporary error, then accepts.
 let refuse = true;
+/**
+ * The queued message to `to` once its first attempt failed: the link is made after the answer and
+ * its first attempt runs in the background (up to 5 s).
+ */
+async function afterFirstFailure(server: TestServer, to: string) {
+  const find = () => server.prisma.mailMessage.findFirst({ where: { to } });
+  let pending = await find();
+  for (let i = 0; i < 50 && !pending?.lastError; i += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+    pending = await find();
+  }
+  return pending;
+}
+
 const delivered: string[] = [];
 const smtp = smtpServer((to) => {
   if (refuse) return Object.assign(new Error('mailbox busy, try later'), { responseCode: 451 });
@@ -49,13 +63,7 @@ describe('mail delivery', () => {
     });
     expect(res.status).toBe(202);
 
-    // The link is made after the answer and its first attempt runs in the background; wait for its outcome.
-    const find = () => server.prisma.mailMessage.findFirst({ where: { to: 'mia@example.com' } });
-    let pending = await find();
-    for (let i = 0; i < 50 && !pending?.lastError; i += 1) {
-      await new Promise((r) => setTimeout(r, 100));
-      pending = await find();
-    }
+    const pending = await afterFirstFailure(server, 'mia@example.com');
     if (!pending) throw new Error('no mail was queued');
     expect(pending).toMatchObject({ sentAt: null, attempts: 1 });
     expect(pending.lastError).toContain('mailbox busy');
@@ -112,12 +120,7 @@ describe('a mail server that stops answering', () => {
       await latch.users.create({ email: 'sam@example.com', password: 'violet kettle orbit 42' });
       const res = await fetch(`${latch.url}/api/auth/forgot-password`, { method: 'POST', body: JSON.stringify({ email: 'sam@example.com' }), headers: { 'content-type': 'application/json' } });
       expect(res.status).toBe(202);
-      const find = () => latch.prisma.mailMessage.findFirst({ where: { to: 'sam@example.com' } });
-      let pending = await find();
-      for (let i = 0; i < 50 && !pending?.lastError; i += 1) {
-        await new Promise((r) => setTimeout(r, 100));
-        pending = await find();
-      }
+      const pending = await afterFirstFailure(latch, 'sam@example.com');
       // Abandoned within the timeout, long before the queue's claim on it ends: no other pass has sent it.
       expect(pending).toMatchObject({ sentAt: null, attempts: 1 });
       expect(pending!.lastError).toMatch(/time/i);
