@@ -1,3 +1,5 @@
+import { databaseUnavailable } from './errors.js';
+
 export type GroupCommitOptions<T> = {
   /** How long the first write of a group waits for others to join it; 0: until the event loop's
    * current turn has run (setImmediate), so a group is the writes of one turn. */
@@ -19,7 +21,9 @@ export type GroupCommitOptions<T> = {
  * Group commit, for both stores: the writes that arrive within `windowMs` of a group's first share
  * one commit (a commit costs more than the rows it stores). Each caller resumes once its own write
  * is stored, so a request never answers with a token that is not stored yet. When the shared
- * commit fails, each write is retried alone, so only the one that brought the bad row fails.
+ * commit fails, each write is retried alone, so only the one that brought the bad row fails;
+ * unless the database could not serve (locked, unreachable: see databaseUnavailable), which every
+ * write alone would meet again, one timeout after another: then the whole group fails at once.
  */
 export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, commitAll, commitOne, afterCommit }: GroupCommitOptions<T>) {
   type Waiting = { write: T; resolve: () => void; reject: (err: unknown) => void };
@@ -45,7 +49,7 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
       await commitAll(group.map((w) => w.write));
       for (const w of group) w.resolve();
     } catch (err) {
-      if (group.length === 1) group[0]!.reject(err);
+      if (group.length === 1 || databaseUnavailable(err)) for (const w of group) w.reject(err);
       else
         for (const w of group) {
           try {

@@ -5,8 +5,10 @@ import { createGroupCommit } from '../../src/db/group-commit.js';
 function table({ windowMs = 3, async = false, othersAtWork }: { windowMs?: number; async?: boolean; othersAtWork?: () => boolean } = {}) {
   const stored: string[] = [];
   const commits: string[][] = [];
+  let alone = 0;
   const store = (rows: string[]) => {
     if (rows.includes('bad')) throw new Error('bad row');
+    if (rows.includes('locked')) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
     commits.push(rows);
     stored.push(...rows);
   };
@@ -15,10 +17,13 @@ function table({ windowMs = 3, async = false, othersAtWork }: { windowMs?: numbe
     windowMs,
     othersAtWork,
     commitAll: async ? async (rows) => store(rows) : store,
-    commitOne: (row) => store([row]),
+    commitOne: (row) => {
+      alone += 1;
+      store([row]);
+    },
     afterCommit: () => (afterCommits += 1),
   });
-  return { group, stored, commits, afterCommits: () => afterCommits };
+  return { group, stored, commits, afterCommits: () => afterCommits, retriedAlone: () => alone };
 }
 
 describe('group commit', () => {
@@ -75,6 +80,17 @@ describe('group commit', () => {
       expect(afterCommits()).toBe(1);
     });
   }
+
+  it('fails the whole group at once when the database cannot serve, rather than each write after another wait', async () => {
+    const { group, stored, retriedAlone } = table();
+    const outcomes = await Promise.allSettled(['a', 'locked', 'c'].map((row) => group.add(row)));
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(outcomes.map((o) => ((o as PromiseRejectedResult).reason as { code?: string }).code)).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY', 'SQLITE_BUSY']);
+    expect(retriedAlone()).toBe(0);
+    expect(stored).toEqual([]);
+    await group.add('d');
+    expect(stored).toEqual(['d']);
+  });
 
   it('commits nothing during a hold, then the writes that waited as one group', async () => {
     const { group, commits } = table({ windowMs: 1 });
