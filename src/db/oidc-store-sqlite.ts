@@ -3,6 +3,7 @@ import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
+import { whenUnlocked } from './sqlite-lock-wait.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
 // Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
@@ -35,7 +36,9 @@ export function createSqliteOidcStore(
   { onError, commitWindowMs, othersAtWork }: Pick<CheckpointerOptions, 'onError'> & Pick<GroupCommitOptions<unknown>, 'othersAtWork'> & { commitWindowMs: number },
 ): OidcStore {
   const file = sqliteFile(url);
-  const db = new Database(file, { timeout: 5000 });
+  // No busy timeout: a statement that finds the database locked by another connection waits
+  // for it on a timer (whenUnlocked), with the event loop serving everything else meanwhile.
+  const db = new Database(file, { timeout: 0 });
   // WAL (set by the migrator) with NORMAL sync: no fsync per commit; a power cut can lose the
   // last transactions but never corrupts the file.
   db.pragma('synchronous = NORMAL');
@@ -129,11 +132,11 @@ export function createSqliteOidcStore(
     othersAtWork,
     commitAll(group) {
       checkpointer.wake();
-      commitGroup(group);
+      return whenUnlocked(() => commitGroup(group));
     },
     // After a group failed, each write is retried in a transaction of its own, so a batch is
     // applied whole or not at all.
-    commitOne: (w) => commitGroup([w]),
+    commitOne: (w) => whenUnlocked(() => commitGroup([w])),
     afterCommit() {
       if (checkpointer.logFrames >= RESTART_LOG_FRAMES) void checkpointer.restartLog((copied) => commits.hold(copied));
     },
@@ -169,22 +172,23 @@ export function createSqliteOidcStore(
       const row = upsertRow(model, id, json, c);
       return write(() => upsert.run(row));
     },
-    find: async (model, id) => toLive(find.get(model, id, now())),
+    find: async (model, id) => toLive(await whenUnlocked(() => find.get(model, id, now()))),
     async findMany(keys) {
       const at = now();
-      return (keys.length > 1 ? readMany(keys, at) : keys.map((key) => readJoined(key, at))).map(toFound);
+      return (await whenUnlocked(() => (keys.length > 1 ? readMany(keys, at) : keys.map((key) => readJoined(key, at))))).map(toFound);
     },
-    findBy: async (model, column, value) => toLive((column === 'uid' ? findByUid : findByUserCode).get(model, value, now())),
+    findBy: async (model, column, value) => toLive(await whenUnlocked(() => (column === 'uid' ? findByUid : findByUserCode).get(model, value, now()))),
     // At once, not grouped: the answer decides whether the caller may redeem the code or token.
     // Like the grouped writes, it waits out a hold for the log's restart.
     async consume(model, id, keepUntil, at) {
       await commits.released();
       checkpointer.wake();
-      return consumeRow.run({ at: at ? toText(at)! : now(), keep: toText(keepUntil)!, model, id }).changes === 1;
+      const row = { at: at ? toText(at)! : now(), keep: toText(keepUntil)!, model, id };
+      return (await whenUnlocked(() => consumeRow.run(row))).changes === 1;
     },
     async unconsume(model, id, at, expiresAt) {
       await commits.released();
-      unconsumeRow.run({ at: toText(at)!, expiresAt: toText(expiresAt), model, id });
+      await whenUnlocked(() => unconsumeRow.run({ at: toText(at)!, expiresAt: toText(expiresAt), model, id }));
     },
     // A batch goes with a group, so it waits, like any write, while the log restarts: run beside
     // the groups, purges grew the log to 42 MB against 20-26 MB.
@@ -203,11 +207,11 @@ export function createSqliteOidcStore(
     // and spilled to a temporary file (created, written and deleted on the event loop).
     writeBatch: (writes) => write(() => writes.forEach(apply)),
     async findClient(clientId): Promise<ClientRecord | undefined> {
-      const row = client.get(clientId);
+      const row = await whenUnlocked(() => client.get(clientId));
       return row && { metadata: JSON.parse(row.metadata) as Record<string, unknown>, trusted: row.trusted === 1, resources: row.resources };
     },
     async findAccount(userId): Promise<AccountRecord | undefined> {
-      const u = account.get(userId);
+      const u = await whenUnlocked(() => account.get(userId));
       return (
         u && {
           id: u.id,
@@ -224,7 +228,7 @@ export function createSqliteOidcStore(
       );
     },
     async findUserByLogin(login) {
-      const u = userByLogin.get(login, login);
+      const u = await whenUnlocked(() => userByLogin.get(login, login));
       return (
         u && {
           ...u,
@@ -245,7 +249,8 @@ export function createSqliteOidcStore(
       await commits.released();
       checkpointer.wake();
       const at = new Date();
-      const rows = takeCounters.all({ keys: JSON.stringify(keys), now: toText(at)!, expire: toText(new Date(at.getTime() + windowMs))! });
+      const params = { keys: JSON.stringify(keys), now: toText(at)!, expire: toText(new Date(at.getTime() + windowMs))! };
+      const rows = await whenUnlocked(() => takeCounters.all(params));
       return rows.map((r) => ({ key: r.key, points: r.points, expire: r.expire === null ? null : new Date(r.expire) }));
     },
     returnRateLimits: (r) => write(() => returnCounters(r)),

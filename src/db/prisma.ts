@@ -2,6 +2,7 @@ import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
 import { boundedPool } from './postgres-timeouts.js';
+import { SQLITE_LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 
 /**
  * The Prisma client type. Both generated clients (sqlite, postgresql) come from one schema and
@@ -15,8 +16,10 @@ export async function createPrisma(db: { url: string; poolSize: number; timeoutS
       import('../generated/sqlite/client.js'),
       import('@prisma/adapter-better-sqlite3'),
     ]);
-    // timeout: wait for another process's write lock instead of failing with SQLITE_BUSY.
-    const client = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: sqliteFile(db.url), timeout: 5000 }) });
+    // timeout: wait for another connection's write lock instead of failing with SQLITE_BUSY. This
+    // wait, SQLite's own, sleeps on the event loop; the store's waits on a timer (whenUnlocked), but
+    // Prisma runs transactions, in which a statement cannot simply be run again.
+    const client = new PrismaClient({ adapter: new PrismaBetterSQLite3({ url: sqliteFile(db.url), timeout: SQLITE_LOCK_WAIT_MS }) });
     // In WAL mode (set by the migrator), NORMAL skips the fsync per commit and stays corruption-safe.
     await client.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
     // The store's checkpoint thread copies the log; this connection checkpoints only past the backstop.

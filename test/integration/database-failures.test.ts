@@ -48,13 +48,17 @@ async function refuseNewRefreshTokens(): Promise<() => Promise<unknown>> {
   return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_refresh');
 }
 
-/** Holds a lock on the provider's table from another connection, as a migration or an operator might, until released. */
-async function holdLock(): Promise<() => Promise<unknown>> {
+/**
+ * Holds a lock on the provider's table from another connection, as a migration or an operator
+ * might, until released. On PostgreSQL `readsPass` takes one that lets reads through, as SQLite's
+ * write lock does.
+ */
+async function holdLock({ readsPass = false } = {}): Promise<() => Promise<unknown>> {
   if (postgres()) {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     await client.query('BEGIN');
-    await client.query('LOCK TABLE oidc_payloads IN ACCESS EXCLUSIVE MODE');
+    await client.query(`LOCK TABLE oidc_payloads IN ${readsPass ? 'EXCLUSIVE' : 'ACCESS EXCLUSIVE'} MODE`);
     return async () => {
       await client.query('ROLLBACK');
       await client.end();
@@ -141,5 +145,35 @@ describe('when the database is locked by someone else', () => {
     const retried = await refreshAtApi(tokens.refresh_token);
     expect(retried.status).toBe(200);
     expect(await meStatus(((await retried.json()) as { access_token: string }).access_token)).toBe(200);
+  });
+
+  it('answers the writes that wait for it together, after one wait, and serves reads meanwhile', { timeout: 60_000 }, async () => {
+    const { clientId, clientSecret } = fixtures.confidential;
+    const authorization = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
+    const form = (path: string, body: Record<string, string>) =>
+      fetch(`${server.issuer}${path}`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+    const { access_token } = (await (await form('/token', { grant_type: 'client_credentials' })).json()) as { access_token: string };
+
+    const answered: { what: string; status: number; at: number }[] = [];
+    const note = (what: string) => (res: Response) => answered.push({ what, status: res.status, at: performance.now() });
+    await during(
+      () => holdLock({ readsPass: true }),
+      async () => {
+        const writes = Array.from({ length: 10 }, () => form('/token', { grant_type: 'client_credentials' }).then(note('write')));
+        // The writes are waiting for the lock by now (SQLite's wait is 5 s, DATABASE_TIMEOUT 1 s here).
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const read = form('/token/introspection', { token: access_token }).then(note('read'));
+        await Promise.all([...writes, read]);
+      },
+    );
+
+    // The read did not wait behind the writes' wait, which once stopped the whole process on SQLite.
+    expect(answered[0]).toMatchObject({ what: 'read', status: 200 });
+    const writes = answered.filter((a) => a.what === 'write');
+    expect(writes.map((w) => w.status)).toEqual(Array(10).fill(503));
+    // Together: not each after a wait of its own, which took 10 waits for the last.
+    const spread = Math.max(...writes.map((w) => w.at)) - Math.min(...writes.map((w) => w.at));
+    expect(spread).toBeLessThan(postgres() ? 1000 : 5000);
+    expect((await form('/token', { grant_type: 'client_credentials' })).status).toBe(200);
   });
 });
