@@ -4,6 +4,7 @@ import pg from 'pg';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase } from '../support/database.js';
 import { PASSWORD, seed } from '../support/oidc.js';
+import { createUserAgent } from '../support/user-agent.js';
 import { providerOf, sqliteFile } from '../../src/db/url.js';
 
 // What clients get while the database cannot store or serve: an answer they can act on (500, or
@@ -37,16 +38,17 @@ const refreshAtApi = (refreshToken: string) =>
   fetch(`${server.url}/api/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) });
 const meStatus = async (token: string) => (await fetch(`${server.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
 
-/** Makes the database refuse to store new refresh tokens until the returned function is called. */
-async function refuseNewRefreshTokens(): Promise<() => Promise<unknown>> {
+/** Makes the database refuse `change` to `table` (rows matching `when`, if given) until the returned function is called. */
+async function refuse(change: 'INSERT' | 'UPDATE', table: string, when?: string): Promise<() => Promise<unknown>> {
   if (postgres()) {
-    await server.prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_refresh() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`);
-    await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_refresh BEFORE INSERT ON oidc_payloads FOR EACH ROW WHEN (NEW.model = 'RefreshToken') EXECUTE FUNCTION refuse_refresh()`);
-    return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_refresh ON oidc_payloads');
+    await server.prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_change() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`);
+    await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_change BEFORE ${change} ON ${table} FOR EACH ROW ${when ? `WHEN (${when})` : ''} EXECUTE FUNCTION refuse_change()`);
+    return () => server.prisma.$executeRawUnsafe(`DROP TRIGGER refuse_change ON ${table}`);
   }
-  await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_refresh BEFORE INSERT ON oidc_payloads WHEN NEW.model = 'RefreshToken' BEGIN SELECT RAISE(ABORT, 'refused'); END`);
-  return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_refresh');
+  await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_change BEFORE ${change} ON ${table} ${when ? `WHEN ${when}` : ''} BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+  return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_change');
 }
+const refuseNewRefreshTokens = () => refuse('INSERT', 'oidc_payloads', "NEW.model = 'RefreshToken'");
 
 /**
  * Holds a lock on the provider's table from another connection, as a migration or an operator
@@ -119,6 +121,19 @@ describe('when the database refuses what an emailed sign-in link was exchanged f
     expect(await meStatus(((await retried.json()) as { access_token: string }).access_token)).toBe(200);
     // Single use as ever once it worked.
     expect((await verify()).status).toBe(400);
+  });
+
+  it('on its page too: the failed sign-in answers 500, and the same link then signs the user in', async () => {
+    const token = await server.tokens.issue('magic-link', { userId: fixtures.user.id, email: fixtures.user.email, ttlSeconds: 900 });
+    const agent = createUserAgent();
+    const page = await agent.navigate(`${server.url}/magic-link?token=${token}`);
+    // Using the link marks the address proven, an update of the user's row.
+    const failed = await during(() => refuse('UPDATE', 'users'), () => agent.submit(page, '/magic-link'));
+    expect(failed.status).toBe(500);
+    const retried = await agent.submit(page, '/magic-link');
+    expect(retried.url).toBe(`${server.url}/account`);
+    expect(retried.html).toContain('Signed in as <strong>Ada@Example.com</strong>');
+    expect((await agent.submit(page, '/magic-link')).status).toBe(400);
   });
 });
 

@@ -7,6 +7,7 @@ import type { SettingsService } from '../../settings/settings.service.js';
 import type { PreauthenticatedLogin } from '../../oidc/preauthenticated-login.js';
 import type { OneTimeTokens } from '../../tokens/one-time-tokens.js';
 import type { FederatedLogin } from '../../federation/federated-login.js';
+import type { UnitOfWork } from '../../db/unit-of-work.js';
 import { AppError } from '../problem.js';
 import { answered, requestMeta } from '../request-meta.js';
 import type { Views } from '../views.js';
@@ -21,6 +22,7 @@ type Deps = {
   csrf: Middleware;
   preauth: PreauthenticatedLogin;
   federatedLogin: FederatedLogin;
+  unitOfWork: Pick<UnitOfWork, 'onFailure'>;
 };
 
 const Email = z.object({ email: z.email().max(254) });
@@ -37,7 +39,7 @@ const INVALID_LINK_NEXT = {
  * Pages anyone can open: registration, forgotten password, and the pages emailed links lead to.
  * A GET never uses a token (mail scanners prefetch links): it shows a button that POSTs it.
  */
-export function publicPageRoutes({ config, settings, views, accounts, tokens, csrf, preauth, federatedLogin }: Deps) {
+export function publicPageRoutes({ config, settings, views, accounts, tokens, csrf, preauth, federatedLogin, unitOfWork }: Deps) {
   const router = new Router();
   const form = formBody();
 
@@ -220,7 +222,8 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
 
   router.post('/magic-link', tokenPage, form, csrf, (ctx) =>
     withToken(ctx, 'magic', field(ctx, 'token'), async (token) => {
-      const { user, interactionUid } = await accounts.useMagicLink(token, requestMeta(ctx));
+      // In a unit of work (see app.ts): should what follows fail, the link is given back for a retry.
+      const { user, interactionUid } = await accounts.useMagicLink(token, requestMeta(ctx), unitOfWork.onFailure);
       // Asked for to prove the account while linking an upstream one: the link is made now.
       await federatedLogin.completeLink(ctx, user.id);
       const to = await preauth.complete(ctx, user.id, interactionUid, 'email');
