@@ -2,6 +2,7 @@ import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
 import { boundedPool } from './postgres-timeouts.js';
+import { releaseLostConnections } from './lost-connections.js';
 import { SQLITE_LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 
 /**
@@ -30,7 +31,7 @@ export async function createPrisma(db: { url: string; poolSize: number; timeoutS
     import('../generated/postgresql/client.js'),
     import('@prisma/adapter-pg'),
   ]);
-  const pool = boundedPool({ connectionString: db.url, max: db.poolSize }, db.timeoutSeconds ?? 10);
+  const pool = releaseLostConnections(boundedPool({ connectionString: db.url, max: db.poolSize }, db.timeoutSeconds ?? 10));
   // disposeExternalPool: $disconnect ends the pool, as it ended the one the adapter made itself.
   const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
   return client as unknown as Db;
