@@ -27,7 +27,22 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123]$|57014$|55P03$|25006$)/;
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 const UNAVAILABLE_SQLITE = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN)/;
 // pg's own words for a connection lost or never got, which carry no code.
-const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|^timeout expired$|^Query read timeout$|Client has encountered a connection error|Connection is closed/i;
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|^timeout expired$|^Query read timeout$|Client has encountered a connection error|Connection is closed|is not currently accepting connections/i;
+// Prisma's driver-adapter errors that name a lost or refused connection by kind, with no code (a
+// connection closed under a transaction's COMMIT, say).
+const UNAVAILABLE_KINDS = new Set(['ConnectionClosed', 'DatabaseNotReachable', 'SocketTimeout', 'TooManyConnections']);
+
+/** The codes an error carries, through its causes and Prisma's driver-adapter wrapping. */
+function* codesOf(err: unknown): Generator<{ code: string } | { message: string } | { kind: string }> {
+  let e = err as { code?: unknown; message?: unknown; kind?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown; kind?: unknown } } } } | undefined;
+  for (let depth = 0; e && typeof e === 'object' && depth < 8; depth += 1) {
+    const driver = e.meta?.driverAdapterError?.cause;
+    for (const code of [e.code, (e as { originalCode?: unknown }).originalCode, driver?.originalCode, driver?.code]) if (typeof code === 'string') yield { code };
+    for (const kind of [e.kind, driver?.kind]) if (typeof kind === 'string') yield { kind };
+    if (typeof e.message === 'string') yield { message: e.message };
+    e = e.cause as typeof e;
+  }
+}
 
 /**
  * Whether a failure is the database's being unreachable, overloaded or locked rather than a fault
@@ -35,15 +50,27 @@ const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying 
  * wrong. Looks through the error's causes and Prisma's driver-adapter wrapping.
  */
 export function databaseUnavailable(err: unknown): boolean {
-  let e = err as { code?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } } | undefined;
-  for (let depth = 0; e && typeof e === 'object' && depth < 8; depth += 1) {
-    const driver = e.meta?.driverAdapterError?.cause;
-    for (const code of [e.code, (e as { originalCode?: unknown }).originalCode, driver?.originalCode, driver?.code]) {
-      if (typeof code !== 'string') continue;
-      if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLITE.test(code) || (/^[0-9A-Z]{5}$/.test(code) && UNAVAILABLE_SQLSTATE.test(code))) return true;
+  for (const found of codesOf(err)) {
+    if ('message' in found) {
+      if (UNAVAILABLE_MESSAGE.test(found.message)) return true;
+      continue;
     }
-    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
-    e = e.cause as typeof e;
+    if ('kind' in found) {
+      if (UNAVAILABLE_KINDS.has(found.kind)) return true;
+      continue;
+    }
+    const { code } = found;
+    if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLITE.test(code) || (/^[0-9A-Z]{5}$/.test(code) && UNAVAILABLE_SQLSTATE.test(code))) return true;
   }
+  return false;
+}
+
+/**
+ * A PostgreSQL statement that waited out DATABASE_TIMEOUT (57014) or could not have a lock
+ * (55P03): perhaps for one row only, which other statements need not meet. (SQLite's locks are
+ * the whole database's.)
+ */
+export function lockWaitTimedOut(err: unknown): boolean {
+  for (const found of codesOf(err)) if ('code' in found && (found.code === '57014' || found.code === '55P03')) return true;
   return false;
 }

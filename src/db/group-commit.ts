@@ -1,4 +1,4 @@
-import { databaseUnavailable } from './errors.js';
+import { databaseUnavailable, lockWaitTimedOut } from './errors.js';
 
 export type GroupCommitOptions<T> = {
   /** How long the first write of a group waits for others to join it; 0: until the event loop's
@@ -15,17 +15,22 @@ export type GroupCommitOptions<T> = {
   commitOne: (write: T) => void | Promise<void>;
   /** Runs after each group, stored or retried. */
   afterCommit?: () => void;
+  /** One group at a time: a group waits until the one before it is stored (or has failed), so
+   * groups are stored in the order they closed even when a commit waits (SQLite's lock). */
+  oneAtATime?: boolean;
 };
 
 /**
  * Group commit, for both stores: the writes that arrive within `windowMs` of a group's first share
  * one commit (a commit costs more than the rows it stores). Each caller resumes once its own write
  * is stored, so a request never answers with a token that is not stored yet. When the shared
- * commit fails, each write is retried alone, so only the one that brought the bad row fails;
- * unless the database could not serve (locked, unreachable: see databaseUnavailable), which every
- * write alone would meet again, one timeout after another: then the whole group fails at once.
+ * commit fails, each write is retried alone, so only the one that brought the bad row fails. When
+ * the database cannot serve (unreachable; SQLite locked: see databaseUnavailable), every write
+ * alone would meet the same, one wait after another, so the whole group fails at once; when a
+ * PostgreSQL statement waited out its bound for a lock, perhaps on one row only, the writes are
+ * retried alone all at once, for one more wait at most.
  */
-export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, commitAll, commitOne, afterCommit }: GroupCommitOptions<T>) {
+export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, commitAll, commitOne, afterCommit, oneAtATime = false }: GroupCommitOptions<T>) {
   type Waiting = { write: T; resolve: () => void; reject: (err: unknown) => void };
   let waiting: Waiting[] = [];
   let due: { cancel(): void } | undefined;
@@ -38,29 +43,42 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
     return { cancel: () => clearTimeout(timeout) };
   };
   let held: Promise<void> | undefined;
+  const committing = new Set<Promise<void>>();
 
-  async function flush() {
-    due?.cancel();
-    due = undefined;
-    if (held || waiting.length === 0) return;
-    const group = waiting;
-    waiting = [];
+  const retryAlone = async (w: Waiting) => {
+    try {
+      await commitOne(w.write);
+      w.resolve();
+    } catch (err) {
+      w.reject(err);
+    }
+  };
+
+  async function commit(group: Waiting[]) {
     try {
       await commitAll(group.map((w) => w.write));
       for (const w of group) w.resolve();
     } catch (err) {
-      if (group.length === 1 || databaseUnavailable(err)) for (const w of group) w.reject(err);
-      else
-        for (const w of group) {
-          try {
-            await commitOne(w.write);
-            w.resolve();
-          } catch (retryErr) {
-            w.reject(retryErr);
-          }
-        }
+      if (group.length === 1 || (databaseUnavailable(err) && !lockWaitTimedOut(err))) for (const w of group) w.reject(err);
+      else if (lockWaitTimedOut(err)) await Promise.all(group.map(retryAlone));
+      else for (const w of group) await retryAlone(w);
     }
     afterCommit?.();
+  }
+
+  async function flush(): Promise<void> {
+    due?.cancel();
+    due = undefined;
+    if (held || waiting.length === 0) return;
+    // The writes stay for the next group, which the one under way starts when it is done.
+    if (oneAtATime && committing.size) return;
+    const group = waiting;
+    waiting = [];
+    const run = commit(group);
+    committing.add(run);
+    await run;
+    committing.delete(run);
+    if (oneAtATime && waiting.length) await flush();
   }
 
   async function released() {
@@ -86,10 +104,13 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
     },
     /** Settles when no hold is in place (at once if none is). */
     released,
-    /** Commits the writes still waiting, after any hold: for closing the store. */
+    /** Commits the writes still waiting, after any hold, and waits for the commits under way: for closing the store. */
     async drain() {
-      await released();
-      await flush();
+      while (waiting.length || held || committing.size) {
+        await released();
+        await flush();
+        await Promise.all(committing);
+      }
     },
   };
 }

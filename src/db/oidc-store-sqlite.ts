@@ -3,7 +3,7 @@ import type { User } from '../generated/sqlite/client.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { EFFECTIVE_TRUST, type AccountRecord, type ClientRecord, type FoundRow, type LiveRow, type OidcStore, type PayloadColumns, type RateLimitReturn, type RateLimitRow, type RowKey, type StoreWrite } from './oidc-store.js';
 import { sqliteFile } from './url.js';
-import { whenUnlocked } from './sqlite-lock-wait.js';
+import { SQLITE_LOCK_WAIT_MS, whenUnlocked } from './sqlite-lock-wait.js';
 import { CHECKPOINT_BACKSTOP_PAGES, RESTART_LOG_FRAMES, createCheckpointer, type CheckpointerOptions } from './sqlite-checkpointer.js';
 
 // Prisma's SQLite format for DateTime: ISO 8601 text with an explicit UTC offset. Text compares
@@ -126,22 +126,29 @@ export function createSqliteOidcStore(
   // Group commit (see group-commit.ts): one transaction for the writes of requests that end at
   // once. Once the log passes RESTART_LOG_FRAMES, groups wait while the thread copies the last of
   // it (see restartLog), so that the next write restarts it.
-  const commitGroup = db.transaction((group: (() => void)[]) => group.forEach((w) => w()));
-  const commits = createGroupCommit<() => void>({
+  // Each write with the time it was handed over: it waits for another connection's lock until
+  // SQLITE_LOCK_WAIT_MS from then, whether in its first group or behind one that waited.
+  type Write = { run: () => void; at: number };
+  const commitGroup = db.transaction((group: Write[]) => group.forEach((w) => w.run()));
+  const whenUnlockedFor = (group: Write[]) => whenUnlocked(() => commitGroup(group), group[0]!.at + SQLITE_LOCK_WAIT_MS - Date.now());
+  const commits = createGroupCommit<Write>({
     windowMs: commitWindowMs,
     othersAtWork,
+    // A group waiting for another connection's lock (whenUnlocked) must not be overtaken by a later
+    // one: a session written and then destroyed would come back.
+    oneAtATime: true,
     commitAll(group) {
       checkpointer.wake();
-      return whenUnlocked(() => commitGroup(group));
+      return whenUnlockedFor(group);
     },
     // After a group failed, each write is retried in a transaction of its own, so a batch is
     // applied whole or not at all.
-    commitOne: (w) => whenUnlocked(() => commitGroup([w])),
+    commitOne: (w) => whenUnlockedFor([w]),
     afterCommit() {
       if (checkpointer.logFrames >= RESTART_LOG_FRAMES) void checkpointer.restartLog((copied) => commits.hold(copied));
     },
   });
-  const write = (fn: () => void) => commits.add(fn);
+  const write = (run: () => void) => commits.add({ run, at: Date.now() });
 
   const upsertRow = (model: string, id: string, json: string, c: PayloadColumns) => ({
     model,

@@ -162,7 +162,7 @@ describe('when the database is locked by someone else', () => {
     expect(await meStatus(((await retried.json()) as { access_token: string }).access_token)).toBe(200);
   });
 
-  it('answers the writes that wait for it together, after one wait, and serves reads meanwhile', { timeout: 60_000 }, async () => {
+  it('answers the writes that wait for it together, not one wait after another, and serves reads meanwhile', { timeout: 60_000 }, async () => {
     const { clientId, clientSecret } = fixtures.confidential;
     const authorization = `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`;
     const form = (path: string, body: Record<string, string>) =>
@@ -186,9 +186,11 @@ describe('when the database is locked by someone else', () => {
     expect(answered[0]).toMatchObject({ what: 'read', status: 200 });
     const writes = answered.filter((a) => a.what === 'write');
     expect(writes.map((w) => w.status)).toEqual(Array(10).fill(503));
-    // Together: not each after a wait of its own, which took 10 waits for the last.
+    // Together: not each after a wait of its own, which took 10 waits for the last. (On PostgreSQL
+    // a group that waited out DATABASE_TIMEOUT tries its writes again alone, all at once, since the
+    // lock might have been one row's: one more wait.)
     const spread = Math.max(...writes.map((w) => w.at)) - Math.min(...writes.map((w) => w.at));
-    expect(spread).toBeLessThan(postgres() ? 1000 : 5000);
+    expect(spread).toBeLessThan(postgres() ? 2 * 1000 : 5000);
     expect((await form('/token', { grant_type: 'client_credentials' })).status).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { databaseUnavailable } from '../../src/db/errors.js';
+import { databaseUnavailable, lockWaitTimedOut } from '../../src/db/errors.js';
 
 // Which failures a client should simply retry (503) and which are faults (500).
 describe('databaseUnavailable', () => {
@@ -22,6 +22,8 @@ describe('databaseUnavailable', () => {
     ['Prisma cannot reach the server', coded('P1001')],
     ['a cause two levels down', new Error('outer', { cause: new Error('middle', { cause: coded('57P03') }) })],
     ["Prisma's driver-adapter wrapping", Object.assign(new Error('x'), { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: '57P01' } } } })],
+    ["a driver-adapter error for a connection closed under a transaction's COMMIT", new Error('ConnectionClosed', { cause: { kind: 'ConnectionClosed' } })],
+    ['a database closed to connections for maintenance', coded('55000', 'database "latch" is not currently accepting connections')],
   ])('is true for %s', (_what, err) => expect(databaseUnavailable(err)).toBe(true));
 
   it.each([
@@ -33,4 +35,14 @@ describe('databaseUnavailable', () => {
     ['nothing', undefined],
     ['a string', 'boom'],
   ])('is false for %s', (_what, err) => expect(databaseUnavailable(err)).toBe(false));
+});
+
+describe('lockWaitTimedOut', () => {
+  const coded = (code: string) => Object.assign(new Error('x'), { code });
+  it('is true for a statement past DATABASE_TIMEOUT and a lock not granted, and not for an outage', () => {
+    expect(lockWaitTimedOut(coded('57014'))).toBe(true);
+    expect(lockWaitTimedOut(new Error('outer', { cause: coded('55P03') }))).toBe(true);
+    expect(lockWaitTimedOut(coded('57P01'))).toBe(false);
+    expect(lockWaitTimedOut(coded('SQLITE_BUSY'))).toBe(false);
+  });
 });

@@ -92,6 +92,70 @@ describe('group commit', () => {
     expect(stored).toEqual(['d']);
   });
 
+  it('on a PostgreSQL lock wait, retries the writes alone all at once, so only the one that meets the lock fails', async () => {
+    const lockWait = () => Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
+    const started: string[] = [];
+    const stored: string[] = [];
+    const group = createGroupCommit<string>({
+      windowMs: 3,
+      commitAll: async () => {
+        throw lockWait();
+      },
+      commitOne: async (row) => {
+        started.push(row);
+        await new Promise((r) => setTimeout(r, 20));
+        // Every retry was under way before the first one ended: one more wait, not one each.
+        expect(started).toHaveLength(3);
+        if (row === 'locked') throw lockWait();
+        stored.push(row);
+      },
+    });
+    const outcomes = await Promise.allSettled(['a', 'locked', 'c'].map((row) => group.add(row)));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(stored.sort()).toEqual(['a', 'c']);
+  });
+
+  it('one at a time: a group waiting for its commit is not overtaken by a later one', async () => {
+    const commits: string[][] = [];
+    let release!: () => void;
+    const lockGone = new Promise<void>((r) => (release = r));
+    const group = createGroupCommit<string>({
+      windowMs: 1,
+      oneAtATime: true,
+      commitAll: async (rows) => {
+        if (rows.includes('session written')) await lockGone;
+        commits.push(rows);
+      },
+      commitOne: (row) => void commits.push([row]),
+    });
+    const first = group.add('session written');
+    await new Promise((r) => setTimeout(r, 10));
+    const later = [group.add('session destroyed'), group.add('other')];
+    await new Promise((r) => setTimeout(r, 10));
+    expect(commits).toEqual([]);
+    release();
+    await Promise.all([first, ...later]);
+    expect(commits).toEqual([['session written'], ['session destroyed', 'other']]);
+  });
+
+  it('drains the commits under way too, and what waited behind them', async () => {
+    const commits: string[][] = [];
+    const group = createGroupCommit<string>({
+      windowMs: 1,
+      oneAtATime: true,
+      commitAll: async (rows) => {
+        await new Promise((r) => setTimeout(r, 20));
+        commits.push(rows);
+      },
+      commitOne: (row) => void commits.push([row]),
+    });
+    void group.add('a');
+    await new Promise((r) => setTimeout(r, 5));
+    void group.add('b');
+    await group.drain();
+    expect(commits).toEqual([['a'], ['b']]);
+  });
+
   it('commits nothing during a hold, then the writes that waited as one group', async () => {
     const { group, commits } = table({ windowMs: 1 });
     let release!: () => void;

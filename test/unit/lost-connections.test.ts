@@ -16,8 +16,8 @@ describe.runIf(process.env.TEST_DATABASE_URL?.startsWith('postgres'))('Prisma on
       // as a failover or a restart cuts the transactions in flight.
       for (let i = 0; i < 3; i += 1) {
         const cutOff = prisma.$transaction(async (tx) => {
-          const [{ pid }] = await tx.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
-          await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+          const [backend] = await tx.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
+          await admin.query('SELECT pg_terminate_backend($1)', [backend!.pid]);
           await tx.user.count();
         });
         await expect(cutOff).rejects.toThrow(/connection/i);
