@@ -66,13 +66,13 @@ class RequestWork {
   /**
    * The request failed after it consumed codes or refresh tokens, so the tokens they were
    * exchanged for were never stored: gives them back, so that the client's retry is not taken for
-   * a replay (which revokes the grant and signs the user out). Best effort: if the store is down,
-   * they stay consumed, as before.
+   * a replay (which revokes the grant and signs the user out). What cannot be given back at once
+   * (right after a failover the pool still hands out connections that are dead) is tried again in
+   * the background for half a minute; after that it stays consumed.
    */
   async undoConsumes() {
-    const undone = this.consumed.splice(0);
-    const others = this.undos.splice(0);
-    await Promise.all([...undone.map((c) => this.store.unconsume(c.model, c.id, c.at, c.expiresAt)), ...others.map((undo) => undo())].map((p) => p.catch(() => {})));
+    const undos = [...this.consumed.splice(0).map((c) => () => this.store.unconsume(c.model, c.id, c.at, c.expiresAt)), ...this.undos.splice(0)];
+    await Promise.all(undos.map((undo) => undo().catch(() => giveBackLater(undo))));
   }
 
   take() {
@@ -82,6 +82,13 @@ class RequestWork {
     this.readAhead.clear();
     return batch;
   }
+}
+
+// When a give-back failed: 50 ms later, then twice as long each time, about 25 s in all.
+const GIVE_BACK_RETRIES = 9;
+function giveBackLater(undo: () => Promise<unknown>, attempt = 0) {
+  if (attempt >= GIVE_BACK_RETRIES) return;
+  setTimeout(() => void undo().catch(() => giveBackLater(undo, attempt + 1)), 50 * 2 ** attempt).unref();
 }
 
 // Written at once even in a request: the provider's check-then-save against reuse of a DPoP proof
@@ -152,10 +159,15 @@ export function createUnitOfWork(store: OidcStore, gauge: WorkGauge = createWork
     async consume(model, id, keepUntil, at = new Date()) {
       const w = heldWrite(model, id);
       if (!w) {
-        const consumed = await store.consume(model, id, keepUntil, at);
+        // Noted before the store answers: a consume whose answer was lost with its connection may
+        // have been stored all the same, and is given back should the request fail.
         const work = held();
         const key = keyOf(model, id);
-        if (consumed && work?.state === 'open' && work.expiries.has(key)) work.consumed.push({ model, id, at, expiresAt: work.expiries.get(key)! });
+        const noted = work?.state === 'open' && work.expiries.has(key) ? { model, id, at, expiresAt: work.expiries.get(key)! } : undefined;
+        if (noted) work!.consumed.push(noted);
+        const consumed = await store.consume(model, id, keepUntil, at);
+        const place = noted ? work!.consumed.indexOf(noted) : -1;
+        if (!consumed && place >= 0) work!.consumed.splice(place, 1);
         return consumed;
       }
       // Written in this request: consume the held row (a destroyed one cannot be).

@@ -120,6 +120,64 @@ describe('a unit of work per request', () => {
     expect((await outside('RefreshToken').find(token))?.consumed).toBeGreaterThan(0);
   });
 
+  describe('a request that fails after consuming a refresh token, as when the database connection is cut', () => {
+    const lost = () => new Error('Connection terminated unexpectedly');
+    /** A unit of work over the store as `change` alters it, and the provider's view through it. */
+    const over = (change: Partial<OidcStore>) => {
+      const work = createUnitOfWork({ ...raw, ...change });
+      return { work, through: createOidcAdapter(work.store, createClientCache(work.store), RETENTION) };
+    };
+    const refreshFails = (work: UnitOfWork, through: (model: string) => Adapter, token: string) =>
+      work.middleware({ status: 200 } as Context, async () => {
+        await through('RefreshToken').find(token);
+        await through('RefreshToken').consume(token);
+        throw lost();
+      });
+    const givenBack = async (token: string) => {
+      for (let waited = 0; waited < 3000; waited += 20) {
+        if ((await outside('RefreshToken').find(token))?.consumed === undefined) return true;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return false;
+    };
+
+    it('gives it back later when the first give-back fails too (a dead pooled connection)', async () => {
+      const token = id();
+      await outside('RefreshToken').upsert(token, { jti: token, grantId: 'g', exp: Math.floor(Date.now() / 1000) + 60 }, 60);
+      let attempts = 0;
+      const { work, through } = over({ unconsume: async (...args) => ((attempts += 1) === 1 ? Promise.reject(lost()) : raw.unconsume(...args)) });
+      await expect(refreshFails(work, through, token)).rejects.toThrow(/terminated/);
+      expect(await givenBack(token)).toBe(true);
+      expect(attempts).toBe(2);
+    });
+
+    it('gives it back when the consume was stored but its answer was lost', async () => {
+      const token = id();
+      await outside('RefreshToken').upsert(token, { jti: token, grantId: 'g', exp: Math.floor(Date.now() / 1000) + 60 }, 60);
+      const { work, through } = over({
+        consume: async (...args) => {
+          await raw.consume(...args);
+          throw lost();
+        },
+      });
+      await expect(refreshFails(work, through, token)).rejects.toThrow(/terminated/);
+      expect(await givenBack(token)).toBe(true);
+    });
+
+    it('does not give back a token another request consumed (a replay)', async () => {
+      const token = id();
+      await outside('RefreshToken').upsert(token, { jti: token, grantId: 'g', exp: Math.floor(Date.now() / 1000) + 60 }, 60);
+      await outside('RefreshToken').consume(token);
+      const { work, through } = over({});
+      // The adapter refuses the second consume (invalid_grant), and the request fails.
+      await expect(refreshFails(work, through, token)).rejects.toThrow();
+      await new Promise((r) => setTimeout(r, 100));
+      // Still consumed, or gone with its grant (the replay ended it): never usable again.
+      const row = await outside('RefreshToken').find(token);
+      expect(row === undefined || typeof row.consumed === 'number').toBe(true);
+    });
+  });
+
   it('redeems a code presented by two requests at once only once, and ends its grant', async () => {
     const [code, grantId, earlier, issued] = [id(), id(), id(), id()];
     await outside('Grant').upsert(grantId, { jti: grantId }, 60);
