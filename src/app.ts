@@ -61,8 +61,7 @@ export function createApp(deps: Deps) {
     staticRoutes(),
     healthRoutes(deps.prisma, providerOf(config.db.url)),
     opsRoutes({ ...config.ops, metrics: deps.metrics, openApiDocument: api.openApiDocument }),
-    // Sign-in pages, and an emailed sign-in link's use, which is given back if the request fails.
-    (ctx, next) => (ctx.path.startsWith('/interaction/') || (ctx.path === '/magic-link' && ctx.method === 'POST') ? deps.unitOfWork.middleware(ctx, next) : next()),
+    (ctx, next) => (ctx.path.startsWith('/interaction/') ? deps.unitOfWork.middleware(ctx, next) : next()),
     interactionRoutes({ provider, csrf, preauth, federatedLogin, ...deps }),
     federationPageRoutes({ ...deps, provider, csrf, preauth, federatedLogin }),
     publicPageRoutes({ ...deps, csrf, preauth, federatedLogin }),

@@ -153,8 +153,9 @@ export function createFederatedLogin(deps: {
     async completeLink(ctx: Context, provedUserId: string): Promise<boolean> {
       const pending = await this.pendingLink(ctx);
       if (!pending || !pending.link.emailVerified || pending.link.userId !== provedUserId) return false;
-      clear(ctx, LINK_COOKIE, '/');
       await federated.link(provedUserId, pending.connection, { subject: pending.link.subject, email: pending.link.email }, requestMeta(ctx));
+      // Only once linked: a failed link stays pending for the retry of the emailed link it gave back.
+      clear(ctx, LINK_COOKIE, '/');
       return true;
     },
 

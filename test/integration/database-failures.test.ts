@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { createTestDatabase } from '../support/database.js';
+import { createTestDatabase, refuseChanges } from '../support/database.js';
 import { PASSWORD, seed } from '../support/oidc.js';
 import { createUserAgent } from '../support/user-agent.js';
 import { providerOf, sqliteFile } from '../../src/db/url.js';
@@ -38,16 +38,7 @@ const refreshAtApi = (refreshToken: string) =>
   fetch(`${server.url}/api/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) });
 const meStatus = async (token: string) => (await fetch(`${server.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status;
 
-/** Makes the database refuse `change` to `table` (rows matching `when`, if given) until the returned function is called. */
-async function refuse(change: 'INSERT' | 'UPDATE', table: string, when?: string): Promise<() => Promise<unknown>> {
-  if (postgres()) {
-    await server.prisma.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION refuse_change() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`);
-    await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_change BEFORE ${change} ON ${table} FOR EACH ROW ${when ? `WHEN (${when})` : ''} EXECUTE FUNCTION refuse_change()`);
-    return () => server.prisma.$executeRawUnsafe(`DROP TRIGGER refuse_change ON ${table}`);
-  }
-  await server.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_change BEFORE ${change} ON ${table} ${when ? `WHEN ${when}` : ''} BEGIN SELECT RAISE(ABORT, 'refused'); END`);
-  return () => server.prisma.$executeRawUnsafe('DROP TRIGGER refuse_change');
-}
+const refuse = (change: 'INSERT' | 'UPDATE', table: string, when?: string) => refuseChanges(server, change, table, when);
 const refuseNewRefreshTokens = () => refuse('INSERT', 'oidc_payloads', "NEW.model = 'RefreshToken'");
 
 /**

@@ -6,6 +6,7 @@ import type { SmtpSink } from '../support/smtp-sink.js';
 import { OVERSIZED_BYTES, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream.js';
 import { REDIRECT_URI, authorizationRequest, relyingParty, seed } from '../support/oidc.js';
 import { createUserAgent } from '../support/user-agent.js';
+import { refuseChanges } from '../support/database.js';
 import type { Connection } from '../../src/federation/connections.service.js';
 import { createSecretBox } from '../../src/federation/secret-box.js';
 
@@ -332,6 +333,25 @@ describe('linking with an emailed link instead of the password', () => {
     expect((await server.audit.search({ event: 'federated.linked' })).items[0]).toMatchObject({ userId: fixtures.user.id });
     // The local profile is not overwritten by the upstream's claims.
     expect((await server.users.findById(fixtures.user.id))!.name).toBe('Ada Lovelace');
+  });
+
+  it('when the link cannot be stored, answers 500 and keeps it pending: the same emailed link then links and signs in', async () => {
+    upstream.oidcUser = { sub: 'ada-sso-3', email: 'ada@example.com', email_verified: true };
+    const { agent, back } = await pressButton();
+    await agent.submit(await agent.navigate(back.url), '/link-account/email');
+    const confirm = await agent.navigate((await smtp.waitFor('ada@example.com')).link!);
+    const allow = await refuseChanges(server, 'INSERT', 'federated_identities');
+    let failed;
+    try {
+      failed = await agent.submit(confirm, '/magic-link', {}, REDIRECT_URI);
+    } finally {
+      await allow();
+    }
+    expect(failed.status).toBe(500);
+    let page = await agent.submit(confirm, '/magic-link', {}, REDIRECT_URI);
+    if (page.html.includes('/confirm"')) page = await agent.submit(page, '/confirm', {}, REDIRECT_URI);
+    expect(page.url.startsWith(REDIRECT_URI)).toBe(true);
+    expect(await server.prisma.federatedIdentity.findFirst({ where: { connectionId: sso.id, subject: 'ada-sso-3' } })).toMatchObject({ userId: fixtures.user.id });
   });
 
   it('does not link when the emailed link is opened in a browser without the pending link', async () => {

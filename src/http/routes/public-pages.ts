@@ -22,7 +22,7 @@ type Deps = {
   csrf: Middleware;
   preauth: PreauthenticatedLogin;
   federatedLogin: FederatedLogin;
-  unitOfWork: Pick<UnitOfWork, 'onFailure'>;
+  unitOfWork: Pick<UnitOfWork, 'middleware' | 'onFailure'>;
 };
 
 const Email = z.object({ email: z.email().max(254) });
@@ -220,9 +220,9 @@ export function publicPageRoutes({ config, settings, views, accounts, tokens, cs
     }),
   );
 
-  router.post('/magic-link', tokenPage, form, csrf, (ctx) =>
+  // In a unit of work: should what follows the link's use fail, the link is given back for a retry.
+  router.post('/magic-link', tokenPage, form, csrf, unitOfWork.middleware, (ctx) =>
     withToken(ctx, 'magic', field(ctx, 'token'), async (token) => {
-      // In a unit of work (see app.ts): should what follows fail, the link is given back for a retry.
       const { user, interactionUid } = await accounts.useMagicLink(token, requestMeta(ctx), unitOfWork.onFailure);
       // Asked for to prove the account while linking an upstream one: the link is made now.
       await federatedLogin.completeLink(ctx, user.id);
