@@ -44,6 +44,7 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
   };
   let held: Promise<void> | undefined;
   const committing = new Set<Promise<void>>();
+  let queuedBehind = false;
 
   const retryAlone = async (w: Waiting) => {
     try {
@@ -71,14 +72,22 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
     due = undefined;
     if (held || waiting.length === 0) return;
     // The writes stay for the next group, which the one under way starts when it is done.
-    if (oneAtATime && committing.size) return;
+    if (oneAtATime && committing.size) {
+      queuedBehind = true;
+      return;
+    }
     const group = waiting;
     waiting = [];
     const run = commit(group);
     committing.add(run);
     await run;
     committing.delete(run);
-    if (oneAtATime && waiting.length) await flush();
+    // Only writes that were due while this group was committing (it waited for a lock): the
+    // others keep their own window, as when commits never wait.
+    if (queuedBehind) {
+      queuedBehind = false;
+      await flush();
+    }
   }
 
   async function released() {

@@ -66,13 +66,21 @@ class RequestWork {
   /**
    * The request failed after it consumed codes or refresh tokens, so the tokens they were
    * exchanged for were never stored: gives them back, so that the client's retry is not taken for
-   * a replay (which revokes the grant and signs the user out). What cannot be given back at once
-   * (right after a failover the pool still hands out connections that are dead) is tried again in
-   * the background for half a minute; after that it stays consumed.
+   * a replay (which revokes the grant and signs the user out). The answer waits for that, but
+   * not past GIVE_BACK_WAIT_MS while the database is slow to take it (a lock): it goes on
+   * meanwhile. What cannot be given back at once (right after a failover the pool still hands out
+   * connections that are dead) is tried again in the background for about 25 s; after that it
+   * stays consumed.
    */
   async undoConsumes() {
     const undos = [...this.consumed.splice(0).map((c) => () => this.store.unconsume(c.model, c.id, c.at, c.expiresAt)), ...this.undos.splice(0)];
-    await Promise.all(undos.map((undo) => undo().catch(() => giveBackLater(undo))));
+    if (!undos.length) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(undos.map((undo) => undo().catch(() => giveBackLater(undo)))),
+      new Promise((resolve) => (timer = setTimeout(resolve, GIVE_BACK_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   take() {
@@ -84,6 +92,7 @@ class RequestWork {
   }
 }
 
+const GIVE_BACK_WAIT_MS = 250;
 // When a give-back failed: 50 ms later, then twice as long each time, about 25 s in all.
 const GIVE_BACK_RETRIES = 9;
 function giveBackLater(undo: () => Promise<unknown>, attempt = 0) {
