@@ -64,13 +64,3 @@ export function databaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
-
-/**
- * A PostgreSQL statement that waited out DATABASE_TIMEOUT (57014) or could not have a lock
- * (55P03): perhaps for one row only, which other statements need not meet. (SQLite's locks are
- * the whole database's.)
- */
-export function lockWaitTimedOut(err: unknown): boolean {
-  for (const found of codesOf(err)) if ('code' in found && (found.code === '57014' || found.code === '55P03')) return true;
-  return false;
-}

@@ -1,4 +1,4 @@
-import { databaseUnavailable, lockWaitTimedOut } from './errors.js';
+import { databaseUnavailable } from './errors.js';
 
 export type GroupCommitOptions<T> = {
   /** How long the first write of a group waits for others to join it; 0: until the event loop's
@@ -25,10 +25,10 @@ export type GroupCommitOptions<T> = {
  * one commit (a commit costs more than the rows it stores). Each caller resumes once its own write
  * is stored, so a request never answers with a token that is not stored yet. When the shared
  * commit fails, each write is retried alone, so only the one that brought the bad row fails. When
- * the database cannot serve (unreachable; SQLite locked: see databaseUnavailable), every write
- * alone would meet the same, one wait after another, so the whole group fails at once; when a
- * PostgreSQL statement waited out its bound for a lock, perhaps on one row only, the writes are
- * retried alone all at once, for one more wait at most.
+ * the database cannot serve (unreachable, locked: see databaseUnavailable), every write alone
+ * would meet the same, one wait after another, so the whole group fails at once. (A PostgreSQL
+ * lock wait may be one row's; but retried alone and all at once, the writes would lose their
+ * order, a session destroyed at sign-out after one written in the group coming back.)
  */
 export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, commitAll, commitOne, afterCommit, oneAtATime = false }: GroupCommitOptions<T>) {
   type Waiting = { write: T; resolve: () => void; reject: (err: unknown) => void };
@@ -60,8 +60,7 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
       await commitAll(group.map((w) => w.write));
       for (const w of group) w.resolve();
     } catch (err) {
-      if (group.length === 1 || (databaseUnavailable(err) && !lockWaitTimedOut(err))) for (const w of group) w.reject(err);
-      else if (lockWaitTimedOut(err)) await Promise.all(group.map(retryAlone));
+      if (group.length === 1 || databaseUnavailable(err)) for (const w of group) w.reject(err);
       else for (const w of group) await retryAlone(w);
     }
     afterCommit?.();
@@ -80,8 +79,11 @@ export function createGroupCommit<T>({ windowMs, othersAtWork = () => true, comm
     waiting = [];
     const run = commit(group);
     committing.add(run);
-    await run;
-    committing.delete(run);
+    try {
+      await run;
+    } finally {
+      committing.delete(run);
+    }
     // Only writes that were due while this group was committing (it waited for a lock): the
     // others keep their own window, as when commits never wait.
     if (queuedBehind) {

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type { Audit } from '../audit/audit.service.js';
+import { AppError } from '../http/problem.js';
 import { requestMeta } from '../http/request-meta.js';
 import type { PreauthenticatedLogin } from '../oidc/preauthenticated-login.js';
 import { callbackUrl } from './connection-settings.js';
@@ -153,8 +154,14 @@ export function createFederatedLogin(deps: {
     async completeLink(ctx: Context, provedUserId: string): Promise<boolean> {
       const pending = await this.pendingLink(ctx);
       if (!pending || !pending.link.emailVerified || pending.link.userId !== provedUserId) return false;
-      await federated.link(provedUserId, pending.connection, { subject: pending.link.subject, email: pending.link.email }, requestMeta(ctx));
-      // Only once linked: a failed link stays pending for the retry of the emailed link it gave back.
+      try {
+        await federated.link(provedUserId, pending.connection, { subject: pending.link.subject, email: pending.link.email }, requestMeta(ctx));
+      } catch (err) {
+        // Refused for good (the upstream account is someone else's by now): the link ends. A
+        // failure on Latch's side keeps it for the retry of the emailed link it gave back.
+        if (err instanceof AppError && err.status < 500) clear(ctx, LINK_COOKIE, '/');
+        throw err;
+      }
       clear(ctx, LINK_COOKIE, '/');
       return true;
     },

@@ -21,7 +21,7 @@ let sso: Connection;
 
 beforeAll(async () => {
   upstream = await startFakeUpstream();
-  ({ server, smtp, stop } = await startServerWithMail({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64'), UPSTREAM_TIMEOUT: '2' }));
+  ({ server, smtp, stop } = await startServerWithMail({ CONNECTION_SECRET_KEYS: randomBytes(32).toString('base64'), UPSTREAM_TIMEOUT: '2', EMAIL_MAX_PER_ADDRESS: '10' }));
   fixtures = await seed(server);
   sso = await server.connections.create({ kind: 'oidc', slug: 'sso', name: 'Company SSO', issuer: upstream.oidc.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret });
   await server.connections.offer(fixtures.confidential.clientId, sso.id);
@@ -352,6 +352,20 @@ describe('linking with an emailed link instead of the password', () => {
     if (page.html.includes('/confirm"')) page = await agent.submit(page, '/confirm', {}, REDIRECT_URI);
     expect(page.url.startsWith(REDIRECT_URI)).toBe(true);
     expect(await server.prisma.federatedIdentity.findFirst({ where: { connectionId: sso.id, subject: 'ada-sso-3' } })).toMatchObject({ userId: fixtures.user.id });
+  });
+
+  it('ends the pending link when it is refused for good (the upstream account was linked to someone else meanwhile)', async () => {
+    upstream.oidcUser = { sub: 'ada-sso-4', email: 'ada@example.com', email_verified: true };
+    const { agent, back } = await pressButton();
+    await agent.submit(await agent.navigate(back.url), '/link-account/email');
+    const confirm = await agent.navigate((await smtp.waitFor('ada@example.com')).link!);
+    const other = await server.users.create({ email: 'grace@example.com', password: 'correct horse battery staple', emailVerified: true });
+    await server.prisma.federatedIdentity.create({ data: { userId: other.id, connectionId: sso.id, subject: 'ada-sso-4' } });
+    const refused = await agent.submit(confirm, '/magic-link', {}, REDIRECT_URI);
+    expect(refused.status).toBe(403);
+    expect(refused.html).toContain('already linked to another user');
+    // Not left pending, to refuse every emailed sign-in of this browser for its quarter of an hour.
+    expect(await agent.jar.getCookieString(server.url)).not.toContain('latch.link');
   });
 
   it('does not link when the emailed link is opened in a browser without the pending link', async () => {

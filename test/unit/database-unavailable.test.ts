@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { databaseUnavailable, lockWaitTimedOut } from '../../src/db/errors.js';
+import { databaseUnavailable } from '../../src/db/errors.js';
 
 // Which failures a client should simply retry (503) and which are faults (500).
 describe('databaseUnavailable', () => {
@@ -35,14 +35,4 @@ describe('databaseUnavailable', () => {
     ['nothing', undefined],
     ['a string', 'boom'],
   ])('is false for %s', (_what, err) => expect(databaseUnavailable(err)).toBe(false));
-});
-
-describe('lockWaitTimedOut', () => {
-  const coded = (code: string) => Object.assign(new Error('x'), { code });
-  it('is true for a statement past DATABASE_TIMEOUT and a lock not granted, and not for an outage', () => {
-    expect(lockWaitTimedOut(coded('57014'))).toBe(true);
-    expect(lockWaitTimedOut(new Error('outer', { cause: coded('55P03') }))).toBe(true);
-    expect(lockWaitTimedOut(coded('57P01'))).toBe(false);
-    expect(lockWaitTimedOut(coded('SQLITE_BUSY'))).toBe(false);
-  });
 });
