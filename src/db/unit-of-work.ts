@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import DataLoader from 'dataloader';
 import type { Middleware } from 'koa';
 import { currentRequest, runInRequest } from '../oidc/request-context.js';
@@ -77,7 +78,9 @@ class RequestWork {
     if (!undos.length) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all(undos.map((undo) => undo().catch(() => giveBackLater(undo)))),
+      // Once more before answering: a client that retries at once would otherwise find the
+      // token still consumed and be taken for a replay.
+      Promise.all(undos.map((undo) => undo().catch(() => sleep(GIVE_BACK_AGAIN_MS).then(undo)).catch(() => giveBackLater(undo)))),
       new Promise((resolve) => (timer = setTimeout(resolve, GIVE_BACK_WAIT_MS))),
     ]);
     clearTimeout(timer);
@@ -93,9 +96,12 @@ class RequestWork {
 }
 
 const GIVE_BACK_WAIT_MS = 250;
-// When a give-back failed: 50 ms later, then twice as long each time, about 25 s in all.
+// A give-back that failed is tried again this much later while the answer waits (right after a
+// failover the pool hands out a connection cut off with the one that failed), then in the
+// background: 100 ms later, then twice as long each time, about 25 s in all.
+const GIVE_BACK_AGAIN_MS = 50;
 const GIVE_BACK_RETRIES = 9;
-function giveBackLater(undo: () => Promise<unknown>, attempt = 0) {
+function giveBackLater(undo: () => Promise<unknown>, attempt = 1) {
   if (attempt >= GIVE_BACK_RETRIES) return;
   setTimeout(() => void undo().catch(() => giveBackLater(undo, attempt + 1)), 50 * 2 ** attempt).unref();
 }
