@@ -4,7 +4,7 @@ import pg from 'pg';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase, refuseChanges } from '../support/database.js';
 import { PASSWORD, seed } from '../support/oidc.js';
-import { createUserAgent } from '../support/user-agent.js';
+import { createUserAgent, findForm } from '../support/user-agent.js';
 import { providerOf, sqliteFile } from '../../src/db/url.js';
 
 // What clients get while the database cannot store or serve: an answer they can act on (500, or
@@ -118,9 +118,14 @@ describe('when the database refuses what an emailed sign-in link was exchanged f
     const token = await server.tokens.issue('magic-link', { userId: fixtures.user.id, email: fixtures.user.email, ttlSeconds: 900 });
     const agent = createUserAgent();
     const page = await agent.navigate(`${server.url}/magic-link?token=${token}`);
-    // Using the link marks the address proven, an update of the user's row.
-    const failed = await during(() => refuse('UPDATE', 'users'), () => agent.submit(page, '/magic-link'));
-    expect(failed.status).toBe(500);
+    // Using the link marks the address proven, an update of the user's row. The form's path with
+    // a trailing slash reaches the same page, and fails the same way.
+    const { hidden } = findForm(page.html, '/magic-link');
+    const postTo = (path: string) => agent.navigate(`${server.url}${path}`, { method: 'POST', body: new URLSearchParams(hidden), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    for (const path of ['/magic-link', '/magic-link/']) {
+      const failed = await during(() => refuse('UPDATE', 'users'), () => postTo(path));
+      expect(failed.status).toBe(500);
+    }
     const retried = await agent.submit(page, '/magic-link');
     expect(retried.url).toBe(`${server.url}/account`);
     expect(retried.html).toContain('Signed in as <strong>Ada@Example.com</strong>');
