@@ -1,7 +1,6 @@
 import type { PrismaClient } from '../generated/sqlite/client.js';
 import { providerOf, sqliteFile } from './url.js';
 import { CHECKPOINT_BACKSTOP_PAGES } from './sqlite-checkpointer.js';
-import { boundedPool } from './postgres-timeouts.js';
 import { releaseLostConnections } from './lost-connections.js';
 import { SQLITE_LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 
@@ -27,9 +26,11 @@ export async function createPrisma(db: { url: string; poolSize: number; timeoutS
     await client.$queryRawUnsafe(`PRAGMA wal_autocheckpoint = ${CHECKPOINT_BACKSTOP_PAGES}`);
     return client;
   }
-  const [{ PrismaClient }, { PrismaPg }] = await Promise.all([
+  // Loaded only here, as the SQLite modules above are: a SQLite server starts without `pg`.
+  const [{ PrismaClient }, { PrismaPg }, { boundedPool }] = await Promise.all([
     import('../generated/postgresql/client.js'),
     import('@prisma/adapter-pg'),
+    import('./postgres-timeouts.js'),
   ]);
   const pool = releaseLostConnections(boundedPool({ connectionString: db.url, max: db.poolSize }, db.timeoutSeconds ?? 10));
   // disposeExternalPool: $disconnect ends the pool, as it ended the one the adapter made itself.
