@@ -3,13 +3,13 @@ import argon2 from 'argon2';
 import { exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
 import Router from '@koa/router';
-import { koaBody } from 'koa-body';
 import mount from 'koa-mount';
 import Provider, { type Adapter, type ClientMetadata } from 'oidc-provider';
 import { loadConfig } from '../src/config/env.js';
 import { baseConfiguration } from '../src/oidc/configuration.js';
 import { applyConsent } from '../src/oidc/grants.js';
 import { REDIRECT_URI, RESOURCE, USER } from './fixtures.js';
+import { parseBody } from '../src/http/form-body.js';
 
 const memoryAdapterModule = 'oidc-provider/lib/adapters/memory_adapter.js';
 const lruModule = 'oidc-provider/lib/helpers/lru.js';
@@ -88,7 +88,7 @@ export async function startBaseline(port: number, counter: { storage: number }) 
   });
 
   const router = new Router({ prefix: '/interaction/:uid' });
-  const form = koaBody({ json: false, urlencoded: true, multipart: false });
+  const form = parseBody({ formLimit: '16kb' });
   router.get('/', async (ctx) => {
     const { prompt } = await provider.interactionDetails(ctx.req, ctx.res);
     ctx.type = 'html';

@@ -1,7 +1,6 @@
 import Koa from 'koa';
 import mount from 'koa-mount';
 import compose from 'koa-compose';
-import { HttpMethodEnum, koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Deps } from './deps.js';
 import { providerOf } from './db/url.js';
@@ -16,7 +15,7 @@ import { securityHeaders } from './http/security-headers.js';
 import { servePublicOrigin } from './http/public-origin.js';
 import { errorHandler } from './http/error-handler.js';
 import { csrfProtection } from './http/csrf.js';
-import { acceptBodyTypes, readBody } from './http/form-body.js';
+import { acceptBodyTypes, parseBody, readBody } from './http/form-body.js';
 import { rejectNulInUrl } from './http/storable-input.js';
 import { staticRoutes } from './http/routes/static.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -48,12 +47,12 @@ export function createApp(deps: Deps) {
   const api = createApi(deps, provider, createTokenBridge(compose<Koa.Context>([deps.unitOfWork.middleware, oidc] as Koa.Middleware[])));
   // JSON API bodies (and forms, as OAuth2 password forms send them); parsed only under /api.
   // DELETE too, for one route only: deleting one's own account carries the current password.
-  const bodyMethods = [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE];
+  const bodyMethods = ['POST', 'PUT', 'PATCH', 'DELETE'];
   const jsonTypes = ['json', '+json'];
   const acceptApiBody = acceptBodyTypes([...jsonTypes, 'urlencoded'], 'Send the body as application/json.');
   const apiBody = compose<Koa.Context>([
-    (ctx, next) => ((bodyMethods as string[]).includes(ctx.method) ? acceptApiBody(ctx, next) : next()),
-    readBody(koaBody({ json: true, urlencoded: true, text: false, multipart: false, jsonTypes, jsonLimit: '64kb', formLimit: '64kb', parsedMethods: bodyMethods }) as Koa.Middleware),
+    (ctx, next) => (bodyMethods.includes(ctx.method) ? acceptApiBody(ctx, next) : next()),
+    readBody(parseBody({ jsonTypes, jsonLimit: '64kb', formLimit: '64kb', methods: bodyMethods })),
   ]);
 
   // Everything but the OpenID provider: pages, API, ops. /o requests never walk these routers.

@@ -18,7 +18,7 @@ export function toAppError(err: unknown): AppError {
   // one deletes it, and the other's write finds nothing. It gets the 404 it would get a moment later.
   const vanished = recordNotFound(err);
   if (vanished) return new AppError(NOT_FOUND_CODES[vanished.model ?? ''] ?? 'NOT_FOUND');
-  // http-errors thrown by koa-body and Koa itself (413, 415, 400 for malformed bodies).
+  // http-errors thrown by co-body (see parseBody) and Koa itself (413, 415, 400 for malformed bodies).
   const status = (err as { status?: number; expose?: boolean }).status;
   if (status === 413) return new AppError('PAYLOAD_TOO_LARGE');
   if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE');
