@@ -22,8 +22,8 @@ export type BodyOptions = {
 };
 
 /**
- * Reads a JSON or urlencoded body into `ctx.request.body` with co-body (the parser Koa's own
- * body-parsing middleware uses), within the limits; other content types are left unread.
+ * Reads a JSON or urlencoded body into `ctx.request.body` with co-body (the parser under
+ * koa-bodyparser and koa-body), within the limits; other content types are left unread.
  * co-body's failures are http-errors (400, 413, 415), which toAppError maps.
  */
 export function parseBody({ jsonTypes, jsonLimit, formLimit, methods = ['POST', 'PUT', 'PATCH'] }: BodyOptions): Middleware {
