@@ -137,6 +137,8 @@ function poster(target: Ready, path: string, body: string, connections: number, 
       pool.dispatch(
         { path: url.pathname, method: 'POST', headers, body },
         {
+          // Its presence tells undici this handler uses the current interface (without it, the
+          // pool asks for the older one's onConnect).
           onRequestStart() {},
           onResponseStart(_controller, statusCode) {
             status = statusCode;
